@@ -1,0 +1,497 @@
+/* The block core's control path: the driver registry, format probing,
+ * opening nodes with their file and backing children, closing, creating
+ * images, and node properties. The request path is in block/io*.c. */
+#include <errno.h>
+#include <string.h>
+#include "block/internal.h"
+#include "trace-events.h"
+
+/* Every driver, explicitly (no constructor registration). */
+static const BlockDriver *const drivers[] = {
+    &bdrv_blkdebug,
+    &bdrv_file,
+    &bdrv_null_co,
+    &bdrv_raw,
+};
+
+static GList *all_nodes;
+
+#define PROBE_BUF_SIZE 2048
+
+BlockDriver *bdrv_find_format(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
+        if (strcmp(drivers[i]->format_name, name) == 0) {
+            return (BlockDriver *)drivers[i];
+        }
+    }
+    return NULL;
+}
+
+const char *const *bdrv_format_names(void)
+{
+    static const char *names[G_N_ELEMENTS(drivers) + 1];
+
+    if (!names[0]) {
+        for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
+            names[i] = drivers[i]->format_name;
+        }
+        /* drivers[] is kept sorted by name. */
+    }
+    return names;
+}
+
+const BlockDriver *bdrv_probe_buffer(const uint8_t *buf, int len, const char *filename)
+{
+    const BlockDriver *best = &bdrv_raw;
+    int best_score = 0;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
+        const BlockDriver *drv = drivers[i];
+        int score;
+
+        if (!drv->probe || drv == &bdrv_raw) {
+            continue;
+        }
+        score = drv->probe(buf, len, filename);
+        trace_bdrv_probe(filename ? filename : "", drv->format_name, score);
+        if (score > best_score) {
+            best = drv;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+bool bdrv_any_in_flight(void)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        if (((BlockDriverState *)l->data)->in_flight) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static BlockDriverState *node_new(const BlockDriver *drv, const char *filename, int flags)
+{
+    BlockDriverState *bs = g_new0(BlockDriverState, 1);
+
+    bs->drv = drv;
+    bs->opaque = drv->instance_size ? g_malloc0(drv->instance_size) : NULL;
+    bs->refcnt = 1;
+    bs->open_flags = flags;
+    bs->read_only = !(flags & BDRV_O_RDWR);
+    bs->no_flush = flags & BDRV_O_NO_FLUSH;
+    bs->discard_unmap = flags & BDRV_O_UNMAP;
+    bs->copy_on_read = flags & BDRV_O_COPY_ON_READ;
+    bs->exact_filename = g_strdup(filename);
+    bs->filename = g_strdup(filename);
+    bs->bl.request_alignment = 1;
+    return bs;
+}
+
+static void node_free(BlockDriverState *bs)
+{
+    g_free(bs->opaque);
+    g_free(bs->filename);
+    g_free(bs->exact_filename);
+    g_free(bs->backing_file);
+    g_free(bs->backing_format);
+    g_free(bs->full_backing_filename);
+    g_free(bs);
+}
+
+/* The protocol a filename names when no driver is given. */
+static const BlockDriver *protocol_for(const char *filename)
+{
+    if (filename && g_str_has_prefix(filename, "null-co://")) {
+        return &bdrv_null_co;
+    }
+    if (filename && g_str_has_prefix(filename, "blkdebug:")) {
+        return &bdrv_blkdebug;
+    }
+    return &bdrv_file;
+}
+
+/* "blkdebug:CONFIG:IMAGE" → config=CONFIG, image.filename=IMAGE. */
+static bool split_blkdebug_filename(const char *filename, QblkOpts *opts, GError **errp)
+{
+    const char *rest = filename + strlen("blkdebug:");
+    const char *colon = strchr(rest, ':');
+
+    if (!colon) {
+        qblk_error_set(errp, "blkdebug requires both config file and image path");
+        return false;
+    }
+    if (colon > rest) {
+        g_autofree char *config = g_strndup(rest, colon - rest);
+        qblk_opts_set(opts, "config", config);
+    }
+    qblk_opts_set(opts, "image.filename", colon + 1);
+    return true;
+}
+
+static bool take_generic_options(QblkOpts *opts, int *flags, GError **errp)
+{
+    bool val;
+    g_autofree char *discard = NULL;
+
+    if (!qblk_opts_take_bool(opts, "read-only", !(*flags & BDRV_O_RDWR), &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags & ~BDRV_O_RDWR : *flags | BDRV_O_RDWR;
+    if (!qblk_opts_take_bool(opts, "copy-on-read", *flags & BDRV_O_COPY_ON_READ, &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags | BDRV_O_COPY_ON_READ : *flags & ~BDRV_O_COPY_ON_READ;
+    if (!qblk_opts_take_bool(opts, "cache.direct", *flags & BDRV_O_NOCACHE, &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags | BDRV_O_NOCACHE : *flags & ~BDRV_O_NOCACHE;
+    if (!qblk_opts_take_bool(opts, "cache.no-flush", *flags & BDRV_O_NO_FLUSH, &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags | BDRV_O_NO_FLUSH : *flags & ~BDRV_O_NO_FLUSH;
+    discard = qblk_opts_take(opts, "discard");
+    if (discard) {
+        if (!strcmp(discard, "unmap") || !strcmp(discard, "on")) {
+            *flags |= BDRV_O_UNMAP;
+        } else if (!strcmp(discard, "ignore") || !strcmp(discard, "off")) {
+            *flags &= ~BDRV_O_UNMAP;
+        } else {
+            qblk_error_set(errp, "Invalid discard option: %s", discard);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool reject_leftovers(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+{
+    guint n;
+    g_autofree const char **keys = qblk_opts_keys(opts, &n);
+
+    if (n == 0) {
+        return true;
+    }
+    qblk_error_set(errp, "Block %s '%s' does not support the option '%s'",
+                   bs->drv->is_protocol ? "protocol" : "format",
+                   bs->drv->format_name, keys[0]);
+    return false;
+}
+
+static char *resolve_backing(const char *image, const char *backing)
+{
+    g_autofree char *dir = NULL;
+
+    if (g_path_is_absolute(backing) || strstr(backing, "://") || !image ||
+        strstr(image, "://")) {
+        return g_strdup(backing);
+    }
+    dir = g_path_get_dirname(image);
+    if (strcmp(dir, ".") == 0) {
+        return g_strdup(backing);
+    }
+    return g_build_filename(dir, backing, NULL);
+}
+
+static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int flags,
+                                   bool as_child, bool *probed_raw, GError **errp);
+
+static bool open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags,
+                         GError **errp)
+{
+    GError *local_err = NULL;
+
+    bs->full_backing_filename = resolve_backing(bs->filename, bs->backing_file);
+    if (!qblk_opts_has(backing_opts, "driver") && bs->backing_format) {
+        /* A declared format is trusted: a raw backing file is never probed. */
+        qblk_opts_set(backing_opts, "driver", bs->backing_format);
+    }
+    flags &= ~(BDRV_O_RDWR | BDRV_O_COPY_ON_READ);
+    bs->backing = open_node(bs->full_backing_filename, backing_opts, flags, false, NULL,
+                            &local_err);
+    if (!bs->backing) {
+        qblk_error_set(errp, "Could not open backing file: %s", local_err->message);
+        g_error_free(local_err);
+        return false;
+    }
+    return true;
+}
+
+/* Opens a node. opts is consumed. As a child (a format's file), a node
+ * without a "driver" is opened with the protocol its filename names,
+ * never probed. */
+static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int flags,
+                                   bool as_child, bool *probed_raw, GError **errp)
+{
+    g_autoptr(QblkOpts) owned = opts ? opts : qblk_opts_new();
+    g_autofree char *driver = NULL;
+    g_autofree char *fname = NULL;
+    g_autofree char *backing_opt = NULL;
+    g_autoptr(QblkOpts) backing_opts = NULL;
+    const BlockDriver *drv = NULL;
+    BlockDriverState *file = NULL, *bs;
+    bool probed = false;
+
+    opts = owned;
+    if (!take_generic_options(opts, &flags, errp)) {
+        return NULL;
+    }
+    driver = qblk_opts_take(opts, "driver");
+    fname = qblk_opts_take(opts, "filename");
+    if (!fname && filename) {
+        fname = g_strdup(filename);
+    }
+    if (driver) {
+        drv = bdrv_find_format(driver);
+        if (!drv) {
+            qblk_error_set(errp, "Unknown driver '%s'", driver);
+            return NULL;
+        }
+    } else if (as_child || (fname && protocol_for(fname) != &bdrv_file)) {
+        drv = protocol_for(fname);
+    }
+    if (drv == &bdrv_blkdebug && fname && g_str_has_prefix(fname, "blkdebug:")) {
+        if (!split_blkdebug_filename(fname, opts, errp)) {
+            return NULL;
+        }
+        g_clear_pointer(&fname, g_free);
+    }
+
+    if (!drv || !drv->is_protocol) {
+        /* A format or filter: open its file child first (probing needs it). */
+        const char *key = drv && drv->child_key ? drv->child_key : "file";
+        g_autofree char *prefix = g_strdup_printf("%s.", key);
+        QblkOpts *child_opts = qblk_opts_take_prefix(opts, prefix);
+        const char *child_name = qblk_opts_get(child_opts, "filename");
+
+        if (!child_name && !fname) {
+            qblk_opts_free(child_opts);
+            qblk_error_set(errp, "A block device must be specified for \"%s\"", key);
+            return NULL;
+        }
+        file = open_node(child_name ? NULL : fname, child_opts, flags, true, NULL, errp);
+        if (!file) {
+            return NULL;
+        }
+        file->growable = true;
+        if (!drv) {
+            uint8_t buf[PROBE_BUF_SIZE] = { 0 };
+            int64_t len = bdrv_getlength(file);
+            int n = len < 0 ? 0 : (int)MIN(len, PROBE_BUF_SIZE);
+            int ret = n ? bdrv_pread(file, 0, n, buf, 0) : 0;
+
+            if (ret < 0) {
+                qblk_error_set_errno(errp, -ret, "Could not read image for determining its format");
+                bdrv_unref(file);
+                return NULL;
+            }
+            drv = bdrv_probe_buffer(buf, n, fname);
+            probed = drv == &bdrv_raw;
+        }
+    }
+
+    bs = node_new(drv, fname ? fname : (file ? file->filename : NULL), flags);
+    bs->file = file;
+    bs->probed_raw = probed;
+    if (file) {
+        g_free(bs->filename);
+        bs->filename = g_strdup(file->filename);
+    } else if (fname) {
+        qblk_opts_set(opts, "filename", fname);
+    }
+    if (drv->supports_backing) {
+        backing_opts = qblk_opts_take_prefix(opts, "backing.");
+        backing_opt = qblk_opts_take(opts, "backing");
+    }
+    trace_bdrv_open(bs, bs->filename ? bs->filename : "", drv->format_name, flags);
+    if (drv->open(bs, opts, flags, errp) < 0) {
+        goto fail_opened_nothing;
+    }
+    all_nodes = g_list_prepend(all_nodes, bs);
+    if (!reject_leftovers(bs, opts, errp)) {
+        goto fail;
+    }
+    if (bs->drv->co_pwrite_zeroes && bs->cap_zero == BDRV_CAP_NONE) {
+        bs->cap_zero = BDRV_CAP_NATIVE;
+    } else if (bs->cap_zero == BDRV_CAP_NONE && bs->drv->co_pwritev) {
+        bs->cap_zero = BDRV_CAP_EMULATE;
+    }
+    if (bs->backing_file && !(flags & BDRV_O_NO_BACKING) &&
+        !(backing_opt && (!*backing_opt || !strcmp(backing_opt, "null")))) {
+        if (!open_backing(bs, g_steal_pointer(&backing_opts), flags, errp)) {
+            goto fail;
+        }
+    } else if (bs->backing_file) {
+        bs->full_backing_filename = resolve_backing(bs->filename, bs->backing_file);
+    }
+    if (probed_raw) {
+        *probed_raw = probed;
+    }
+    return bs;
+
+fail:
+    bdrv_unref(bs);
+    return NULL;
+fail_opened_nothing:
+    if (bs->file) {
+        bdrv_unref(bs->file);
+    }
+    node_free(bs);
+    return NULL;
+}
+
+BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
+                            bool *probed_raw, GError **errp)
+{
+    if (probed_raw) {
+        *probed_raw = false;
+    }
+    return open_node(filename, options, flags, false, probed_raw, errp);
+}
+
+void bdrv_ref(BlockDriverState *bs)
+{
+    bs->refcnt++;
+}
+
+void bdrv_unref(BlockDriverState *bs)
+{
+    if (!bs || --bs->refcnt > 0) {
+        return;
+    }
+    trace_bdrv_close(bs);
+    bdrv_drain(bs);
+    if (!bs->read_only) {
+        bdrv_flush(bs);
+    }
+    if (bs->drv->close) {
+        bs->drv->close(bs);
+    }
+    all_nodes = g_list_remove(all_nodes, bs);
+    bdrv_unref(bs->backing);
+    bdrv_unref(bs->file);
+    node_free(bs);
+}
+
+typedef struct CreateReq {
+    const BlockDriver *drv;
+    const char *filename;
+    QblkOpts *opts;
+    GError **errp;
+    int ret;
+} CreateReq;
+
+static void coroutine_fn create_entry(void *opaque)
+{
+    CreateReq *r = opaque;
+
+    r->ret = r->drv->co_create(r->filename, r->opts, r->errp);
+}
+
+int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError **errp)
+{
+    const BlockDriver *drv = bdrv_find_format(fmt);
+    g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
+    guint n;
+    g_autofree const char **keys = qblk_opts_keys(opts, &n);
+    CreateReq r;
+
+    if (!drv) {
+        qblk_error_set(errp, "Unknown file format '%s'", fmt);
+        return -EINVAL;
+    }
+    if (!drv->co_create) {
+        qblk_error_set(errp, "Driver '%s' does not support image creation", fmt);
+        return -ENOTSUP;
+    }
+    for (guint i = 0; i < n; i++) {
+        const QblkOptDesc *d = drv->create_opts;
+
+        while (d && d->name && strcmp(d->name, keys[i])) {
+            d++;
+        }
+        if (!d || !d->name) {
+            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
+            return -EINVAL;
+        }
+    }
+    r = (CreateReq) { drv, filename, opts, errp, 0 };
+    bdrv_run_co(create_entry, &r);
+    return r.ret;
+}
+
+const char *bdrv_format_name(BlockDriverState *bs)
+{
+    return bs->drv->format_name;
+}
+
+const char *bdrv_filename(BlockDriverState *bs)
+{
+    return bs->filename;
+}
+
+bool bdrv_is_read_only(BlockDriverState *bs)
+{
+    return bs->read_only;
+}
+
+int64_t bdrv_getlength(BlockDriverState *bs)
+{
+    if (!bs->drv) {
+        return -ENOMEDIUM;
+    }
+    if (bs->drv->getlength) {
+        return bs->drv->getlength(bs);
+    }
+    return bs->file ? bdrv_getlength(bs->file) : -ENOTSUP;
+}
+
+int64_t bdrv_co_getlength(BlockDriverState *bs)
+{
+    return bdrv_getlength(bs);
+}
+
+int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
+{
+    if (bs->drv->get_allocated_file_size) {
+        return bs->drv->get_allocated_file_size(bs);
+    }
+    return bs->file ? bdrv_get_allocated_file_size(bs->file) : -ENOTSUP;
+}
+
+BlockDriverState *bdrv_backing(BlockDriverState *bs)
+{
+    return bs->backing;
+}
+
+BlockDriverState *bdrv_file_child(BlockDriverState *bs)
+{
+    return bs->file;
+}
+
+const char *bdrv_backing_file(BlockDriverState *bs)
+{
+    return bs->backing_file;
+}
+
+const char *bdrv_backing_format(BlockDriverState *bs)
+{
+    return bs->backing_format;
+}
+
+void bdrv_set_copy_on_read(BlockDriverState *bs, bool on)
+{
+    bs->copy_on_read = on;
+}
+
+int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    memset(bdi, 0, sizeof(*bdi));
+    if (bs->drv->get_info) {
+        return bs->drv->get_info(bs, bdi);
+    }
+    return 0;
+}

@@ -1,0 +1,68 @@
+/* Block-core internals shared by block.c and block/*.c core files; never
+ * included by drivers or tools. */
+#ifndef QBLK_BLOCK_INTERNAL_H
+#define QBLK_BLOCK_INTERNAL_H
+
+#include "qblk/block_int.h"
+
+typedef enum {
+    BDRV_TRACKED_READ,
+    BDRV_TRACKED_WRITE,
+    BDRV_TRACKED_DISCARD,
+    BDRV_TRACKED_TRUNCATE,
+} BdrvTrackedType;
+
+/* One request in flight on a node. Requests wait for earlier overlapping
+ * requests when either side is serialising (read-modify-write,
+ * copy-on-read); waits only ever go to lower sequence numbers, so they
+ * cannot form a cycle. */
+struct BdrvTrackedRequest {
+    BlockDriverState *bs;
+    uint64_t seq;
+    int64_t offset, bytes;            /* the request as issued */
+    int64_t overlap_offset, overlap_bytes; /* the range it guards */
+    BdrvTrackedType type;
+    bool serialising;
+    CoQueue wait_queue;               /* requests waiting for this one */
+};
+
+/* Starts tracking; if serialise_align > 0 the request is serialising over
+ * its range widened to that alignment. Then waits for conflicts. */
+void coroutine_fn bdrv_co_tracked_begin(BdrvTrackedRequest *req, BlockDriverState *bs,
+                                        int64_t offset, int64_t bytes,
+                                        BdrvTrackedType type, int64_t serialise_align);
+void bdrv_tracked_end(BdrvTrackedRequest *req);
+
+/* Aligned driver-level transfers, inside an already tracked request. */
+int coroutine_fn bdrv_co_aligned_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                        QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn bdrv_co_aligned_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                         QIOVector *qiov, BdrvRequestFlags flags);
+/* Writes any byte range inside an already tracked (and, if unaligned,
+ * serialising) request, doing read-modify-write for unaligned edges. */
+int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                    QIOVector *qiov, BdrvRequestFlags flags);
+/* Zero write inside a tracked request (block/io-zero.c). */
+int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
+                                          int64_t bytes, BdrvRequestFlags flags);
+
+/* Request validity: -EIO for negative or overflowing ranges, and for
+ * ranges past the end of a node that is not growable. */
+int bdrv_check_request(BlockDriverState *bs, int64_t offset, int64_t bytes);
+/* -EPERM when bs is read-only (writes, discard, truncate). */
+int bdrv_check_writable(BlockDriverState *bs);
+
+/* True while any open node has a request in flight (block.c keeps the list). */
+bool bdrv_any_in_flight(void);
+void bdrv_inc_in_flight(BlockDriverState *bs);
+void bdrv_dec_in_flight(BlockDriverState *bs);
+
+int64_t bdrv_round_up(int64_t n, int64_t align);
+
+/* Copy-on-read (block/cor.c): the unit copied up, and the read path used
+ * inside an already tracked, serialising read. */
+int64_t bdrv_cor_cluster_size(BlockDriverState *bs);
+int coroutine_fn bdrv_co_copy_on_read(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                      QIOVector *qiov);
+
+#endif

@@ -1,0 +1,124 @@
+/* The raw format: the image is the file, byte for byte. Everything passes
+ * through to the file child; the virtual size is the file size rounded up
+ * to 512 (the tail reads as zeroes), as QEMU shows it. */
+#include <errno.h>
+#include <string.h>
+#include "block/internal.h"
+
+#define RAW_SECTOR 512
+
+static int raw_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    return 1;   /* anything is raw, with the lowest confidence */
+}
+
+static int raw_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
+{
+    bs->supported_write_flags = BDRV_REQ_FUA;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK | BDRV_REQ_FUA;
+    bs->cap_zero = bs->file->cap_zero;
+    return 0;
+}
+
+static int coroutine_fn raw_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                      QIOVector *qiov, BdrvRequestFlags flags)
+{
+    return bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
+}
+
+/* A probed raw image must not turn into another format by a write to its
+ * first sector: that would let a guest choose how its host opens it. */
+static int coroutine_fn raw_check_probe_safe(BlockDriverState *bs, int64_t offset,
+                                             int64_t bytes, QIOVector *qiov)
+{
+    uint8_t head[RAW_SECTOR];
+    int64_t n;
+    int ret;
+
+    if (!bs->probed_raw || offset >= RAW_SECTOR) {
+        return 0;
+    }
+    ret = bdrv_co_pread(bs->file, 0, RAW_SECTOR, head, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    n = MIN(bytes, RAW_SECTOR - offset);
+    if (qiov) {
+        qiov_to_buf(qiov, 0, head + offset, n);
+    } else {
+        memset(head + offset, 0, n);
+    }
+    return bdrv_probe_buffer(head, RAW_SECTOR, NULL) == &bdrv_raw ? 0 : -EPERM;
+}
+
+static int coroutine_fn raw_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                       QIOVector *qiov, BdrvRequestFlags flags)
+{
+    int ret = raw_check_probe_safe(bs, offset, bytes, qiov);
+
+    return ret < 0 ? ret : bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
+}
+
+static int coroutine_fn raw_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
+                                             int64_t bytes, BdrvRequestFlags flags)
+{
+    return bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
+}
+
+static int coroutine_fn raw_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    return bdrv_co_pdiscard(bs->file, offset, bytes);
+}
+
+static int coroutine_fn raw_co_block_status(BlockDriverState *bs, bool want_zero,
+                                            int64_t offset, int64_t bytes, int64_t *pnum,
+                                            int64_t *map, BlockDriverState **file)
+{
+    *pnum = bytes;
+    *map = offset;
+    *file = bs->file;
+    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int64_t raw_getlength(BlockDriverState *bs)
+{
+    int64_t len = bdrv_getlength(bs->file);
+
+    return len < 0 ? len : bdrv_round_up(len, RAW_SECTOR);
+}
+
+static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                                        PreallocMode prealloc, GError **errp)
+{
+    return bdrv_co_truncate(bs->file, offset, exact, prealloc, errp);
+}
+
+static int coroutine_fn raw_co_create(const char *filename, QblkOpts *options, GError **errp)
+{
+    return bdrv_file.co_create(filename, options, errp);
+}
+
+static const QblkOptDesc raw_create_opts[] = {
+    { "size", QBLK_OPT_SIZE, "Virtual disk size", NULL },
+    { "preallocation", QBLK_OPT_STRING,
+      "Preallocation mode (allowed values: off, falloc, full)", NULL },
+    { "nocow", QBLK_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL },
+    { "extent_size_hint", QBLK_OPT_SIZE,
+      "Extent size hint for the image file, 0 to disable", NULL },
+    { NULL }
+};
+
+const BlockDriver bdrv_raw = {
+    .format_name = "raw",
+    .probe = raw_probe,
+    .open = raw_open,
+    .co_create = raw_co_create,
+    .create_opts = raw_create_opts,
+    .co_preadv = raw_co_preadv,
+    .co_pwritev = raw_co_pwritev,
+    .co_pwrite_zeroes = raw_co_pwrite_zeroes,
+    .co_pdiscard = raw_co_pdiscard,
+    .co_block_status = raw_co_block_status,
+    .co_truncate = raw_co_truncate,
+    .getlength = raw_getlength,
+};

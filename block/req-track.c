@@ -1,0 +1,73 @@
+/* Request tracking: every request in flight on a node is listed so that
+ * serialising requests (read-modify-write, copy-on-read) exclude
+ * overlapping ones. */
+#include "block/internal.h"
+#include "trace-events.h"
+
+static uint64_t next_seq = 1;
+
+static bool ranges_overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/* The earliest request that req must wait for, or NULL. */
+static BdrvTrackedRequest *find_conflict(BdrvTrackedRequest *req)
+{
+    for (GList *l = req->bs->tracked_requests; l; l = l->next) {
+        BdrvTrackedRequest *other = l->data;
+
+        if (other == req || other->seq > req->seq) {
+            continue;
+        }
+        if (!req->serialising && !other->serialising) {
+            continue;
+        }
+        if (ranges_overlap(req->overlap_offset, req->overlap_bytes,
+                           other->overlap_offset, other->overlap_bytes)) {
+            return other;
+        }
+    }
+    return NULL;
+}
+
+void coroutine_fn bdrv_co_tracked_begin(BdrvTrackedRequest *req, BlockDriverState *bs,
+                                        int64_t offset, int64_t bytes,
+                                        BdrvTrackedType type, int64_t serialise_align)
+{
+    *req = (BdrvTrackedRequest) {
+        .bs = bs,
+        .seq = next_seq++,
+        .offset = offset,
+        .bytes = bytes,
+        .overlap_offset = offset,
+        .overlap_bytes = bytes,
+        .type = type,
+    };
+    qco_queue_init(&req->wait_queue);
+    if (serialise_align > 0) {
+        int64_t start = offset - offset % serialise_align;
+        int64_t end = bdrv_round_up(offset + bytes, serialise_align);
+
+        req->serialising = true;
+        req->overlap_offset = start;
+        req->overlap_bytes = end - start;
+    }
+    bs->tracked_requests = g_list_prepend(bs->tracked_requests, req);
+
+    for (;;) {
+        BdrvTrackedRequest *other = find_conflict(req);
+
+        if (!other) {
+            break;
+        }
+        trace_bdrv_request_wait_serialising(bs, offset, bytes);
+        qco_queue_wait(&other->wait_queue, NULL);
+    }
+}
+
+void bdrv_tracked_end(BdrvTrackedRequest *req)
+{
+    req->bs->tracked_requests = g_list_remove(req->bs->tracked_requests, req);
+    qco_queue_restart_all(&req->wait_queue);
+}

@@ -1,0 +1,150 @@
+/* Block status: what a range of a node is (data, zero, allocated here or
+ * below), with the core's defaults for drivers that cannot tell. */
+#include <errno.h>
+#include "block/internal.h"
+#include "trace-events.h"
+
+static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
+                                     int64_t bytes, int64_t *pnum, int64_t *map,
+                                     BlockDriverState **file)
+{
+    int64_t len, local_map = 0;
+    BlockDriverState *local_file = NULL;
+    int ret;
+
+    *pnum = 0;
+    if (!bs->drv) {
+        return -ENOMEDIUM;
+    }
+    len = bdrv_getlength(bs);
+    if (len < 0) {
+        return (int)len;
+    }
+    if (offset < 0 || bytes < 0) {
+        return -EINVAL;
+    }
+    if (offset >= len || bytes == 0) {
+        return offset >= len ? BDRV_BLOCK_EOF : 0;
+    }
+    bytes = MIN(bytes, len - offset);
+
+    if (!bs->drv->co_block_status) {
+        *pnum = bytes;
+        ret = BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
+        if (bs->drv->is_protocol) {
+            ret |= BDRV_BLOCK_OFFSET_VALID;
+            local_map = offset;
+            local_file = bs;
+        }
+    } else {
+        bdrv_inc_in_flight(bs);
+        ret = bs->drv->co_block_status(bs, want_zero, offset, bytes, pnum,
+                                       &local_map, &local_file);
+        bdrv_dec_in_flight(bs);
+        if (ret < 0) {
+            *pnum = 0;
+            return ret;
+        }
+        g_assert(*pnum > 0 && *pnum <= bytes);
+    }
+
+    if (ret & BDRV_BLOCK_RAW) {
+        /* The driver maps 1:1 onto its file: let the file answer. */
+        g_assert((ret & BDRV_BLOCK_OFFSET_VALID) && local_file);
+        ret = block_status(local_file, want_zero, local_map, *pnum, pnum,
+                           &local_map, &local_file);
+        if (ret < 0) {
+            return ret;
+        }
+        ret |= BDRV_BLOCK_ALLOCATED;
+        ret &= ~BDRV_BLOCK_EOF;
+    } else if (bs->drv->is_protocol) {
+        /* A protocol node owns all its bytes. */
+        ret |= BDRV_BLOCK_ALLOCATED;
+    } else if (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) {
+        ret |= BDRV_BLOCK_ALLOCATED;
+    } else if (bs->backing == NULL && !(ret & BDRV_BLOCK_ALLOCATED) && want_zero) {
+        /* Unallocated with no backing file reads as zeroes. */
+        ret |= BDRV_BLOCK_ZERO;
+    }
+
+    if (want_zero && (ret & BDRV_BLOCK_RECURSE) && (ret & BDRV_BLOCK_DATA) &&
+        !(ret & BDRV_BLOCK_ZERO) && (ret & BDRV_BLOCK_OFFSET_VALID) && local_file) {
+        /* The format stores data here, but its file may know it is a hole. */
+        int64_t file_pnum;
+        int file_ret = block_status(local_file, want_zero, local_map, *pnum,
+                                    &file_pnum, NULL, NULL);
+
+        if (file_ret >= 0 && (file_ret & BDRV_BLOCK_ZERO) && file_pnum > 0) {
+            *pnum = MIN(*pnum, file_pnum);
+            ret |= BDRV_BLOCK_ZERO;
+        }
+    }
+    ret &= ~BDRV_BLOCK_RECURSE;
+    if (offset + *pnum == len) {
+        ret |= BDRV_BLOCK_EOF;
+    }
+    if (map) {
+        *map = local_map;
+    }
+    if (file) {
+        *file = local_file;
+    }
+    return ret;
+}
+
+int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum, int64_t *map,
+                                      BlockDriverState **file)
+{
+    int64_t local_pnum;
+    int ret = block_status(bs, true, offset, bytes, pnum ? pnum : &local_pnum, map, file);
+
+    trace_bdrv_co_block_status(bs, offset, bytes, ret, pnum ? *pnum : local_pnum);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum)
+{
+    int64_t local_pnum;
+    int ret = block_status(bs, false, offset, bytes, pnum ? pnum : &local_pnum, NULL, NULL);
+
+    if (ret < 0) {
+        return ret;
+    }
+    return !!(ret & BDRV_BLOCK_ALLOCATED);
+}
+
+int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverState *base,
+                                            int64_t offset, int64_t bytes, int64_t *pnum)
+{
+    int64_t n = bytes;
+
+    /* The first layer that decides the start of the range wins; the run
+     * ends where any layer above it changes its answer. */
+    for (BlockDriverState *p = bs; p && p != base; p = p->backing) {
+        int64_t len = bdrv_getlength(p), cur;
+        int ret;
+
+        if (len < 0) {
+            return (int)len;
+        }
+        if (offset >= len) {
+            /* Past the end of a shorter backing layer: reads as zeroes
+             * decided by the layer above, which is unallocated here. */
+            continue;
+        }
+        ret = bdrv_co_is_allocated(p, offset, n, &cur);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret) {
+            *pnum = MIN(n, cur);
+            return 1;
+        }
+        n = MIN(n, cur);
+    }
+    *pnum = n;
+    return 0;
+}

@@ -1,0 +1,182 @@
+/* qblk's user API: open images, issue requests (coroutine or synchronous),
+ * query status and metadata. Tools and the storage daemon use only this. */
+#ifndef QBLK_BLOCK_H
+#define QBLK_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include "util/coroutine.h"
+#include "util/iov.h"
+#include "util/opts.h"
+
+typedef struct BlockDriverState BlockDriverState;
+typedef struct BlockDriver BlockDriver;
+
+/* Flags carried by each request. A driver declares which write flags it
+ * honours natively (supported_write_flags / supported_zero_flags); the
+ * block core emulates or drops the others as documented per flag. */
+typedef enum {
+    /* Read: populate the top image from its backing chain (copy-on-read). */
+    BDRV_REQ_COPY_ON_READ = 0x1,
+    /* Write: the data is all zeroes (no buffer). Internal to the core. */
+    BDRV_REQ_ZERO_WRITE   = 0x2,
+    /* Zero write: the driver may deallocate instead of writing zeroes. */
+    BDRV_REQ_MAY_UNMAP    = 0x4,
+    /* Write: data is stable on return. Emulated with one flush when the
+     * driver does not honour it. */
+    BDRV_REQ_FUA          = 0x10,
+    /* Zero write: fail with -ENOTSUP rather than write zero buffers. */
+    BDRV_REQ_NO_FALLBACK  = 0x100,
+    /* Internal: the request is serialised against overlapping ones. */
+    BDRV_REQ_SERIALISING  = 0x200,
+} BdrvRequestFlags;
+
+/* Open flags. */
+enum {
+    BDRV_O_RDWR          = 0x0002,
+    BDRV_O_NOCACHE       = 0x0020,  /* O_DIRECT on the host file */
+    BDRV_O_NO_FLUSH      = 0x0200,  /* cache=unsafe: flushes do nothing */
+    BDRV_O_COPY_ON_READ  = 0x0400,
+    BDRV_O_NO_BACKING    = 0x0100,  /* do not open the backing file */
+    BDRV_O_UNMAP         = 0x4000,  /* discard passes through */
+};
+
+/* Largest request length for read/write (qemu-io's limit); write-zeroes,
+ * discard and block status take any 64-bit length. */
+#define BDRV_REQUEST_MAX_BYTES 2147483136LL
+
+/* Block status bits (bdrv_co_block_status). */
+#define BDRV_BLOCK_DATA          0x01  /* reads come from the host, not implicit zeroes */
+#define BDRV_BLOCK_ZERO          0x02  /* reads as zeroes */
+#define BDRV_BLOCK_OFFSET_VALID  0x04  /* *map is a host offset in *file */
+#define BDRV_BLOCK_RAW           0x08  /* driver: ask *file at *map instead */
+#define BDRV_BLOCK_ALLOCATED     0x10  /* this layer decides the content */
+#define BDRV_BLOCK_EOF           0x20  /* the range reaches end of image */
+#define BDRV_BLOCK_RECURSE       0x40  /* driver: zero-ness may be refined by *file */
+#define BDRV_BLOCK_COMPRESSED    0x80
+
+/* ----- Open, create, close ----- */
+
+/* Opens an image. `filename` may be NULL when options name everything.
+ * options (consumed; may be NULL) keys: driver, file.*, backing.*,
+ * backing (="" or "null" for none), copy-on-read, cache.direct,
+ * cache.no-flush, discard, read-only, and driver-specific keys.
+ * flags: BDRV_O_*. Without "driver" the format is probed; a raw
+ * result is marked probed (block 0 writes restricted) and *probed_raw
+ * (if non-NULL) is set. Returns a node with one reference. */
+BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
+                            bool *probed_raw, GError **errp);
+void bdrv_ref(BlockDriverState *bs);
+/* Drops a reference; the last one drains, flushes if writable, closes. */
+void bdrv_unref(BlockDriverState *bs);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlockDriverState, bdrv_unref)
+
+/* Creates an image of format fmt (options include "size" and the
+ * driver's create options). */
+int bdrv_create(const char *fmt, const char *filename, QblkOpts *options,
+                GError **errp);
+BlockDriver *bdrv_find_format(const char *name);
+/* Drivers' names in alphabetical order (NULL-terminated, static). */
+const char *const *bdrv_format_names(void);
+
+/* ----- Properties ----- */
+
+const char *bdrv_format_name(BlockDriverState *bs);
+const char *bdrv_filename(BlockDriverState *bs);
+bool bdrv_is_read_only(BlockDriverState *bs);
+int64_t bdrv_getlength(BlockDriverState *bs);  /* bytes or -errno */
+/* Host bytes used by the image (all files), -ENOTSUP if unknown. */
+int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
+BlockDriverState *bdrv_backing(BlockDriverState *bs);
+BlockDriverState *bdrv_file_child(BlockDriverState *bs);
+const char *bdrv_backing_file(BlockDriverState *bs); /* as stored, or NULL */
+const char *bdrv_backing_format(BlockDriverState *bs);
+void bdrv_set_copy_on_read(BlockDriverState *bs, bool on);
+
+typedef struct BlockDriverInfo {
+    int64_t cluster_size;    /* 0: none */
+    int64_t vm_state_offset;
+    bool is_dirty;
+} BlockDriverInfo;
+int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+
+/* ----- Coroutine request entry points (return 0 or -errno) ----- */
+
+int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 QIOVector *qiov, BdrvRequestFlags flags);
+/* Writes zeroes over [offset, offset+bytes), any 64-bit length. The driver's
+ * co_pwrite_zeroes when it has one; when missing or -ENOTSUP, plain writes of
+ * at most 1 MiB from one shared zero buffer, unless BDRV_REQ_NO_FALLBACK,
+ * which returns -ENOTSUP. Heads and tails not aligned to the driver's
+ * zero alignment are written as plain zero writes. */
+int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
+                                       int64_t bytes, BdrvRequestFlags flags);
+int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+/* Flushes bs and then everything below it. */
+int coroutine_fn bdrv_co_flush(BlockDriverState *bs);
+/* Status of the range starting at offset in this layer. Sets *pnum (> 0
+ * unless offset is at the end), *map/*file when OFFSET_VALID (both may be NULL).
+ * Returns BDRV_BLOCK_* or -errno. */
+int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum, int64_t *map,
+                                      BlockDriverState **file);
+/* 1 if [offset, offset+*pnum) is allocated in bs itself, 0 if not. */
+int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum);
+/* 1 if allocated in any layer from bs down to (not including) base. */
+int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverState *base,
+                                            int64_t offset, int64_t bytes, int64_t *pnum);
+
+typedef enum {
+    PREALLOC_MODE_OFF,
+    PREALLOC_MODE_METADATA,
+    PREALLOC_MODE_FALLOC,
+    PREALLOC_MODE_FULL,
+} PreallocMode;
+/* Parses "off/metadata/falloc/full"; -1 if unknown. */
+int prealloc_mode_parse(const char *str);
+int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                                  PreallocMode prealloc, GError **errp);
+
+/* ----- Synchronous wrappers (never call these inside a coroutine) ----- */
+
+int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+               BdrvRequestFlags flags);
+int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *buf,
+                BdrvRequestFlags flags);
+int bdrv_preadv(BlockDriverState *bs, int64_t offset, QIOVector *qiov,
+                BdrvRequestFlags flags);
+int bdrv_pwritev(BlockDriverState *bs, int64_t offset, QIOVector *qiov,
+                 BdrvRequestFlags flags);
+int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       BdrvRequestFlags flags);
+int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int bdrv_flush(BlockDriverState *bs);
+int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum, int64_t *map, BlockDriverState **file);
+int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum);
+int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                  PreallocMode prealloc, GError **errp);
+
+/* ----- Asynchronous requests (for qblk-io's aio_* and servers) ----- */
+
+/* Completion: cb(opaque, ret) is called exactly once, from the event loop,
+ * never before the submitting call has returned. */
+typedef void BdrvCompletionFunc(void *opaque, int ret);
+typedef enum { BDRV_AIO_READ, BDRV_AIO_WRITE, BDRV_AIO_ZERO, BDRV_AIO_FLUSH,
+               BDRV_AIO_DISCARD } BdrvAioType;
+void bdrv_aio_submit(BlockDriverState *bs, BdrvAioType type, int64_t offset,
+                     int64_t bytes, QIOVector *qiov, BdrvRequestFlags flags,
+                     BdrvCompletionFunc *cb, void *opaque);
+/* Runs the loop until no request is in flight on bs (NULL: on any node). */
+void bdrv_drain(BlockDriverState *bs);
+
+/* Runs entry(opaque) in a new coroutine and spins the event loop until it
+ * returns. For synchronous wrappers; aborts if called in a coroutine. */
+void bdrv_run_co(CoroutineEntry *entry, void *opaque);
+
+#endif

@@ -1,0 +1,162 @@
+/* The driver-author API: the BlockDriver table every driver exports, the
+ * BlockDriverState fields a driver may read and set, and the limits the
+ * block core enforces on the driver's behalf. */
+#ifndef QBLK_BLOCK_INT_H
+#define QBLK_BLOCK_INT_H
+
+#include "qblk/block.h"
+#include "util/error.h"
+
+/* Alignment and size limits for one node, set by the driver's open (or
+ * refresh_limits). The core guarantees every request the driver sees
+ * respects them. 0 means "no constraint". */
+typedef struct BlockLimits {
+    uint32_t request_alignment;    /* reads/writes: offsets and lengths multiple of this (>= 1) */
+    uint32_t min_mem_alignment;    /* buffer address alignment the host needs (O_DIRECT) */
+    int64_t max_transfer;          /* largest read/write */
+    uint32_t pwrite_zeroes_alignment; /* zero writes below this go to the fallback */
+    int64_t max_pwrite_zeroes;     /* largest zero write in one driver call */
+    uint32_t pdiscard_alignment;
+    int64_t max_pdiscard;
+} BlockLimits;
+
+/* How a node does a thing, computed once per open (nbdkit's can_zero). */
+typedef enum { BDRV_CAP_NONE, BDRV_CAP_EMULATE, BDRV_CAP_NATIVE } BdrvCapability;
+
+typedef struct BdrvTrackedRequest BdrvTrackedRequest;
+
+struct BlockDriverState {
+    const BlockDriver *drv;
+    void *opaque;                  /* drv->instance_size bytes, zeroed */
+    char *filename;                /* the file this node reads (protocol: the path) */
+    char *exact_filename;          /* what the user named (for messages) */
+    int open_flags;                /* BDRV_O_* */
+    bool read_only;
+    bool probed_raw;               /* raw chosen by probing: block 0 restricted */
+    bool copy_on_read;
+    bool no_flush;
+    bool discard_unmap;
+    bool growable;                 /* requests may pass the end (a format's file child) */
+    int refcnt;
+
+    BlockDriverState *file;        /* protocol/child node (format and filter drivers) */
+    BlockDriverState *backing;     /* opened backing image, or NULL */
+    char *backing_file;            /* name as stored in the image header */
+    char *backing_format;          /* format as stored, or NULL */
+    char *full_backing_filename;   /* backing_file resolved against this image's dir */
+
+    BlockLimits bl;
+    /* Request flags the driver honours natively. */
+    unsigned supported_write_flags;   /* subset of FUA */
+    unsigned supported_zero_flags;    /* subset of MAY_UNMAP | FUA | NO_FALLBACK */
+    BdrvCapability cap_zero, cap_discard, cap_fua;
+
+    unsigned in_flight;
+    GList *tracked_requests;       /* BdrvTrackedRequest* */
+};
+
+/* Create-option descriptors: drive -o help, the "Formatting" line and
+ * parsing. Listed in the driver's fixed order (the order qemu-img prints). */
+typedef enum { QBLK_OPT_STRING, QBLK_OPT_SIZE, QBLK_OPT_BOOL, QBLK_OPT_NUMBER } QblkOptType;
+typedef struct QblkOptDesc {
+    const char *name;
+    QblkOptType type;
+    const char *help;
+    const char *def_value;         /* printed even when not given; NULL: only when given */
+} QblkOptDesc;
+
+typedef struct BdrvCheckResult {
+    int corruptions;
+    int leaks;
+    int check_errors;
+    int corruptions_fixed;
+    int leaks_fixed;
+    int64_t image_end_offset;
+    int64_t total_clusters, allocated_clusters, fragmented_clusters, compressed_clusters;
+} BdrvCheckResult;
+
+typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } BdrvCheckMode;
+
+/* One driver. Every callback is optional unless marked required; the
+ * comment says what the block core does when it is missing. The core
+ * never modifies a driver table. */
+struct BlockDriver {
+    const char *format_name;       /* required */
+    size_t instance_size;
+    /* Protocol drivers open a host resource by filename and have no file
+     * child; format and filter drivers sit on bs->file. */
+    bool is_protocol;
+    bool is_filter;                /* passes data through (blkdebug) */
+    bool supports_backing;
+    const char *child_key;         /* option prefix of the file child ("file", "image") */
+
+    /* Score 0..100 for a header sample (format drivers). Missing: never chosen by probing. */
+    int (*probe)(const uint8_t *buf, int buf_size, const char *filename);
+    /* Required. options: the driver takes what it understands (leftovers are
+     * an error). bs->file is already open for format/filter drivers. Must set
+     * bs->bl as needed. */
+    int (*open)(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp);
+    void (*close)(BlockDriverState *bs);
+    /* Missing: "Driver '%s' does not support image creation". */
+    int coroutine_fn (*co_create)(const char *filename, QblkOpts *options, GError **errp);
+    const QblkOptDesc *create_opts; /* NULL-name terminated */
+
+    /* Required (reads). offset/bytes respect bs->bl.request_alignment. */
+    int coroutine_fn (*co_preadv)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  QIOVector *qiov, BdrvRequestFlags flags);
+    /* Missing: writes fail with -ENOTSUP (read-only driver). flags ⊆ supported_write_flags. */
+    int coroutine_fn (*co_pwritev)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                   QIOVector *qiov, BdrvRequestFlags flags);
+    /* Missing or -ENOTSUP: the core writes zero buffers (unless NO_FALLBACK).
+     * Any other error is returned as is. flags ⊆ supported_zero_flags. */
+    int coroutine_fn (*co_pwrite_zeroes)(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes, BdrvRequestFlags flags);
+    /* Missing or -ENOTSUP: discard succeeds doing nothing (it is advisory). */
+    int coroutine_fn (*co_pdiscard)(BlockDriverState *bs, int64_t offset, int64_t bytes);
+    /* Flushes the driver's own state to bs->file (format) or to stable
+     * storage (protocol). The core flushes bs->file afterwards. Missing: nothing
+     * to flush at this level. */
+    int coroutine_fn (*co_flush)(BlockDriverState *bs);
+    /* Missing: the whole range is DATA|ALLOCATED (protocol: also
+     * OFFSET_VALID at the same offset in bs itself). */
+    int coroutine_fn (*co_block_status)(BlockDriverState *bs, bool want_zero,
+                                        int64_t offset, int64_t bytes, int64_t *pnum,
+                                        int64_t *map, BlockDriverState **file);
+    /* Missing: "Image format driver does not support resize" (-ENOTSUP). */
+    int coroutine_fn (*co_truncate)(BlockDriverState *bs, int64_t offset, bool exact,
+                                    PreallocMode prealloc, GError **errp);
+    /* Missing: -ENOTSUP ("This image format does not support checks"). */
+    int coroutine_fn (*co_check)(BlockDriverState *bs, BdrvCheckResult *res,
+                                 BdrvCheckMode fix);
+    /* Required for protocol drivers; formats may leave it missing to
+     * mean "same as bs->file". */
+    int64_t (*getlength)(BlockDriverState *bs);
+    /* Missing: the sum over bs->file (or -ENOTSUP for protocols). */
+    int64_t (*get_allocated_file_size)(BlockDriverState *bs);
+    /* Missing: cluster size 0, vm state offset 0. */
+    int (*get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+};
+
+/* The driver registry, an explicit array (no constructor magic). */
+extern const BlockDriver bdrv_file;
+extern const BlockDriver bdrv_raw;
+extern const BlockDriver bdrv_null_co;
+extern const BlockDriver bdrv_blkdebug;
+
+/* Helpers for drivers. */
+
+/* Reads/writes the child node through the block core (alignment, tracking). */
+int coroutine_fn bdrv_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               void *buf, BdrvRequestFlags flags);
+int coroutine_fn bdrv_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                const void *buf, BdrvRequestFlags flags);
+/* Length of bs->file or bs (coroutine-safe; no I/O). */
+int64_t bdrv_co_getlength(BlockDriverState *bs);
+/* The format driver that probing would choose for this header sample
+ * (raw when nothing else claims it). */
+const BlockDriver *bdrv_probe_buffer(const uint8_t *buf, int len, const char *filename);
+/* Shared read-only buffer of zeroes, BDRV_ZERO_BUF_SIZE bytes. */
+#define BDRV_ZERO_BUF_SIZE (1024 * 1024)
+const void *bdrv_zero_buffer(void);
+
+#endif

@@ -1,0 +1,77 @@
+#!/bin/bash
+# Runs every test suite (unit tests in the normal and the ASan+UBSan build,
+# iotests, compat tests against QEMU's tools) and ends with one line:
+# "N passed, N failed[, N skipped]". Exits non-zero when anything failed.
+BUILD=${1:-build}
+ASAN_BUILD=${2:-build-asan}
+cd "$(dirname "$0")/.." || exit 1
+top=$PWD
+pass=0 fail=0 skip=0
+logdir=$(mktemp -d /tmp/qblk-check.XXXXXX)
+
+# Adds the counts a suite printed as "... N passed, N failed[, N skipped]".
+count_line() {
+    local line=$1 p f s
+    p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line")
+    f=$(sed -nE 's/.*\b([0-9]+) failed.*/\1/p' <<<"$line")
+    s=$(sed -nE 's/.*\b([0-9]+) skipped.*/\1/p' <<<"$line")
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0})); skip=$((skip + ${s:-0}))
+}
+
+# GTest binaries speak TAP with --tap: count every test case.
+run_unit() {
+    local build=$1 label=$2 p=0 f=0 s=0
+    for t in "$build"/test-*; do
+        [ -x "$t" ] || continue
+        local name log rc
+        name=$(basename "$t")
+        log="$logdir/$label-$name.log"
+        G_TEST_SRCDIR=$top timeout 600 "$t" --tap >"$log" 2>&1
+        rc=$?
+        local tp tf ts
+        tp=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
+        ts=$(grep -cE '^ok [0-9]+.*# SKIP' "$log" | tr -d ' ')
+        tf=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+        tp=$((tp - ts))
+        if [ "$rc" -ne 0 ] && [ "$tf" -eq 0 ]; then
+            tf=1    # crashed, sanitizer report, or timed out
+        fi
+        if grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' "$log"; then
+            tf=$((tf + 1))
+        fi
+        if [ "$tf" -ne 0 ]; then
+            echo "FAIL $label/$name (exit $rc):"
+            grep -E '^not ok|ERROR|runtime error|Bail out|assertion' "$log" | head -20 | sed 's/^/    /'
+        fi
+        p=$((p + tp)); f=$((f + tf)); s=$((s + ts))
+    done
+    echo "unit tests ($label): $p passed, $f failed, $s skipped"
+    pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+}
+
+run_unit "$BUILD" normal
+run_unit "$ASAN_BUILD" asan
+
+for suite in "tests/iotests/check -raw" "tests/compat/run"; do
+    out=$(QBLK_BUILD=$top/$BUILD $suite 2>&1)
+    rc=$?
+    echo "$out" | grep -vE '^\s*$' | tail -n 40
+    last=$(echo "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    if [ -z "$last" ]; then
+        echo "FAIL: $suite printed no summary (exit $rc)"
+        fail=$((fail + 1))
+    else
+        count_line "$last"
+        if [ "$rc" -ne 0 ] && ! grep -qE '[1-9][0-9]* failed' <<<"$last"; then
+            fail=$((fail + 1))
+        fi
+    fi
+done
+
+rm -rf "$logdir"
+if [ "$skip" -gt 0 ]; then
+    echo "$pass passed, $fail failed, $skip skipped"
+else
+    echo "$pass passed, $fail failed"
+fi
+[ "$fail" -eq 0 ]
