@@ -260,6 +260,10 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
         g_clear_pointer(&fname, g_free);
     }
 
+    if (drv && drv->is_protocol && !fname && drv != &bdrv_file) {
+        /* Protocols without files (null-co) are named like their URLs. */
+        fname = g_strdup_printf("%s://", drv->format_name);
+    }
     if (!drv || !drv->is_protocol) {
         /* A format or filter: open its file child first (probing needs it). */
         const char *key = drv && drv->child_key ? drv->child_key : "file";
@@ -267,7 +271,7 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
         QblkOpts *child_opts = qblk_opts_take_prefix(opts, prefix);
         const char *child_name = qblk_opts_get(child_opts, "filename");
 
-        if (!child_name && !fname) {
+        if (!child_name && !fname && !qblk_opts_has(child_opts, "driver")) {
             qblk_opts_free(child_opts);
             qblk_error_set(errp, "A block device must be specified for \"%s\"", key);
             return NULL;

@@ -1,4 +1,4 @@
-/* Block-core internals shared by block.c and block/*.c core files; never
+/* Block-core internals shared by block.c and the core files in block/; never
  * included by drivers or tools. */
 #ifndef QBLK_BLOCK_INTERNAL_H
 #define QBLK_BLOCK_INTERNAL_H

@@ -47,7 +47,12 @@ void coroutine_fn bdrv_co_tracked_begin(BdrvTrackedRequest *req, BlockDriverStat
     qco_queue_init(&req->wait_queue);
     if (serialise_align > 0) {
         int64_t start = offset - offset % serialise_align;
-        int64_t end = bdrv_round_up(offset + bytes, serialise_align);
+        int64_t end = offset + bytes;
+
+        /* A request reaching INT64_MAX (truncate) is already unbounded. */
+        if (end % serialise_align && end <= INT64_MAX - serialise_align) {
+            end = bdrv_round_up(end, serialise_align);
+        }
 
         req->serialising = true;
         req->overlap_offset = start;

@@ -22,7 +22,7 @@ count_line() {
 run_unit() {
     local build=$1 label=$2 p=0 f=0 s=0
     for t in "$build"/test-*; do
-        [ -x "$t" ] || continue
+        [ -f "$t" ] && [ -x "$t" ] || continue
         local name log rc
         name=$(basename "$t")
         log="$logdir/$label-$name.log"

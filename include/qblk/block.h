@@ -118,7 +118,7 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
 /* Flushes bs and then everything below it. */
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs);
 /* Status of the range starting at offset in this layer. Sets *pnum (> 0
- * unless offset is at the end), *map/*file when OFFSET_VALID (both may be NULL).
+ * unless offset is at the end), and map and file when OFFSET_VALID (both may be NULL).
  * Returns BDRV_BLOCK_* or -errno. */
 int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, int64_t *pnum, int64_t *map,

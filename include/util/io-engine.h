@@ -37,4 +37,8 @@ int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
  * its result. fn must not touch loop-thread state. */
 int coroutine_fn qblk_co_run_in_thread(int (*fn)(void *opaque), void *opaque);
 
+/* Tests only: forgets the chosen engine (closing the io_uring) so the next
+ * qblk_io_engine_init() chooses again. No request may be in flight. */
+void qblk_io_engine_reset(void);
+
 #endif

@@ -1,0 +1,171 @@
+/* qblk-img: the image utility. It takes qemu-img's command lines and prints
+ * qemu-img 7.2's output byte for byte (with its own program name).
+ *
+ * main() parses the global options (-h, -V, -T), looks the command up in
+ * the one command table below and runs its handler, which lives in
+ * tools/img-<command>.c. A command that is not in the table is "not found",
+ * exactly as qemu-img says for names it does not know. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qblk/block.h"
+#include "trace/control.h"
+#include "util/error.h"
+#include "qblk-img.h"
+
+#ifndef QBLK_VERSION
+#define QBLK_VERSION "0.1.0"
+#endif
+
+#define IMG_VERSION_TEXT \
+    "qblk-img version " QBLK_VERSION "\n" \
+    "Copyright (c) 2026 the qblk developers\n"
+
+typedef struct ImgCmd {
+    const char *name;
+    int (*handler)(int argc, char **argv);
+    const char *syntax;            /* the line under "Command syntax:" */
+} ImgCmd;
+
+/* The command table, in qemu-img's help order. */
+static const ImgCmd img_cmds[] = {
+    { "create", img_create,
+      "create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]" },
+    { "info", img_info,
+      "info [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
+};
+
+int img_help(void)
+{
+    const char *const *formats = bdrv_format_names();
+
+    printf(IMG_VERSION_TEXT
+           "usage: qblk-img [standard options] command [command options]\n"
+           "qblk disk image utility\n"
+           "\n"
+           "    '-h', '--help'       display this help and exit\n"
+           "    '-V', '--version'    output version information and exit\n"
+           "    '-T', '--trace'      [enable=]<pattern>\n"
+           "                         enable the matching trace points ('list' names them)\n"
+           "\n"
+           "Command syntax:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(img_cmds); i++) {
+        printf("  %s\n", img_cmds[i].syntax);
+    }
+    printf("\n"
+           "Command parameters:\n"
+           "  'filename' is a disk image filename\n"
+           "  'fmt' is the disk image format; without it the format is probed\n"
+           "  'size' is the disk image size in bytes, optionally with one of the\n"
+           "    suffixes 'k' or 'K' (kilobyte, 1024), 'M' (1024k), 'G' (1024M),\n"
+           "    'T' (1024G), 'P' (1024T) or 'E' (1024P); 'b' means bytes\n"
+           "  'options' is a comma-separated list of name=value options of the\n"
+           "    format; '-o help' lists them\n"
+           "  'backing_file' and 'backing_fmt' name the base image and its format\n"
+           "  'ofmt' is the output format: 'human' (the default) or 'json'\n"
+           "  '-u' creates the image without opening its backing file (the size\n"
+           "       must then be given)\n"
+           "  '-q' quiet mode: print nothing but errors\n"
+           "  '-U' is accepted for compatibility (qblk takes no image locks)\n"
+           "  '--backing-chain' describes every image of the backing chain, top first\n"
+           "  '--image-opts' treats 'filename' as an option string such as\n"
+           "       driver=raw,file.filename=disk.img\n"
+           "  '-h' with or without a command shows this help and lists the supported formats\n"
+           "\n"
+           "Supported formats:");
+    for (size_t i = 0; formats[i]; i++) {
+        printf(" %s", formats[i]);
+    }
+    printf("\n\n"
+           "qblk reads and writes the same images as QEMU and takes qemu-img's command lines.\n");
+    return 0;
+}
+
+int img_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    error_report("%s", msg);
+    fprintf(stderr, "Try '%s --help' for more information\n", qblk_progname());
+    return 1;
+}
+
+int img_missing_argument(const char *arg)
+{
+    return img_usage_error("missing argument for option '%s'", arg);
+}
+
+int img_unrecognized_option(const char *arg)
+{
+    return img_usage_error("unrecognized option '%s'", arg);
+}
+
+/* -T: enables trace points now. "list"/"help" print the names and end the
+ * program, as qemu-img's "-T help" does. Returns true when it did that. */
+static bool trace_option(const char *arg)
+{
+    const char *pattern = g_str_has_prefix(arg, "enable=") ? arg + strlen("enable=") : arg;
+
+    qblk_trace_enable(arg);   /* prints its own message when nothing matches */
+    return strcmp(pattern, "list") == 0 || strcmp(pattern, "help") == 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "trace", required_argument, NULL, 'T' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cmdname;
+    int c;
+
+    qblk_set_progname(argv[0]);
+    if (argc < 2) {
+        return img_usage_error("Not enough arguments");
+    }
+    /* '+': the options end at the command name; ':': we report errors. */
+    while ((c = getopt_long(argc, argv, "+:hVT:", long_options, NULL)) != -1) {
+        switch (c) {
+        case ':':
+            return img_missing_argument(argv[optind - 1]);
+        case '?':
+            return img_unrecognized_option(argv[optind - 1]);
+        case 'h':
+            return img_help();
+        case 'V':
+            printf(IMG_VERSION_TEXT);
+            return 0;
+        case 'T':
+            if (trace_option(optarg)) {
+                return 0;
+            }
+            break;
+        }
+    }
+    if (optind >= argc) {
+        return 0;             /* only global options: qemu-img is silent too */
+    }
+
+    cmdname = argv[optind];
+    argc -= optind;
+    argv += optind;
+    optind = 0;               /* glibc: restart scanning from argv[1] */
+
+    for (size_t i = 0; i < G_N_ELEMENTS(img_cmds); i++) {
+        if (strcmp(cmdname, img_cmds[i].name) == 0) {
+            int ret = img_cmds[i].handler(argc, argv);
+
+            fflush(stdout);
+            return ret;
+        }
+    }
+    return img_usage_error("Command not found: %s", cmdname);
+}

@@ -1,0 +1,27 @@
+/* What qblk-img's command files share with its main (tools/qblk-img.c):
+ * the handlers of the command table and the usage-error helpers.
+ *
+ * A handler gets argv with argv[0] = the command name and getopt already
+ * reset (optind = 0); it returns the process exit status and never exits
+ * itself. */
+#ifndef QBLK_TOOLS_QBLK_IMG_H
+#define QBLK_TOOLS_QBLK_IMG_H
+
+#include <glib.h>
+
+int img_create(int argc, char **argv);
+int img_info(int argc, char **argv);
+
+/* Prints the full help text on stdout (for -h/--help of every command).
+ * Returns 0, the exit status that goes with it. */
+int img_help(void);
+
+/* "qblk-img: <msg>\nTry 'qblk-img --help' for more information\n" on
+ * stderr. Returns 1, the exit status of a usage error. */
+int img_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* The two getopt failures, with qemu-img's wording. `arg` is
+ * argv[optind - 1] as qemu-img reports it. */
+int img_missing_argument(const char *arg);
+int img_unrecognized_option(const char *arg);
+
+#endif

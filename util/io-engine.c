@@ -1,0 +1,418 @@
+/* Host file I/O from coroutines: one io_uring per process, watched by the
+ * event loop through an eventfd, or the worker-thread pool as fallback. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* fallocate, FALLOC_FL_* */
+#endif
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib-unix.h>
+#include <liburing.h>
+
+#include "util/error.h"
+#include "util/io-engine.h"
+#include "util/main-loop.h"
+
+/* The CQ ring gets twice this, so capping in-flight requests at the SQ
+ * size means completions can never overflow. */
+#define RING_ENTRIES 128
+/* preadv and IORING_OP_READV reject more than IOV_MAX (1024) elements. */
+#define MAX_IOV 1024
+/* Results travel as int (cqe->res, the pool's return value); the kernel
+ * stops a single transfer at ~2 GiB anyway. */
+#define MAX_CHUNK (1 << 30)
+/* A persistent EAGAIN must end as an error, not a hang. */
+#define EAGAIN_RETRIES 100
+#define EAGAIN_BACKOFF_NS 1000000
+
+typedef struct UringState {
+    struct io_uring ring;
+    int efd;
+    guint watch;
+    unsigned inflight;          /* prepared SQEs not yet completed */
+    bool submit_scheduled;
+    CoQueue slot_waiters;
+    bool op_ok[QBLK_IO_FALLOCATE + 1];
+} UringState;
+
+typedef struct UringReq {
+    Coroutine *co;
+    int res;
+} UringReq;
+
+/* AUTO here means "not chosen yet". Loop-thread state, no locking. */
+static QblkAioMode engine_mode = QBLK_AIO_AUTO;
+static UringState *uring;
+
+/* ----- io_uring ----- */
+
+/* Submission is batched: every request prepared during one loop
+ * iteration goes to the kernel in a single io_uring_enter. */
+static void uring_submit_bh(void *opaque G_GNUC_UNUSED)
+{
+    UringState *u = uring;
+
+    u->submit_scheduled = false;
+    while (io_uring_sq_ready(&u->ring) > 0) {
+        int ret = io_uring_submit(&u->ring);
+
+        if (ret == -EINTR) {
+            continue;
+        }
+        if (ret == -EAGAIN || ret == -EBUSY || ret == 0) {
+            /* Out of kernel resources for now; completions reaped in this
+             * loop iteration free some, so try again in the next one. */
+            u->submit_scheduled = true;
+            qblk_bh_schedule(uring_submit_bh, NULL);
+            return;
+        }
+        if (ret < 0) {
+            /* The SQEs stay queued, so there is no request to fail them on;
+             * every cause left (EFAULT, EINVAL, EBADF) is a bug. */
+            g_error("io_uring_submit: %s", g_strerror(-ret));
+        }
+    }
+}
+
+static void uring_reap(UringState *u)
+{
+    struct io_uring_cqe *cqe;
+
+    while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+        UringReq *req = io_uring_cqe_get_data(cqe);
+
+        req->res = cqe->res;
+        io_uring_cqe_seen(&u->ring, cqe);
+        u->inflight--;
+        /* req lives on the coroutine's stack: it is gone once entered. */
+        qco_enter(req->co);
+        qco_queue_next(&u->slot_waiters);
+    }
+}
+
+static gboolean uring_ready(gint fd, GIOCondition cond G_GNUC_UNUSED,
+                            gpointer opaque G_GNUC_UNUSED)
+{
+    uint64_t count;
+
+    /* Drain before reaping: a CQE posted after the read re-arms the fd. */
+    while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR) {
+    }
+    if (uring) {
+        uring_reap(uring);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static bool uring_setup(void)
+{
+    UringState *u = g_new0(UringState, 1);
+    struct io_uring_probe *probe;
+
+    /* Fails with ENOSYS/EPERM in sandboxes and where io_uring is disabled. */
+    if (io_uring_queue_init(RING_ENTRIES, &u->ring, 0) < 0) {
+        g_free(u);
+        return false;
+    }
+    u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->efd < 0 || io_uring_register_eventfd(&u->ring, u->efd) < 0) {
+        if (u->efd >= 0) {
+            close(u->efd);
+        }
+        io_uring_queue_exit(&u->ring);
+        g_free(u);
+        return false;
+    }
+    /* Ops the kernel lacks go to the thread pool instead. Kernels before
+     * 5.6 have no probe, but do have the 5.1 ops. */
+    probe = io_uring_get_probe_ring(&u->ring);
+    u->op_ok[QBLK_IO_READ] = !probe || io_uring_opcode_supported(probe, IORING_OP_READV);
+    u->op_ok[QBLK_IO_WRITE] = !probe || io_uring_opcode_supported(probe, IORING_OP_WRITEV);
+    u->op_ok[QBLK_IO_FDATASYNC] = !probe || io_uring_opcode_supported(probe, IORING_OP_FSYNC);
+    u->op_ok[QBLK_IO_FALLOCATE] = probe && io_uring_opcode_supported(probe, IORING_OP_FALLOCATE);
+    if (probe) {
+        io_uring_free_probe(probe);
+    }
+    qco_queue_init(&u->slot_waiters);
+    qblk_loop_init();
+    u->watch = g_unix_fd_add(u->efd, G_IO_IN, uring_ready, NULL);
+    uring = u;
+    return true;
+}
+
+static int coroutine_fn uring_co_submit(int fd, QblkIoOp op, int64_t offset,
+                                        int64_t len, const struct iovec *iov,
+                                        int niov, int mode)
+{
+    UringState *u = uring;
+    UringReq req = { .co = qco_self() };
+    struct io_uring_sqe *sqe;
+
+    while (u->inflight >= RING_ENTRIES) {
+        qco_queue_wait(&u->slot_waiters, NULL);
+    }
+    sqe = io_uring_get_sqe(&u->ring);
+    assert(sqe);  /* at most RING_ENTRIES prepared, so the SQ has room */
+    switch (op) {
+    case QBLK_IO_READ:
+        io_uring_prep_readv(sqe, fd, iov, niov, offset);
+        break;
+    case QBLK_IO_WRITE:
+        io_uring_prep_writev(sqe, fd, iov, niov, offset);
+        break;
+    case QBLK_IO_FDATASYNC:
+        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        break;
+    case QBLK_IO_FALLOCATE:
+        io_uring_prep_fallocate(sqe, fd, mode, offset, len);
+        break;
+    }
+    io_uring_sqe_set_data(sqe, &req);
+    u->inflight++;
+    if (!u->submit_scheduled) {
+        u->submit_scheduled = true;
+        qblk_bh_schedule(uring_submit_bh, NULL);
+    }
+    qco_yield();
+    return req.res;
+}
+
+/* ----- thread pool ----- */
+
+typedef struct ThreadReq {
+    int fd;
+    QblkIoOp op;
+    int64_t offset, len;
+    const struct iovec *iov;
+    int niov;
+    int mode;
+} ThreadReq;
+
+static int thread_io(void *opaque)
+{
+    ThreadReq *r = opaque;
+    ssize_t ret = -1;
+
+    switch (r->op) {
+    case QBLK_IO_READ:
+        ret = preadv(r->fd, r->iov, r->niov, r->offset);
+        break;
+    case QBLK_IO_WRITE:
+        ret = pwritev(r->fd, r->iov, r->niov, r->offset);
+        break;
+    case QBLK_IO_FDATASYNC:
+        ret = fdatasync(r->fd);
+        break;
+    case QBLK_IO_FALLOCATE:
+        ret = fallocate(r->fd, r->mode, r->offset, r->len);
+        break;
+    }
+    return ret < 0 ? -errno : (int)ret;
+}
+
+/* ----- common ----- */
+
+static int coroutine_fn engine_co_submit(int fd, QblkIoOp op, int64_t offset,
+                                         int64_t len, const struct iovec *iov,
+                                         int niov, int mode)
+{
+    ThreadReq r = {
+        .fd = fd, .op = op, .offset = offset, .len = len,
+        .iov = iov, .niov = niov, .mode = mode,
+    };
+
+    if (engine_mode == QBLK_AIO_IO_URING && uring->op_ok[op]) {
+        return uring_co_submit(fd, op, offset, len, iov, niov, mode);
+    }
+    return qblk_co_run_in_thread(thread_io, &r);
+}
+
+/* Turns transient failures into another attempt; returns true to retry. */
+static bool coroutine_fn should_retry(int ret, int *eagain_count)
+{
+    if (ret == -EINTR) {
+        return true;
+    }
+    if (ret == -EAGAIN && ++*eagain_count <= EAGAIN_RETRIES) {
+        qco_sleep_ns(EAGAIN_BACKOFF_NS);
+        return true;
+    }
+    return false;
+}
+
+/* Bytes from `done` on that one submission can carry: at most MAX_IOV
+ * elements and MAX_CHUNK bytes. */
+static size_t chunk_len(const QIOVector *qiov, size_t done)
+{
+    size_t skip = done, n = 0;
+    int i = 0, k;
+
+    while (i < qiov->niov && skip >= qiov->iov[i].iov_len) {
+        skip -= qiov->iov[i].iov_len;
+        i++;
+    }
+    for (k = 0; i < qiov->niov && k < MAX_IOV && n < MAX_CHUNK; i++) {
+        /* Empty elements vanish in the slice, so they do not count. */
+        if (qiov->iov[i].iov_len > skip) {
+            n += qiov->iov[i].iov_len - skip;
+            k++;
+        }
+        skip = 0;
+    }
+    return MIN(n, MIN(qiov->size - done, (size_t)MAX_CHUNK));
+}
+
+static int coroutine_fn co_rw(int fd, QblkIoOp op, int64_t offset,
+                              QIOVector *qiov)
+{
+    size_t total = qiov->size, done = 0;
+    int eagain = 0;
+
+    while (done < total) {
+        QIOVector part;
+        int ret;
+
+        if (done == 0 && qiov->niov <= MAX_IOV && total <= MAX_CHUNK) {
+            ret = engine_co_submit(fd, op, offset, total, qiov->iov,
+                                   qiov->niov, 0);
+        } else {
+            qiov_init_slice(&part, qiov, done, chunk_len(qiov, done));
+            ret = engine_co_submit(fd, op, offset + done, part.size,
+                                   part.iov, part.niov, 0);
+            qiov_destroy(&part);
+        }
+        if (should_retry(ret, &eagain)) {
+            continue;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret == 0) {
+            if (op == QBLK_IO_READ) {
+                /* End of file: the unwritten tail of an image reads as
+                 * zeroes. */
+                qiov_memset(qiov, done, 0, total - done);
+                return 0;
+            }
+            /* A regular file only writes nothing when it cannot grow. */
+            return -ENOSPC;
+        }
+        done += ret;
+    }
+    return 0;
+}
+
+typedef struct SyncIo {
+    int fd;
+    QblkIoOp op;
+    int64_t offset, len;
+    QIOVector *qiov;
+    int mode;
+    int ret;
+    bool done;
+} SyncIo;
+
+static void coroutine_fn sync_io_entry(void *opaque)
+{
+    SyncIo *s = opaque;
+
+    s->ret = qblk_co_io(s->fd, s->op, s->offset, s->len, s->qiov, s->mode);
+    s->done = true;
+}
+
+int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
+                            QIOVector *qiov, int fallocate_mode)
+{
+    int ret, eagain = 0;
+
+    if (engine_mode == QBLK_AIO_AUTO) {
+        qblk_io_engine_init(QBLK_AIO_AUTO);
+    }
+    if (!qco_in_coroutine()) {
+        /* Forgiving the non-coroutine caller: run the request in one and
+         * spin the loop, as the bdrv_pread() style wrappers do. */
+        SyncIo s = { fd, op, offset, len, qiov, fallocate_mode, 0, false };
+
+        qco_enter(qco_create(sync_io_entry, &s));
+        while (!s.done) {
+            qblk_loop_iterate(true);
+        }
+        return s.ret;
+    }
+    if (offset < 0 || len < 0) {
+        return -EINVAL;
+    }
+    switch (op) {
+    case QBLK_IO_READ:
+    case QBLK_IO_WRITE:
+        /* The transfer size is qiov->size; len only matters to the other
+         * ops (callers pass qiov->size). */
+        if (!qiov) {
+            return -EINVAL;
+        }
+        return co_rw(fd, op, offset, qiov);
+    case QBLK_IO_FDATASYNC:
+    case QBLK_IO_FALLOCATE:
+        do {
+            ret = engine_co_submit(fd, op, offset, len, NULL, 0, fallocate_mode);
+        } while (should_retry(ret, &eagain));
+        return ret;
+    }
+    return -EINVAL;
+}
+
+QblkAioMode qblk_io_engine_init(QblkAioMode mode)
+{
+    if (engine_mode != QBLK_AIO_AUTO) {
+        return engine_mode;
+    }
+    if (mode == QBLK_AIO_AUTO) {
+        const char *env = g_getenv("QBLK_AIO");
+
+        if (env && !strcmp(env, "io_uring")) {
+            mode = QBLK_AIO_IO_URING;
+        } else if (env && !strcmp(env, "threads")) {
+            mode = QBLK_AIO_THREADS;
+        } else if (env && *env) {
+            warn_report("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
+                        "choosing automatically", env);
+        }
+    }
+    /* An io_uring that cannot be set up is not an error: the pool does the
+     * same job, only with more context switches. */
+    if (mode != QBLK_AIO_THREADS && uring_setup()) {
+        engine_mode = QBLK_AIO_IO_URING;
+    } else {
+        engine_mode = QBLK_AIO_THREADS;
+    }
+    return engine_mode;
+}
+
+const char *qblk_io_engine_name(void)
+{
+    if (engine_mode == QBLK_AIO_AUTO) {
+        qblk_io_engine_init(QBLK_AIO_AUTO);
+    }
+    return engine_mode == QBLK_AIO_IO_URING ? "io_uring" : "threads";
+}
+
+void qblk_io_engine_reset(void)
+{
+    if (uring) {
+        /* Tearing down a ring with requests in flight would leave their
+         * coroutines waiting forever. */
+        g_assert(uring->inflight == 0);
+        g_source_remove(uring->watch);
+        io_uring_unregister_eventfd(&uring->ring);
+        close(uring->efd);
+        io_uring_queue_exit(&uring->ring);
+        g_clear_pointer(&uring, g_free);
+    }
+    engine_mode = QBLK_AIO_AUTO;
+}
