@@ -181,19 +181,22 @@ static bool reject_leftovers(BlockDriverState *bs, QblkOpts *opts, GError **errp
     return false;
 }
 
+/* Like QEMU: a relative backing name is taken relative to the directory
+ * part of the image's name exactly as written (everything up to its last
+ * '/'), so "./a.qed" with "b.raw" gives "./b.raw". */
 static char *resolve_backing(const char *image, const char *backing)
 {
-    g_autofree char *dir = NULL;
+    const char *slash;
 
     if (g_path_is_absolute(backing) || strstr(backing, "://") || !image ||
         strstr(image, "://")) {
         return g_strdup(backing);
     }
-    dir = g_path_get_dirname(image);
-    if (strcmp(dir, ".") == 0) {
+    slash = strrchr(image, '/');
+    if (!slash) {
         return g_strdup(backing);
     }
-    return g_build_filename(dir, backing, NULL);
+    return g_strdup_printf("%.*s%s", (int)(slash - image + 1), image, backing);
 }
 
 static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int flags,
@@ -250,7 +253,9 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
             qblk_error_set(errp, "Unknown driver '%s'", driver);
             return NULL;
         }
-    } else if (as_child || (fname && protocol_for(fname) != &bdrv_file)) {
+    } else if (as_child || (fname && protocol_for(fname) == &bdrv_blkdebug)) {
+        /* Filters named by prefix open directly; other protocols
+         * (null-co://) are a format's file child like plain files. */
         drv = protocol_for(fname);
     }
     if (drv == &bdrv_blkdebug && fname && g_str_has_prefix(fname, "blkdebug:")) {
@@ -395,6 +400,14 @@ static void coroutine_fn create_entry(void *opaque)
     r->ret = r->drv->co_create(r->filename, r->opts, r->errp);
 }
 
+static bool create_opt_known(const QblkOptDesc *d, const char *name)
+{
+    while (d && d->name && strcmp(d->name, name)) {
+        d++;
+    }
+    return d && d->name;
+}
+
 int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError **errp)
 {
     const BlockDriver *drv = bdrv_find_format(fmt);
@@ -412,12 +425,10 @@ int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError
         return -ENOTSUP;
     }
     for (guint i = 0; i < n; i++) {
-        const QblkOptDesc *d = drv->create_opts;
-
-        while (d && d->name && strcmp(d->name, keys[i])) {
-            d++;
-        }
-        if (!d || !d->name) {
+        /* A format also takes the options of the protocol it creates on. */
+        if (!create_opt_known(drv->create_opts, keys[i]) &&
+            (drv->is_protocol || !create_opt_known(protocol_for(filename)->create_opts,
+                                                    keys[i]))) {
             qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
             return -EINVAL;
         }
@@ -497,5 +508,5 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     if (bs->drv->get_info) {
         return bs->drv->get_info(bs, bdi);
     }
-    return 0;
+    return -ENOTSUP;
 }

@@ -166,8 +166,7 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         goto fail;
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode)) {
-        qblk_error_set(errp, "A regular file was expected by the 'file' driver, "
-                       "but something else was given");
+        qblk_error_set(errp, "'file' driver requires '%s' to be a regular file", path);
         err = EINVAL;
         goto fail;
     }
@@ -585,7 +584,18 @@ static int coroutine_fn file_co_create(const char *filename, QblkOpts *options,
         qblk_error_set_errno(errp, err, "Could not create '%s'", path);
         return -err;
     }
+    /* Like QEMU: whole sectors, and the first block allocated so that
+     * O_DIRECT alignment probing later reads real data. */
+    size = (size + 511) & ~(int64_t)511;
     ret = file_co_resize(fd, 0, size, prealloc, errp);
+    if (ret == 0 && size > 0 && prealloc == PREALLOC_MODE_OFF) {
+        static const char zeroes[4096];
+
+        if (pwrite(fd, zeroes, MIN(size, (int64_t)sizeof(zeroes)), 0) < 0) {
+            ret = -errno;
+            qblk_error_set_errno(errp, -ret, "Could not write to the new file");
+        }
+    }
     if (close(fd) < 0 && ret == 0) {
         ret = -errno;
         qblk_error_set_errno(errp, -ret, "Could not close the new file");
@@ -604,6 +614,12 @@ static const QblkOptDesc file_create_opts[] = {
       "Extent size hint for the image file, 0 to disable", NULL },
     { NULL }
 };
+
+/* No clusters, never dirty; answering at all lets tools report that. */
+static int file_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return 0;
+}
 
 const BlockDriver bdrv_file = {
     .format_name = "file",
@@ -624,4 +640,5 @@ const BlockDriver bdrv_file = {
     .co_truncate = file_co_truncate,
     .getlength = file_getlength,
     .get_allocated_file_size = file_get_allocated_file_size,
+    .get_info = file_get_info,
 };

@@ -186,6 +186,12 @@ static int64_t null_getlength(BlockDriverState *bs)
     return s->size;
 }
 
+/* Nothing is stored anywhere. */
+static int64_t null_get_allocated_file_size(BlockDriverState *bs)
+{
+    return 0;
+}
+
 const BlockDriver bdrv_null_co = {
     .format_name = "null-co",
     .instance_size = sizeof(NullState),
@@ -199,4 +205,5 @@ const BlockDriver bdrv_null_co = {
     .co_flush = null_co_flush,
     .co_block_status = null_co_block_status,
     .getlength = null_getlength,
+    .get_allocated_file_size = null_get_allocated_file_size,
 };

@@ -98,15 +98,17 @@ static int coroutine_fn raw_co_create(const char *filename, QblkOpts *options, G
     return bdrv_file.co_create(filename, options, errp);
 }
 
+/* The protocol's own options (preallocation, ...) are accepted by
+ * bdrv_create on top of these. */
 static const QblkOptDesc raw_create_opts[] = {
     { "size", QBLK_OPT_SIZE, "Virtual disk size", NULL },
-    { "preallocation", QBLK_OPT_STRING,
-      "Preallocation mode (allowed values: off, falloc, full)", NULL },
-    { "nocow", QBLK_OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL },
-    { "extent_size_hint", QBLK_OPT_SIZE,
-      "Extent size hint for the image file, 0 to disable", NULL },
     { NULL }
 };
+
+static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return bdrv_get_info(bs->file, bdi);
+}
 
 const BlockDriver bdrv_raw = {
     .format_name = "raw",
@@ -121,4 +123,5 @@ const BlockDriver bdrv_raw = {
     .co_block_status = raw_co_block_status,
     .co_truncate = raw_co_truncate,
     .getlength = raw_getlength,
+    .get_info = raw_get_info,
 };

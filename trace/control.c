@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <glib.h>
 #include "trace/control.h"
+#include "util/error.h"
 
 bool qblk_trace_enable(const char *pattern)
 {
@@ -28,7 +29,7 @@ bool qblk_trace_enable(const char *pattern)
         }
     }
     if (!matched) {
-        fprintf(stderr, "trace: no trace point matches '%s'\n", pattern);
+        warn_report("trace event '%s' does not exist", pattern);
     }
     return matched;
 }

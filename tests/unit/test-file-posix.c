@@ -118,6 +118,7 @@ static void test_open_errors(void)
                                             g_strerror(ENOENT));
     g_autofree char *path = make_file("open.raw", 64 * KiB, 0, NULL, 0);
     GError *err = NULL;
+    g_autofree char *dir_want = NULL;
     BlockDriverState *bs;
 
     g_assert_null(open_file(missing, 0, NULL, &err));
@@ -125,8 +126,8 @@ static void test_open_errors(void)
     g_clear_error(&err);
 
     g_assert_null(open_file(tmpdir, 0, NULL, &err));
-    g_assert_cmpstr(err->message, ==, "A regular file was expected by the 'file' driver, "
-                    "but something else was given");
+    dir_want = g_strdup_printf("'file' driver requires '%s' to be a regular file", tmpdir);
+    g_assert_cmpstr(err->message, ==, dir_want);
     g_clear_error(&err);
 
     g_assert_null(open_file(path, 0, "aio=bogus", &err));
