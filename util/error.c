@@ -10,36 +10,40 @@
 
 G_DEFINE_QUARK(qblk-error-quark, qblk_error)
 
-void qblk_error_set(GError **errp, const char *fmt, ...)
+/* errnum 0: the message alone; otherwise ": strerror(errnum)" follows. */
+static void error_setv(GError **errp, int errnum, const char *fmt, va_list ap)
 {
-    va_list ap;
-    char *msg;
+    g_autofree char *msg = NULL;
 
     if (!errp) {
         return;
     }
-    va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
+    if (errnum) {
+        /* g_strerror is thread-safe and never returns NULL, unlike strerror. */
+        g_set_error(errp, QBLK_ERROR, QBLK_ERROR_FAILED, "%s: %s", msg,
+                    g_strerror(errnum));
+    } else {
+        g_set_error_literal(errp, QBLK_ERROR, QBLK_ERROR_FAILED, msg);
+    }
+}
+
+void qblk_error_set(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_setv(errp, 0, fmt, ap);
     va_end(ap);
-    g_set_error_literal(errp, QBLK_ERROR, QBLK_ERROR_FAILED, msg);
-    g_free(msg);
 }
 
 void qblk_error_set_errno(GError **errp, int errnum, const char *fmt, ...)
 {
     va_list ap;
-    char *msg;
 
-    if (!errp) {
-        return;
-    }
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    error_setv(errp, errnum, fmt, ap);
     va_end(ap);
-    /* g_strerror is thread-safe and never returns NULL, unlike strerror. */
-    g_set_error(errp, QBLK_ERROR, QBLK_ERROR_FAILED, "%s: %s", msg,
-                g_strerror(errnum));
-    g_free(msg);
 }
 
 void qblk_error_prepend(GError **errp, const char *fmt, ...)
