@@ -525,9 +525,7 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset, b
         return -err;
     }
     if (S_ISREG(st.st_mode)) {
-        if (!exact && offset < st.st_size) {
-            return 0;
-        }
+        /* A regular file always takes the new size, exact or not. */
         return file_co_resize(s->fd, st.st_size, offset, prealloc, errp);
     }
     if (!S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode)) {
