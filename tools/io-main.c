@@ -13,6 +13,9 @@
 BlockDriverState *io_bs;
 bool io_writethrough;
 bool io_misalign;
+char *io_open_name;
+QblkOpts *io_open_opts;
+int io_open_flags;
 
 static void usage(const char *name)
 {
@@ -79,6 +82,15 @@ int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts)
     GError *err = NULL;
     bool probed_raw = false;
 
+    if (name != io_open_name) {
+        g_free(io_open_name);
+        io_open_name = g_strdup(name);
+    }
+    if (opts != io_open_opts) {
+        g_clear_pointer(&io_open_opts, qblk_opts_free);
+        io_open_opts = qblk_opts_copy(opts);
+    }
+    io_open_flags = flags;
     io_bs = bdrv_open(name, opts, flags, &probed_raw, &err);
     if (!io_bs) {
         if (image_opts) {
@@ -264,5 +276,7 @@ int main(int argc, char **argv)
         bdrv_drain(io_bs);
         bdrv_unref(io_bs);
     }
+    g_free(io_open_name);
+    g_clear_pointer(&io_open_opts, qblk_opts_free);
     return failed ? 1 : 0;
 }

@@ -354,12 +354,119 @@ static int sigraise_f(int argc, char **argv)
     return 0;
 }
 
+/* No driver here has blkdebug's breakpoints: these answer as QEMU does
+ * for such a driver (QEMU's wait_break would wait forever; ours fails). */
+static int break_f(int argc, char **argv)
+{
+    printf("Could not set breakpoint: %s\n", strerror(ENOTSUP));
+    return -1;
+}
+
+static int remove_break_f(int argc, char **argv)
+{
+    printf("Could not remove breakpoint %s: %s\n", argv[1], strerror(ENOTSUP));
+    return -1;
+}
+
+static int resume_f(int argc, char **argv)
+{
+    printf("Could not resume request: %s\n", strerror(ENOTSUP));
+    return -1;
+}
+
+static int wait_break_f(int argc, char **argv)
+{
+    printf("Could not wait for breakpoint %s: %s\n", argv[1], strerror(ENOTSUP));
+    return -1;
+}
+
+/* Reopens by closing and opening again with the first open's name and
+ * options; only the read-only flag and the cache mode can change. */
+static int reopen_f(int argc, char **argv)
+{
+    int flags = io_open_flags, c;
+    bool writethrough = io_writethrough, ro = false, rw = false;
+    g_autoptr(QblkOpts) opts = NULL;
+    GError *err = NULL;
+
+    while ((c = getopt(argc, argv, "c:o:rw")) != -1) {
+        switch (c) {
+        case 'c':
+            if (!io_parse_cache(optarg, &flags, &writethrough)) {
+                error_report("Invalid cache option: %s", optarg);
+                return -1;
+            }
+            break;
+        case 'o':
+            opts = qblk_opts_new();
+            if (!qblk_opts_parse(opts, optarg, NULL, &err)) {
+                error_report_err(err);
+                return -1;
+            }
+            if (qblk_opts_count(opts) > 0) {
+                guint n;
+                g_autofree const char **keys = qblk_opts_keys(opts, &n);
+
+                error_report("Cannot change the option '%s'", keys[0]);
+                return -1;
+            }
+            break;
+        case 'r':
+            if (rw) {
+                error_report("Only one -r/-w option may be given");
+                return -1;
+            }
+            ro = true;
+            break;
+        case 'w':
+            if (ro) {
+                error_report("Only one -r/-w option may be given");
+                return -1;
+            }
+            rw = true;
+            break;
+        default:
+            return usage_fail("reopen");
+        }
+    }
+    if (optind != argc) {
+        return usage_fail("reopen");
+    }
+    if (ro) {
+        flags &= ~BDRV_O_RDWR;
+    } else if (rw) {
+        flags |= BDRV_O_RDWR;
+    }
+    bdrv_drain(io_bs);
+    bdrv_unref(io_bs);
+    io_bs = NULL;
+    if (io_open_image(io_open_name, qblk_opts_copy(io_open_opts), flags,
+                      io_open_name == NULL) < 0) {
+        return -1;
+    }
+    io_writethrough = writethrough;
+    return 0;
+}
+
+static const char reopen_help[] =
+"\n"
+" Changes the open options of an already opened image\n"
+"\n"
+" Example:\n"
+" 'reopen -o lazy-refcounts=on' - activates lazy refcount writeback on a qcow2 image\n"
+"\n"
+" -r, -- Reopen the image read-only\n"
+" -w, -- Reopen the image read-write\n"
+" -c, -- Change the cache mode to the given value\n"
+" -o, -- Changes block driver options (cf. 'open' command)\n"
+"\n";
+
 static const char open_help[] =
 "\n"
 " opens a new file in the requested mode\n"
 "\n"
 " Example:\n"
-" 'open -n -o driver=raw /srv/data' - opens raw data file read-write, uncached\n"
+" 'open -n -o driver=raw /tmp/data' - opens raw data file read-write, uncached\n"
 "\n"
 " Opens a file for subsequent use by all of the other qemu-io commands.\n"
 " -r, -- open file read-only\n"
@@ -411,5 +518,15 @@ const IoCmd io_misc_cmds[] = {
       "simulate a program crash using abort(3)", NULL },
     { "sigraise", NULL, sigraise_f, 1, 1, true, false, "signal",
       "raises a signal", sigraise_help },
+    { "break", NULL, break_f, 2, 2, false, false, "event tag",
+      "sets a breakpoint on event and tags the stopped request as tag", NULL },
+    { "remove_break", NULL, remove_break_f, 1, 1, false, false, "tag",
+      "remove a breakpoint by tag", NULL },
+    { "resume", NULL, resume_f, 1, 1, false, false, "tag",
+      "resumes the request tagged as tag", NULL },
+    { "wait_break", NULL, wait_break_f, 1, 1, false, false, "tag",
+      "waits for the suspension of a request", NULL },
+    { "reopen", NULL, reopen_f, 0, -1, false, false, "[(-r|-w)] [-c cache] [-o options]",
+      "reopens an image with new options", reopen_help },
     { NULL },
 };

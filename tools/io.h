@@ -26,6 +26,10 @@ typedef struct IoCmd {
 extern BlockDriverState *io_bs;
 extern bool io_writethrough;   /* cache modes writethrough/directsync */
 extern bool io_misalign;       /* -m: buffers start 16 bytes off */
+/* What the image was opened with, for reopen (name NULL: image-opts). */
+extern char *io_open_name;
+extern QblkOpts *io_open_opts;
+extern int io_open_flags;
 
 /* Command tables (each ends with a NULL name). */
 extern const IoCmd io_rw_cmds[];
