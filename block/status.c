@@ -58,9 +58,6 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
         }
         ret |= BDRV_BLOCK_ALLOCATED;
         ret &= ~BDRV_BLOCK_EOF;
-    } else if (bs->drv->is_protocol) {
-        /* A protocol node owns all its bytes. */
-        ret |= BDRV_BLOCK_ALLOCATED;
     } else if (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) {
         ret |= BDRV_BLOCK_ALLOCATED;
     } else if (bs->backing == NULL && !(ret & BDRV_BLOCK_ALLOCATED) && want_zero) {
