@@ -9,7 +9,13 @@ dir=$(mktemp -d /tmp/qblk-demo.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 img=$dir/demo.raw
 
-run() { echo "\$ $*"; "$@"; echo; }
+run() {
+    local a shown="\$"
+    for a in "$@"; do
+        case $a in *" "*) shown+=" \"$a\"" ;; *) shown+=" $a" ;; esac
+    done
+    echo "$shown"; "$@"; echo
+}
 blocks() { echo "  file size $(stat -c %s "$img") bytes, allocated on disk: $(( $(stat -c %b "$img") * $(stat -c %B "$img") / 1024 )) KiB"; }
 
 echo "== qblk demo: efficient zeroes on a raw image =="
