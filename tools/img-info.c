@@ -282,11 +282,9 @@ int img_info(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
         switch (c) {
         case ':':
-            return img_missing_argument(argv[optind - 1]);
         case '?':
-            return img_unrecognized_option(argv[optind - 1]);
         case 'h':
-            return img_help();
+            return img_common_option(c, argv);
         case 'f':
             fmt = optarg;
             break;

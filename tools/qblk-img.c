@@ -106,6 +106,17 @@ int img_unrecognized_option(const char *arg)
     return img_usage_error("unrecognized option '%s'", arg);
 }
 
+int img_common_option(int c, char **argv)
+{
+    if (c == ':') {
+        return img_missing_argument(argv[optind - 1]);
+    }
+    if (c == 'h') {
+        return img_help();
+    }
+    return img_unrecognized_option(argv[optind - 1]);
+}
+
 /* -T: enables trace points now. "list"/"help" print the names and end the
  * program, as qemu-img's "-T help" does. Returns true when it did that. */
 static bool trace_option(const char *arg)
@@ -135,11 +146,9 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:hVT:", long_options, NULL)) != -1) {
         switch (c) {
         case ':':
-            return img_missing_argument(argv[optind - 1]);
         case '?':
-            return img_unrecognized_option(argv[optind - 1]);
         case 'h':
-            return img_help();
+            return img_common_option(c, argv);
         case 'V':
             printf(IMG_VERSION_TEXT);
             return 0;

@@ -23,5 +23,7 @@ int img_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * argv[optind - 1] as qemu-img reports it. */
 int img_missing_argument(const char *arg);
 int img_unrecognized_option(const char *arg);
+/* Every command's answer to getopt's ':' and '?' and to -h (exit status). */
+int img_common_option(int c, char **argv);
 
 #endif
