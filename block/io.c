@@ -2,6 +2,7 @@
  * for requests below the driver's alignment), splitting by max_transfer,
  * FUA emulation, and the fallbacks for missing driver callbacks. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include "block/internal.h"
@@ -398,6 +399,11 @@ int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exa
     }
     if (offset < 0) {
         qblk_error_set(errp, "Image size cannot be negative");
+        return -EINVAL;
+    }
+    if (offset > BDRV_MAX_LENGTH) {
+        qblk_error_set(errp, "offset(%" PRId64 ") exceeds maximum(%" PRId64 ")",
+                       offset, (int64_t)BDRV_MAX_LENGTH);
         return -EINVAL;
     }
     if (!bs->drv->co_truncate) {

@@ -46,6 +46,9 @@ enum {
  * discard and block status take any 64-bit length. */
 #define BDRV_REQUEST_MAX_BYTES 2147483136LL
 
+/* Largest image length: INT64_MAX rounded down to 1 GiB, as QEMU's. */
+#define BDRV_MAX_LENGTH (INT64_MAX & ~((1LL << 30) - 1))
+
 /* Block status bits (bdrv_co_block_status). */
 #define BDRV_BLOCK_DATA          0x01  /* reads come from the host, not implicit zeroes */
 #define BDRV_BLOCK_ZERO          0x02  /* reads as zeroes */
