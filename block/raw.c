@@ -26,6 +26,25 @@ static int coroutine_fn raw_co_preadv(BlockDriverState *bs, int64_t offset, int6
     return bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
 }
 
+/* Block-0 signatures QEMU probes that no qblk driver claims yet: a probed
+ * raw image must not take one on, or QEMU would open it as that format. */
+static bool foreign_signature(const uint8_t *head)
+{
+    static const struct { const char *magic; size_t len; } sigs[] = {
+        { "QED\0", 4 }, { "KDMV", 4 }, { "COWD", 4 }, { "conectix", 8 },
+        { "vhdxfile", 8 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        if (!memcmp(head, sigs[i].magic, sigs[i].len)) {
+            return true;
+        }
+    }
+    /* qcow2: magic, then a big-endian version of at least 2. */
+    return !memcmp(head, "QFI\xfb", 4) &&
+           ((uint32_t)head[4] << 24 | head[5] << 16 | head[6] << 8 | head[7]) >= 2;
+}
+
 /* A probed raw image must not turn into another format by a write to its
  * first sector: that would let a guest choose how its host opens it. */
 static int coroutine_fn raw_check_probe_safe(BlockDriverState *bs, int64_t offset,
@@ -48,7 +67,10 @@ static int coroutine_fn raw_check_probe_safe(BlockDriverState *bs, int64_t offse
     } else {
         memset(head + offset, 0, n);
     }
-    return bdrv_probe_buffer(head, RAW_SECTOR, NULL) == &bdrv_raw ? 0 : -EPERM;
+    if (foreign_signature(head) || bdrv_probe_buffer(head, RAW_SECTOR, NULL) != &bdrv_raw) {
+        return -EPERM;
+    }
+    return 0;
 }
 
 static int coroutine_fn raw_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
