@@ -142,6 +142,7 @@ extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_null_co;
 extern const BlockDriver bdrv_blkdebug;
+extern const BlockDriver bdrv_qed;
 
 /* Helpers for drivers. */
 

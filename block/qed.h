@@ -1,0 +1,106 @@
+/* QED driver internals shared by its files: the on-disk constants, the
+ * per-image state, and the table, read/write and check entry points. */
+#ifndef QBLK_BLOCK_QED_H
+#define QBLK_BLOCK_QED_H
+
+#include "qblk/block_int.h"
+
+#define QED_MAGIC                     0x00444551u   /* "QED\0" little-endian */
+#define QED_HEADER_SIZE               64
+#define QED_F_BACKING_FILE            UINT64_C(0x01)
+#define QED_F_NEED_CHECK              UINT64_C(0x02)
+#define QED_F_BACKING_FORMAT_NO_PROBE UINT64_C(0x04)
+#define QED_FEATURE_MASK              UINT64_C(0x07)
+#define QED_MIN_CLUSTER_SIZE          4096u
+#define QED_MAX_CLUSTER_SIZE          (64u * 1024 * 1024)
+#define QED_DEFAULT_CLUSTER_SIZE      65536u
+#define QED_MIN_TABLE_SIZE            1u
+#define QED_MAX_TABLE_SIZE            16u
+#define QED_DEFAULT_TABLE_SIZE        4u
+#define QED_ZERO_CLUSTER              UINT64_C(1) /* L2 value: reads as zeroes */
+#define QED_BACKING_NAME_MAX          4095u
+
+typedef struct QedHeader {
+    uint32_t magic;
+    uint32_t cluster_size;
+    uint32_t table_size;            /* clusters per table */
+    uint32_t header_size;           /* clusters in the header area */
+    uint64_t features;
+    uint64_t compat_features;
+    uint64_t autoclear_features;
+    uint64_t l1_table_offset;
+    uint64_t image_size;
+    uint32_t backing_filename_offset;
+    uint32_t backing_filename_size;
+} QedHeader;
+
+/* One cached L2 table, entries in host byte order. */
+typedef struct QedL2Table {
+    uint64_t offset;                /* 0: slot unused */
+    uint64_t *entries;
+    uint64_t last_use;
+    unsigned pins;                  /* pinned tables are never evicted */
+} QedL2Table;
+
+typedef struct BDRVQEDState {
+    QedHeader header;
+    uint64_t *l1_table;             /* host byte order */
+    uint32_t table_nelems;
+    uint32_t l2_shift, l1_shift;
+    uint64_t table_bytes;
+    uint64_t file_size;             /* allocation end, a cluster multiple */
+    /* Allocating writes (and any metadata change) run one at a time. */
+    CoMutex alloc_lock;
+    QedL2Table *l2_cache;
+    unsigned l2_cache_len;
+    uint64_t use_clock;
+} BDRVQEDState;
+
+typedef enum { QED_UNALLOC, QED_ZERO, QED_DATA } QedClusterState;
+
+/* qed.c */
+void qed_header_decode(const uint8_t *buf, QedHeader *h);
+void qed_header_encode(const QedHeader *h, uint8_t *buf);
+int coroutine_fn qed_co_write_header(BlockDriverState *bs);
+int coroutine_fn qed_co_set_need_check(BlockDriverState *bs);
+bool qed_valid_cluster_offset(const BDRVQEDState *s, uint64_t offset);
+bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset);
+uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+
+/* qed-table.c */
+void qed_l2_cache_init(BDRVQEDState *s);
+void qed_l2_cache_free(BDRVQEDState *s);
+/* The cached L2 table at offset, read if needed. The pointer is valid
+ * until the caller next yields, unless pinned. */
+int coroutine_fn qed_co_get_l2(BlockDriverState *bs, uint64_t offset, QedL2Table **out);
+void qed_l2_insert(BDRVQEDState *s, uint64_t offset, uint64_t *entries);
+/* Writes entries [first, first+n) of a table (host order) in whole sectors. */
+int coroutine_fn qed_co_write_entries(BlockDriverState *bs, uint64_t table_offset,
+                                      const uint64_t *entries, uint32_t first, uint32_t n);
+/* The state of the clusters from pos on (at most len bytes, never past
+ * the L2 span of pos): *n bytes of one state; *host is the data offset
+ * at pos for QED_DATA. -EINVAL for an invalid table or entry. */
+int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t len,
+                                 QedClusterState *state, uint64_t *host, uint64_t *n);
+/* Sets the L2 entries for the clusters [pos, pos+n) (cluster aligned,
+ * one L2 span) to values host, host+cs, ... (or all QED_ZERO_CLUSTER when
+ * host is QED_ZERO_CLUSTER), allocating the L2 table when needed. Caller
+ * holds alloc_lock. */
+int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t n,
+                                    uint64_t host);
+
+/* qed-rw.c */
+int coroutine_fn qed_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                      BdrvRequestFlags flags);
+int coroutine_fn qed_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
+                                     int64_t bytes, int64_t *pnum, int64_t *map,
+                                     BlockDriverState **file);
+
+/* qed-check.c */
+int coroutine_fn qed_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
+
+#endif
