@@ -11,6 +11,7 @@ static const BlockDriver *const drivers[] = {
     &bdrv_blkdebug,
     &bdrv_file,
     &bdrv_null_co,
+    &bdrv_qed,
     &bdrv_raw,
 };
 
