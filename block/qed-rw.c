@@ -185,9 +185,11 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
 
 /* Whole clusters only (the core sends unaligned heads and tails as plain
  * writes). Unallocated clusters become zero clusters, metadata only.
- * Allocated clusters keep their place and are zeroed in the file by the
- * file's own cheap zeroing (fallocate; a hole with MAY_UNMAP), so no data
- * is written and the image needs no new metadata. */
+ * Allocated clusters keep their L2 entry and their host range is punched
+ * out of the file: no data is written, the space goes back to the host,
+ * and the cluster stays referenced, so qemu-img check stays clean (an L2
+ * value of 1 would leave the freed cluster as a leak, since QED has no
+ * free list). */
 int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                       BdrvRequestFlags flags)
 {
@@ -218,7 +220,7 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
             }
         } else if (state == QED_DATA) {
             ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),
-                                        flags & BDRV_REQ_MAY_UNMAP);
+                                        BDRV_REQ_MAY_UNMAP);
         }
         done += n;
     }
