@@ -398,14 +398,14 @@ static int coroutine_fn qed_co_truncate(BlockDriverState *bs, int64_t offset, bo
                        prealloc == PREALLOC_MODE_FALLOC ? "falloc" : "full");
         return -ENOTSUP;
     }
-    if ((uint64_t)offset < old) {
-        qblk_error_set(errp, "Shrinking images is currently not supported");
-        return -ENOTSUP;
-    }
     if (offset % 512 ||
         (uint64_t)offset > qed_max_image_size(s->header.cluster_size, s->header.table_size)) {
         qblk_error_set(errp, "Invalid image size specified");
         return -EINVAL;
+    }
+    if ((uint64_t)offset < old) {
+        qblk_error_set(errp, "Shrinking images is currently not supported");
+        return -ENOTSUP;
     }
     s->header.image_size = offset;
     ret = qed_co_write_header(bs);
