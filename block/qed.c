@@ -206,6 +206,10 @@ static bool check_header(BlockDriverState *bs, GError **errp)
     if (h->features & QED_F_BACKING_FILE) {
         uint64_t end = (uint64_t)h->backing_filename_offset + h->backing_filename_size;
 
+        if (h->backing_filename_size == 0) {
+            qblk_error_set(errp, "QED backing file name is empty (backing_filename_size 0)");
+            return false;
+        }
         if (end > (uint64_t)h->header_size * h->cluster_size ||
             h->backing_filename_size > QED_BACKING_NAME_MAX) {
             qblk_error_set(errp, "QED backing file name (offset %" PRIu32 ", size %" PRIu32
