@@ -12,6 +12,7 @@ typedef struct QedCheck {
     bool fix;
     uint64_t nclusters;
     uint8_t *used;          /* one bit per cluster of the file */
+    uint64_t last_data;     /* previous data cluster in table order */
 } QedCheck;
 
 /* Marks n clusters from offset; false if one was already referenced. */
@@ -48,6 +49,12 @@ static int coroutine_fn check_l2(QedCheck *c, uint64_t table_offset)
         if (e == 0 || e == QED_ZERO_CLUSTER) {
             continue;
         }
+        /* Counted before validation, as qemu-img counts them. */
+        c->res->allocated_clusters++;
+        if (c->last_data && c->last_data + s->header.cluster_size != e) {
+            c->res->fragmented_clusters++;
+        }
+        c->last_data = e;
         if (!qed_valid_cluster_offset(s, e)) {
             if (c->fix) {
                 t->entries[i] = 0;
@@ -60,9 +67,7 @@ static int coroutine_fn check_l2(QedCheck *c, uint64_t table_offset)
         }
         if (!mark_used(c, e, 1)) {
             c->res->corruptions++;    /* a cluster shared by two entries */
-            continue;
         }
-        c->res->allocated_clusters++;
     }
     if (dirty) {
         t->pins++;
@@ -127,10 +132,10 @@ int coroutine_fn qed_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCh
             }
         }
     }
-    res->image_end_offset = s->file_size;
     g_free(c.used);
-    if (ret == 0 && c.fix && !res->corruptions && (res->corruptions_fixed || l1_dirty)) {
-        ret = bdrv_co_flush(bs->file);
+    if (ret == 0 && c.fix && !res->corruptions && !res->check_errors) {
+        /* Consistent again: the flag can go (flushes first). */
+        ret = qed_co_clear_need_check(bs);
     }
     return ret;
 }

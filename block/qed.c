@@ -136,7 +136,7 @@ int coroutine_fn qed_co_set_need_check(BlockDriverState *bs)
 }
 
 /* Clears the need-check flag after everything before it is stable. */
-static int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs)
+int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs)
 {
     BDRVQEDState *s = bs->opaque;
     int ret;
@@ -306,7 +306,7 @@ static void coroutine_fn qed_open_entry(void *opaque)
                 return;
             }
         }
-        if (s->header.features & QED_F_NEED_CHECK) {
+        if ((s->header.features & QED_F_NEED_CHECK) && !(o->flags & BDRV_O_CHECK)) {
             BdrvCheckResult res = { 0 };
 
             /* A writer stopped without closing: repair before writing. */

@@ -63,6 +63,7 @@ void qed_header_decode(const uint8_t *buf, QedHeader *h);
 void qed_header_encode(const QedHeader *h, uint8_t *buf);
 int coroutine_fn qed_co_write_header(BlockDriverState *bs);
 int coroutine_fn qed_co_set_need_check(BlockDriverState *bs);
+int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs);
 bool qed_valid_cluster_offset(const BDRVQEDState *s, uint64_t offset);
 bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);

@@ -173,39 +173,6 @@ static void print_human(const ImageInfo *info)
     }
 }
 
-/* Opens one image of the chain read-only without its backing file; reports
- * the error and returns NULL on failure. */
-static BlockDriverState *open_image(const char *filename, const char *fmt, bool image_opts)
-{
-    QblkOpts *opts = qblk_opts_new();
-    GError *err = NULL;
-    BlockDriverState *bs;
-
-    if (image_opts) {
-        if (fmt) {
-            qblk_opts_free(opts);
-            error_report("--image-opts and --format are mutually exclusive");
-            return NULL;
-        }
-        if (!qblk_opts_parse(opts, filename, NULL, &err)) {
-            qblk_opts_free(opts);
-            error_report_err(err);
-            return NULL;
-        }
-        bs = bdrv_open(NULL, opts, BDRV_O_NO_BACKING, NULL, &err);
-    } else {
-        if (fmt) {
-            qblk_opts_set(opts, "driver", fmt);
-        }
-        bs = bdrv_open(filename, opts, BDRV_O_NO_BACKING, NULL, &err);
-    }
-    if (!bs) {
-        error_report("Could not open '%s': %s", filename, err->message);
-        g_error_free(err);
-    }
-    return bs;
-}
-
 /* ImageInfo* of the image and, with chain, of its backing files; NULL
  * after reporting an error. */
 static GPtrArray *collect_image_infos(const char *filename, const char *fmt,
@@ -227,7 +194,7 @@ static GPtrArray *collect_image_infos(const char *filename, const char *fmt,
         }
         g_hash_table_add(seen, g_strdup(next_name));
 
-        bs = open_image(next_name, next_fmt, image_opts);
+        bs = img_open(next_name, next_fmt, image_opts, BDRV_O_NO_BACKING);
         if (!bs) {
             return NULL;
         }

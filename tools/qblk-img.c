@@ -33,6 +33,9 @@ typedef struct ImgCmd {
 static const ImgCmd img_cmds[] = {
     { "create", img_create,
       "create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]" },
+    { "check", img_check,
+      "check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] "
+      "[-r [leaks | all]] [-T src_cache] [-U] filename" },
     { "info", img_info,
       "info [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
 };
@@ -104,6 +107,37 @@ int img_missing_argument(const char *arg)
 int img_unrecognized_option(const char *arg)
 {
     return img_usage_error("unrecognized option '%s'", arg);
+}
+
+BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags)
+{
+    QblkOpts *opts = qblk_opts_new();
+    GError *err = NULL;
+    BlockDriverState *bs;
+
+    if (image_opts) {
+        if (fmt) {
+            qblk_opts_free(opts);
+            error_report("--image-opts and --format are mutually exclusive");
+            return NULL;
+        }
+        if (!qblk_opts_parse(opts, filename, NULL, &err)) {
+            qblk_opts_free(opts);
+            error_report_err(err);
+            return NULL;
+        }
+        bs = bdrv_open(NULL, opts, flags, NULL, &err);
+    } else {
+        if (fmt) {
+            qblk_opts_set(opts, "driver", fmt);
+        }
+        bs = bdrv_open(filename, opts, flags, NULL, &err);
+    }
+    if (!bs) {
+        error_report("Could not open '%s': %s", filename, err->message);
+        g_error_free(err);
+    }
+    return bs;
 }
 
 int img_common_option(int c, char **argv)

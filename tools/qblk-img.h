@@ -9,6 +9,9 @@
 
 #include <glib.h>
 
+#include "qblk/block.h"
+
+int img_check(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 
@@ -23,6 +26,9 @@ int img_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * argv[optind - 1] as qemu-img reports it. */
 int img_missing_argument(const char *arg);
 int img_unrecognized_option(const char *arg);
+/* Opens an image for a command (flags BDRV_O_*), reporting
+ * "Could not open 'X': ..." and returning NULL on failure. */
+BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags);
 /* Every command's answer to getopt's ':' and '?' and to -h (exit status). */
 int img_common_option(int c, char **argv);
 

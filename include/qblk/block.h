@@ -40,6 +40,7 @@ enum {
     BDRV_O_COPY_ON_READ  = 0x0400,
     BDRV_O_NO_BACKING    = 0x0100,  /* do not open the backing file */
     BDRV_O_UNMAP         = 0x4000,  /* discard passes through */
+    BDRV_O_CHECK         = 0x8000,  /* opened by a checker: no repair on open */
 };
 
 /* Largest request length for read/write (qemu-io's limit); write-zeroes,
@@ -103,6 +104,23 @@ typedef struct BlockDriverInfo {
     bool is_dirty;
 } BlockDriverInfo;
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+
+/* ----- Consistency check ----- */
+
+typedef struct BdrvCheckResult {
+    int corruptions;
+    int leaks;
+    int check_errors;
+    int corruptions_fixed;
+    int leaks_fixed;
+    int64_t image_end_offset;
+    int64_t total_clusters, allocated_clusters, fragmented_clusters, compressed_clusters;
+} BdrvCheckResult;
+
+typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } BdrvCheckMode;
+/* Runs the driver's check (repairing what fix allows). -ENOTSUP when the
+ * format has none; other -errno when the check could not complete. */
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
 
 /* ----- Coroutine request entry points (return 0 or -errno) ----- */
 

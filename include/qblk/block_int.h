@@ -65,17 +65,6 @@ typedef struct QblkOptDesc {
     const char *def_value;         /* printed even when not given; NULL: only when given */
 } QblkOptDesc;
 
-typedef struct BdrvCheckResult {
-    int corruptions;
-    int leaks;
-    int check_errors;
-    int corruptions_fixed;
-    int leaks_fixed;
-    int64_t image_end_offset;
-    int64_t total_clusters, allocated_clusters, fragmented_clusters, compressed_clusters;
-} BdrvCheckResult;
-
-typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } BdrvCheckMode;
 
 /* One driver. Every callback is optional unless marked required; the
  * comment says what the block core does when it is missing. The core
