@@ -38,6 +38,9 @@ static const ImgCmd img_cmds[] = {
       "[-r [leaks | all]] [-T src_cache] [-U] filename" },
     { "info", img_info,
       "info [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
+    { "map", img_map,
+      "map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] "
+      "[--max-length=len] [--output=ofmt] [-U] filename" },
 };
 
 int img_help(void)

@@ -14,6 +14,7 @@
 int img_check(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
+int img_map(int argc, char **argv);
 
 /* Prints the full help text on stdout (for -h/--help of every command).
  * Returns 0, the exit status that goes with it. */
