@@ -511,3 +511,29 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     }
     return -ENOTSUP;
 }
+
+typedef struct CheckReq {
+    BlockDriverState *bs;
+    BdrvCheckResult *res;
+    BdrvCheckMode fix;
+    int ret;
+} CheckReq;
+
+static void coroutine_fn check_entry(void *opaque)
+{
+    CheckReq *r = opaque;
+
+    r->ret = r->bs->drv->co_check(r->bs, r->res, r->fix);
+}
+
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
+{
+    CheckReq r = { bs, res, fix, 0 };
+
+    memset(res, 0, sizeof(*res));
+    if (!bs->drv->co_check) {
+        return -ENOTSUP;
+    }
+    bdrv_run_co(check_entry, &r);
+    return r.ret;
+}
