@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Differential test: seeded random sequences of write, write -z (aligned
+and not), discard, truncate (grow) and copy-on-read reads on a QED image
+over a raw backing file, mirrored on a plain bytearray model. After each
+sequence the image must equal the model (qemu-img compare) and both
+qblk-img check and qemu-img check must find it clean.
+
+usage: qed-model.py QBLK_IO QBLK_IMG WORKDIR SEED [SEED...]
+Prints "seed N: ok" or "seed N: FAIL ..." (with the ops to reproduce)."""
+import os
+import random
+import subprocess
+import sys
+
+CLUSTER = 65536
+
+
+def run(cmd):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def one_seed(qio, qimg, work, seed):
+    rnd = random.Random(seed)
+    base = os.path.join(work, "base.raw")
+    img = os.path.join(work, "t.qed")
+    model_path = os.path.join(work, "model.raw")
+    size = rnd.choice([1, 2, 4]) * 1024 * 1024
+    # Backing file: data, zero and hole chunks at cluster and sub-cluster grain.
+    model = bytearray(size)
+    pos = 0
+    while pos < size:
+        n = min(rnd.choice([4096, 65536, 100000, 262144]), size - pos)
+        if rnd.random() < 0.5:
+            model[pos:pos + n] = bytes([rnd.randrange(1, 256)]) * n
+        pos += n
+    bsize = size - rnd.choice([0, 0, 65536, 12288])   # backing may be shorter
+    for i in range(bsize, size):
+        model[i] = 0
+    with open(base, "wb") as f:
+        f.write(model[:bsize])
+    for p in (img,):
+        if os.path.exists(p):
+            os.unlink(p)
+    r = run([qimg, "create", "-q", "-f", "qed", "-b", base, "-F", "raw", img, str(size)])
+    if r.returncode:
+        return "create failed: " + r.stdout
+    ops = []
+    for _ in range(rnd.randrange(10, 40)):
+        kind = rnd.choice(["write", "write", "zero", "zero-aligned", "discard", "cor", "grow"])
+        cur = len(model)
+        if kind == "grow":
+            if rnd.random() < 0.3:
+                new = cur + rnd.choice([512, 65536, 1048576, 3 * 4096])
+                ops.append("truncate %d" % new)
+                model.extend(bytes(new - cur))
+            continue
+        off = rnd.randrange(0, cur)
+        length = rnd.randrange(1, min(cur - off, 300000) + 1)
+        if kind == "zero-aligned":
+            off = off // CLUSTER * CLUSTER
+            length = max(CLUSTER, length // CLUSTER * CLUSTER)
+            length = min(length, cur - off)
+        if kind == "write":
+            pat = rnd.randrange(0, 256)
+            ops.append("write -P %d %d %d" % (pat, off, length))
+            model[off:off + length] = bytes([pat]) * length
+        elif kind in ("zero", "zero-aligned"):
+            ops.append("write -z %s%d %d" % ("-u " if rnd.random() < 0.5 else "", off, length))
+            model[off:off + length] = bytes(length)
+        elif kind == "discard":
+            ops.append("discard %d %d" % (off, length))   # QED ignores discard
+        else:
+            ops.append("read -C %d %d" % (off, length))
+    # Copy-on-read for the whole session half of the time.
+    args = [qio, "-f", "qed"] + (["-C"] if rnd.random() < 0.5 else [])
+    for op in ops:
+        if op.startswith("read -C"):
+            op = "read " + op[len("read -C "):]
+            args = args if "-C" in args else args[:3] + ["-C"] + args[3:]
+        args += ["-c", op]
+    args.append(img)
+    r = run(args)
+    if r.returncode:
+        return "qblk-io failed (exit %d): %s\nops: %s" % (r.returncode, r.stdout[-2000:], ops)
+    with open(model_path, "wb") as f:
+        f.write(model)
+    for cmd in ([qimg, "check", img], ["qemu-img", "check", img],
+                ["qemu-img", "compare", "-f", "qed", "-F", "raw", img, model_path]):
+        r = run(cmd)
+        if r.returncode:
+            return "%s: %s\nops: %s" % (" ".join(cmd[:2]), r.stdout.strip(), ops)
+    return None
+
+
+def main():
+    qio, qimg, work = sys.argv[1:4]
+    failed = 0
+    for seed in sys.argv[4:]:
+        err = one_seed(qio, qimg, work, int(seed))
+        if err:
+            failed += 1
+            print("seed %s: FAIL %s" % (seed, err))
+        else:
+            print("seed %s: ok" % seed)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
