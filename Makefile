@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-asan check demo bench clean
+.PHONY: all deps build build-asan check demo bench fuzz clean
 
 all: build
 
@@ -30,8 +30,20 @@ check: build build-asan
 demo: build
 	@scripts/demo.sh $(BUILD)
 
+# libFuzzer build of tests/fuzz (clang); FUZZ_SECONDS of fuzzing from the corpus.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_sanitize=address,undefined \
+	    -Db_lundef=false -Dbuildtype=debugoptimized -Dc_args=-fsanitize=fuzzer-no-link
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzz-qed
+	mkdir -p $(FUZZ_BUILD)/corpus && cp tests/fuzz/corpus/* $(FUZZ_BUILD)/corpus/
+	$(FUZZ_BUILD)/fuzz-qed -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus
+
 bench: build
 	@bench/run $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

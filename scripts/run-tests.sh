@@ -76,6 +76,20 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
     fi
 done
 
+# The fuzz target's corpus, replayed by both builds (libFuzzer itself runs
+# with `make fuzz`, clang only).
+for build in "$BUILD" "$ASAN_BUILD"; do
+    if out=$("$build/fuzz-qed" tests/fuzz/corpus/* 2>&1) &&
+       ! grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' <<<"$out"; then
+        echo "fuzz corpus ($build): 1 passed, 0 failed"
+        pass=$((pass + 1))
+    else
+        echo "FAIL: fuzz corpus ($build):"
+        echo "$out" | tail -20 | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+
 rm -rf "$logdir"
 if [ "$skip" -gt 0 ]; then
     echo "$pass passed, $fail failed, $skip skipped"
