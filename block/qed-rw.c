@@ -157,6 +157,7 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
             if (ret == 0 && state != QED_DATA) {
                 ret = alloc_write(bs, pos, n, qiov, done, state);
                 qco_mutex_unlock(&s->alloc_lock);
+                qed_allocation_done(bs);
                 if (ret < 0) {
                     return ret;
                 }
@@ -225,6 +226,7 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
         done += n;
     }
     qco_mutex_unlock(&s->alloc_lock);
+    qed_allocation_done(bs);
     return ret;
 }
 

@@ -156,6 +156,42 @@ int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs)
     return ret;
 }
 
+static void coroutine_fn idle_clear_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    /* Holding the allocation lock keeps new allocations out meanwhile. */
+    qco_mutex_lock(&s->alloc_lock);
+    qed_co_clear_need_check(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    s->idle_clear_running = false;
+}
+
+static void idle_timer_fired(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    s->idle_timer = 0;
+    s->idle_clear_running = true;
+    qco_enter(qco_create(idle_clear_entry, bs));
+}
+
+void qed_allocation_done(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+
+    if (!(s->header.features & QED_F_NEED_CHECK) || s->alloc_lock.locked ||
+        !qco_queue_empty(&s->alloc_lock.waiters)) {
+        return;
+    }
+    if (s->idle_timer) {
+        g_source_remove(s->idle_timer);
+    }
+    s->idle_timer = qblk_timer_add_ns(s->idle_clear_ns, idle_timer_fired, bs);
+}
+
 typedef struct QedOpenCo {
     BlockDriverState *bs;
     int flags;
@@ -343,6 +379,11 @@ static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
     QedOpenCo o = { bs, flags, errp, 0 };
 
     qco_mutex_init(&s->alloc_lock);
+    s->bs = bs;
+    if (!qblk_opts_take_size(options, "need-check-idle-ms", 5000, &s->idle_clear_ns, errp)) {
+        return -EINVAL;
+    }
+    s->idle_clear_ns *= 1000000;
     bdrv_run_co(qed_open_entry, &o);
     if (o.ret < 0) {
         qed_free_state(s);
@@ -364,6 +405,15 @@ static void coroutine_fn qed_close_entry(void *opaque)
 
 static void qed_close(BlockDriverState *bs)
 {
+    BDRVQEDState *s = bs->opaque;
+
+    if (s->idle_timer) {
+        g_source_remove(s->idle_timer);
+        s->idle_timer = 0;
+    }
+    while (s->idle_clear_running) {
+        qblk_loop_iterate(true);
+    }
     if (!bs->read_only) {
         bdrv_run_co(qed_close_entry, bs);
     }

@@ -54,6 +54,11 @@ typedef struct BDRVQEDState {
     QedL2Table *l2_cache;
     unsigned l2_cache_len;
     uint64_t use_clock;
+    /* Need-check is cleared once allocations have been idle this long. */
+    BlockDriverState *bs;
+    int64_t idle_clear_ns;
+    guint idle_timer;
+    bool idle_clear_running;
 } BDRVQEDState;
 
 typedef enum { QED_UNALLOC, QED_ZERO, QED_DATA } QedClusterState;
@@ -64,6 +69,9 @@ void qed_header_encode(const QedHeader *h, uint8_t *buf);
 int coroutine_fn qed_co_write_header(BlockDriverState *bs);
 int coroutine_fn qed_co_set_need_check(BlockDriverState *bs);
 int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs);
+/* Called after an allocating request, lock released: (re)arms the timer
+ * that clears need-check when no allocation follows for a while. */
+void qed_allocation_done(BlockDriverState *bs);
 bool qed_valid_cluster_offset(const BDRVQEDState *s, uint64_t offset);
 bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
