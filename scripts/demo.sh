@@ -30,3 +30,21 @@ echo "One write -z request of the whole 4 GiB image (qemu-io caps a request at 2
 run "$QIO" -f raw -c "write -z -u 0 4G" -c "map" "$img"
 blocks
 run "$QIMG" info "$img"
+
+echo "== QED over a raw backing file: copy-on-read stores zero clusters =="
+base=$dir/base.raw
+top=$dir/top.qed
+run "$QIMG" create -f raw "$base" 64M
+# The backing file: 4 MiB of data, then zeroes, then 1 MiB of data.
+"$QIO" -f raw -c "write -P 0x11 0 4M" -c "write -P 0x22 32M 1M" "$base" >/dev/null
+run "$QIMG" create -f qed -b "$base" -F raw "$top" 64M
+echo "Read the whole image once with copy-on-read (-C): the data is copied up,"
+echo "the zeroes become zero clusters (metadata only):"
+run "$QIO" -f qed -C -c "read -P 0x11 0 4M" -c "read 0 64M" "$top"
+run "$QIMG" map "$top"
+echo "  top image allocated on disk: $(( $(stat -c %b "$top") * $(stat -c %B "$top") / 1024 )) KiB for 5 MiB of data"
+run "$QIMG" check "$top"
+echo "Zero 4 MiB of copied data: the clusters' space goes back to the host:"
+run "$QIO" -f qed -c "write -z 0 4M" -c "read -P 0 0 4M" "$top"
+echo "  top image allocated on disk: $(( $(stat -c %b "$top") * $(stat -c %B "$top") / 1024 )) KiB"
+run "$QIMG" check "$top"
