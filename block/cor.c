@@ -54,12 +54,12 @@ static int coroutine_fn copy_up(BlockDriverState *bs, int64_t cluster, int64_t o
             run += m;
         }
         if (zero) {
-            ret = bdrv_co_do_pwrite_zeroes(bs, offset + pos, run, 0);
+            ret = bdrv_co_do_pwrite_zeroes(bs, offset + pos, run, BDRV_REQ_WRITE_UNCHANGED);
         } else {
             QIOVector data;
 
             qiov_init_buf(&data, buf + pos, run);
-            ret = bdrv_co_do_pwritev(bs, offset + pos, run, &data, 0);
+            ret = bdrv_co_do_pwritev(bs, offset + pos, run, &data, BDRV_REQ_WRITE_UNCHANGED);
         }
         if (ret < 0) {
             return ret;

@@ -71,8 +71,10 @@ int coroutine_fn qed_co_preadv(BlockDriverState *bs, int64_t offset, int64_t byt
  * file (unallocated) or as zeroes (a zero cluster, as the QED spec says).
  * Caller holds alloc_lock. */
 static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t n,
-                                    QIOVector *data, size_t data_off, QedClusterState state)
+                                    QIOVector *data, size_t data_off, QedClusterState state,
+                                    BdrvRequestFlags flags)
 {
+    bool lazy = bs->backing && (flags & BDRV_REQ_WRITE_UNCHANGED);
     BDRVQEDState *s = bs->opaque;
     uint64_t cs = s->header.cluster_size;
     uint64_t start = pos & ~(cs - 1);
@@ -127,15 +129,16 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     }
     ret = bdrv_co_pwritev(bs->file, host, end - start, &v, 0);
     qiov_destroy(&v);
-    if (ret == 0 && bs->backing) {
+    if (ret == 0 && bs->backing && !lazy) {
         /* With a backing file the tables must never point at unwritten
-         * data: flush before they change. */
+         * data: flush before they change. Copy-on-read data instead waits
+         * for one flush covering many copies (qed_co_commit_tables). */
         ret = bdrv_co_flush(bs->file);
     }
     if (ret < 0) {
         return ret;
     }
-    return qed_co_set_entries(bs, start, end - start, host);
+    return qed_co_set_entries(bs, start, end - start, host, lazy);
 }
 
 int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -155,7 +158,7 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
             qco_mutex_lock(&s->alloc_lock);
             ret = qed_co_find_run(bs, pos, bytes - done, &state, &host, &n);
             if (ret == 0 && state != QED_DATA) {
-                ret = alloc_write(bs, pos, n, qiov, done, state);
+                ret = alloc_write(bs, pos, n, qiov, done, state, flags);
                 qco_mutex_unlock(&s->alloc_lock);
                 qed_allocation_done(bs);
                 if (ret < 0) {
@@ -217,7 +220,8 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
                 ret = qed_co_set_need_check(bs);
             }
             if (ret == 0) {
-                ret = qed_co_set_entries(bs, pos, n, QED_ZERO_CLUSTER);
+                ret = qed_co_set_entries(bs, pos, n, QED_ZERO_CLUSTER,
+                                         bs->backing && (flags & BDRV_REQ_WRITE_UNCHANGED));
             }
         } else if (state == QED_DATA) {
             ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),

@@ -13,10 +13,12 @@ void qed_l2_cache_init(BDRVQEDState *s)
 {
     s->l2_cache_len = MAX(QED_L2_CACHE_MIN, QED_L2_CACHE_BYTES / s->table_bytes);
     s->l2_cache = g_new0(QedL2Table, s->l2_cache_len);
+    s->dirty_tables = g_array_new(FALSE, FALSE, sizeof(QedDirtyTable));
 }
 
 void qed_l2_cache_free(BDRVQEDState *s)
 {
+    g_clear_pointer(&s->dirty_tables, g_array_unref);
     for (unsigned i = 0; i < s->l2_cache_len; i++) {
         g_free(s->l2_cache[i].entries);
     }
@@ -177,8 +179,126 @@ int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t le
     return 0;
 }
 
+bool qed_tables_dirty(const BDRVQEDState *s)
+{
+    return (s->dirty_tables && s->dirty_tables->len) || s->l1_dirty_first != s->l1_dirty_end;
+}
+
+/* Records entries [first, first+count) of the table at offset as waiting;
+ * the table stays pinned until they are written. */
+static void mark_dirty(BDRVQEDState *s, QedL2Table *t, uint32_t first, uint32_t count,
+                       bool is_new)
+{
+    for (guint i = 0; i < s->dirty_tables->len; i++) {
+        QedDirtyTable *d = &g_array_index(s->dirty_tables, QedDirtyTable, i);
+
+        if (d->offset == t->offset) {
+            d->first = MIN(d->first, first);
+            d->end = MAX(d->end, first + count);
+            return;
+        }
+    }
+    t->pins++;
+    g_array_append_val(s->dirty_tables,
+                       ((QedDirtyTable) { t->offset, first, first + count, is_new }));
+}
+
+static QedL2Table *cached(BDRVQEDState *s, uint64_t offset)
+{
+    for (unsigned i = 0; i < s->l2_cache_len; i++) {
+        if (s->l2_cache[i].offset == offset) {
+            return &s->l2_cache[i];
+        }
+    }
+    return NULL;
+}
+
+int coroutine_fn qed_co_commit_tables(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+    bool new_tables = false;
+    int ret;
+
+    if (!qed_tables_dirty(s)) {
+        return 0;
+    }
+    /* The data the entries point at must be stable first. */
+    ret = bdrv_co_flush(bs->file);
+    while (ret == 0 && s->dirty_tables->len) {
+        QedDirtyTable d = g_array_index(s->dirty_tables, QedDirtyTable, 0);
+        QedL2Table *t = cached(s, d.offset);
+
+        g_assert(t && t->pins);
+        if (d.is_new) {
+            ret = qed_co_write_entries(bs, d.offset, t->entries, 0, s->table_nelems);
+            new_tables = true;
+        } else {
+            ret = qed_co_write_entries(bs, d.offset, t->entries, d.first, d.end - d.first);
+        }
+        if (ret == 0) {
+            t->pins--;
+            g_array_remove_index(s->dirty_tables, 0);
+        }
+    }
+    if (ret == 0 && new_tables) {
+        /* New tables are complete on disk before L1 points at them. */
+        ret = bdrv_co_flush(bs->file);
+    }
+    if (ret == 0 && s->l1_dirty_first != s->l1_dirty_end) {
+        ret = qed_co_write_entries(bs, s->header.l1_table_offset, s->l1_table,
+                                   s->l1_dirty_first, s->l1_dirty_end - s->l1_dirty_first);
+        if (ret == 0) {
+            s->l1_dirty_first = s->l1_dirty_end = 0;
+        }
+    }
+    return ret;
+}
+
+/* Lazy update: entries change in memory now and reach the disk with the
+ * next commit. */
+static int coroutine_fn set_entries_deferred(BlockDriverState *bs, uint64_t l1_index,
+                                             uint32_t idx, uint32_t count, uint64_t host)
+{
+    BDRVQEDState *s = bs->opaque;
+    uint64_t cs = s->header.cluster_size;
+    bool is_new = !s->l1_table[l1_index];
+    QedL2Table *t;
+    int ret;
+
+    if (is_new) {
+        uint64_t *entries = g_try_malloc0(s->table_bytes);
+
+        if (!entries) {
+            return -ENOMEM;
+        }
+        qed_l2_insert(s, s->file_size, entries);
+        s->l1_table[l1_index] = s->file_size;
+        s->file_size += s->table_bytes;
+        if (s->l1_dirty_first == s->l1_dirty_end) {
+            s->l1_dirty_first = l1_index;
+            s->l1_dirty_end = l1_index + 1;
+        } else {
+            s->l1_dirty_first = MIN(s->l1_dirty_first, l1_index);
+            s->l1_dirty_end = MAX(s->l1_dirty_end, l1_index + 1);
+        }
+    }
+    ret = qed_co_get_l2(bs, s->l1_table[l1_index], &t);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        t->entries[idx + i] = host == QED_ZERO_CLUSTER ? host : host + i * cs;
+    }
+    mark_dirty(s, t, idx, count, is_new);
+    /* Pinned tables cannot be evicted: keep room in the cache. */
+    if (s->dirty_tables->len + 2 >= s->l2_cache_len) {
+        return qed_co_commit_tables(bs);
+    }
+    return 0;
+}
+
 int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t n,
-                                    uint64_t host)
+                                    uint64_t host, bool lazy)
 {
     BDRVQEDState *s = bs->opaque;
     uint64_t cs = s->header.cluster_size;
@@ -188,6 +308,15 @@ int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t
     QedL2Table *t;
     int ret;
 
+    if (lazy) {
+        return set_entries_deferred(bs, l1_index, idx, count, host);
+    }
+    /* Entries written now must not land in a table (or next to entries)
+     * that is still waiting: write the waiting ones first. */
+    ret = qed_co_commit_tables(bs);
+    if (ret < 0) {
+        return ret;
+    }
     if (!s->l1_table[l1_index]) {
         /* A new table goes after the data; it is complete on disk before
          * the L1 entry points at it. */

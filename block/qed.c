@@ -178,9 +178,37 @@ static void idle_timer_fired(void *opaque)
     qco_enter(qco_create(idle_clear_entry, bs));
 }
 
+static void coroutine_fn commit_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    qco_mutex_lock(&s->alloc_lock);
+    qed_co_commit_tables(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    s->commit_running = false;
+}
+
+static void commit_timer_fired(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    s->commit_timer = 0;
+    s->commit_running = true;
+    qco_enter(qco_create(commit_entry, bs));
+}
+
+/* Entries waiting in memory reach the disk within this much time. */
+#define QED_COMMIT_DELAY_NS (100 * 1000 * 1000)
+
 void qed_allocation_done(BlockDriverState *bs)
 {
     BDRVQEDState *s = bs->opaque;
+
+    if (qed_tables_dirty(s) && !s->commit_timer && !s->commit_running) {
+        s->commit_timer = qblk_timer_add_ns(QED_COMMIT_DELAY_NS, commit_timer_fired, bs);
+    }
 
     if (!(s->header.features & QED_F_NEED_CHECK) || s->alloc_lock.locked ||
         !qco_queue_empty(&s->alloc_lock.waiters)) {
@@ -391,7 +419,8 @@ static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
     }
     bs->bl.request_alignment = 1;
     bs->bl.pwrite_zeroes_alignment = s->header.cluster_size;
-    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_WRITE_UNCHANGED;
+    bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
     return 0;
 }
 
@@ -400,7 +429,9 @@ static void coroutine_fn qed_close_entry(void *opaque)
     BlockDriverState *bs = opaque;
 
     /* A clean close: the image is consistent again. */
-    qed_co_clear_need_check(bs);
+    if (qed_co_commit_tables(bs) == 0) {
+        qed_co_clear_need_check(bs);
+    }
 }
 
 static void qed_close(BlockDriverState *bs)
@@ -411,7 +442,11 @@ static void qed_close(BlockDriverState *bs)
         g_source_remove(s->idle_timer);
         s->idle_timer = 0;
     }
-    while (s->idle_clear_running) {
+    if (s->commit_timer) {
+        g_source_remove(s->commit_timer);
+        s->commit_timer = 0;
+    }
+    while (s->idle_clear_running || s->commit_running) {
         qblk_loop_iterate(true);
     }
     if (!bs->read_only) {
@@ -420,9 +455,19 @@ static void qed_close(BlockDriverState *bs)
     qed_free_state(bs->opaque);
 }
 
+/* Writes the entries waiting in memory; the core flushes the file next. */
 static int coroutine_fn qed_co_flush(BlockDriverState *bs)
 {
-    return 0;   /* tables are written through; the core flushes the file */
+    BDRVQEDState *s = bs->opaque;
+    int ret;
+
+    if (!qed_tables_dirty(s)) {
+        return 0;
+    }
+    qco_mutex_lock(&s->alloc_lock);
+    ret = qed_co_commit_tables(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    return ret;
 }
 
 static int64_t qed_getlength(BlockDriverState *bs)

@@ -59,7 +59,20 @@ typedef struct BDRVQEDState {
     int64_t idle_clear_ns;
     guint idle_timer;
     bool idle_clear_running;
+    /* Copy-on-read entries over a backing file wait in memory (their
+     * tables pinned) until one flush has made all their data stable: then
+     * the tables are written. A crash before that only loses copies. */
+    GArray *dirty_tables;           /* QedDirtyTable */
+    uint32_t l1_dirty_first, l1_dirty_end;   /* empty when equal */
+    guint commit_timer;
+    bool commit_running;
 } BDRVQEDState;
+
+typedef struct QedDirtyTable {
+    uint64_t offset;
+    uint32_t first, end;            /* dirty entries [first, end) */
+    bool is_new;                    /* never written: write it whole */
+} QedDirtyTable;
 
 typedef enum { QED_UNALLOC, QED_ZERO, QED_DATA } QedClusterState;
 
@@ -93,10 +106,17 @@ int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t le
                                  QedClusterState *state, uint64_t *host, uint64_t *n);
 /* Sets the L2 entries for the clusters [pos, pos+n) (cluster aligned,
  * one L2 span) to values host, host+cs, ... (or all QED_ZERO_CLUSTER when
- * host is QED_ZERO_CLUSTER), allocating the L2 table when needed. Caller
- * holds alloc_lock. */
+ * host is QED_ZERO_CLUSTER), allocating the L2 table when needed. lazy
+ * (copy-on-read over a backing file): the entries wait in memory for a
+ * commit. Otherwise they are on disk on return (after the data: the
+ * caller flushed). Caller holds alloc_lock. */
 int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t n,
-                                    uint64_t host);
+                                    uint64_t host, bool lazy);
+
+/* Writes the table entries still waiting in memory, after one flush of
+ * the data they point at. Caller holds alloc_lock. */
+int coroutine_fn qed_co_commit_tables(BlockDriverState *bs);
+bool qed_tables_dirty(const BDRVQEDState *s);
 
 /* qed-rw.c */
 int coroutine_fn qed_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,

@@ -26,6 +26,10 @@ typedef enum {
     /* Write: data is stable on return. Emulated with one flush when the
      * driver does not honour it. */
     BDRV_REQ_FUA          = 0x10,
+    /* Write: the data equals what reads already return (copy-on-read), so
+     * losing it in a crash loses nothing: drivers may order its metadata
+     * lazily. */
+    BDRV_REQ_WRITE_UNCHANGED = 0x40,
     /* Zero write: fail with -ENOTSUP rather than write zero buffers. */
     BDRV_REQ_NO_FALLBACK  = 0x100,
     /* Internal: the request is serialised against overlapping ones. */
