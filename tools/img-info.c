@@ -274,10 +274,7 @@ int img_info(int argc, char **argv)
     }
     filename = argv[optind];
 
-    if (output && strcmp(output, "json") == 0) {
-        json = true;
-    } else if (output && strcmp(output, "human") != 0) {
-        error_report("--output must be used with human or json as argument.");
+    if (!img_parse_output(output, &json)) {
         return 1;
     }
 

@@ -139,10 +139,7 @@ int img_map(int argc, char **argv)
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
-    if (output && !strcmp(output, "json")) {
-        json = true;
-    } else if (output && strcmp(output, "human")) {
-        error_report("--output must be used with human or json as argument.");
+    if (!img_parse_output(output, &json)) {
         return 1;
     }
     bs = img_open(argv[optind], fmt, image_opts, 0);

@@ -143,6 +143,16 @@ BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opt
     return bs;
 }
 
+bool img_parse_output(const char *output, bool *json)
+{
+    *json = output && !strcmp(output, "json");
+    if (output && !*json && strcmp(output, "human")) {
+        error_report("--output must be used with human or json as argument.");
+        return false;
+    }
+    return true;
+}
+
 int img_common_option(int c, char **argv)
 {
     if (c == ':') {

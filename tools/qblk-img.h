@@ -30,6 +30,8 @@ int img_unrecognized_option(const char *arg);
 /* Opens an image for a command (flags BDRV_O_*), reporting
  * "Could not open 'X': ..." and returning NULL on failure. */
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags);
+/* --output=human|json: sets *json; false after reporting anything else. */
+bool img_parse_output(const char *output, bool *json);
 /* Every command's answer to getopt's ':' and '?' and to -h (exit status). */
 int img_common_option(int c, char **argv);
 
