@@ -11,6 +11,7 @@ static const BlockDriver *const drivers[] = {
     &bdrv_blkdebug,
     &bdrv_file,
     &bdrv_null_co,
+    &bdrv_qcow2,
     &bdrv_qed,
     &bdrv_raw,
 };
@@ -510,6 +511,11 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
         return bs->drv->get_info(bs, bdi);
     }
     return -ENOTSUP;
+}
+
+GVariant *bdrv_get_specific_info(BlockDriverState *bs)
+{
+    return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs) : NULL;
 }
 
 typedef struct CheckReq {

@@ -77,9 +77,11 @@ static int coroutine_fn zero_native(BlockDriverState *bs, int64_t offset, int64_
     return 0;
 }
 
-/* Splits the request into an unaligned head, an aligned middle for the
- * driver and an unaligned tail; FUA is stripped from every piece and
- * honoured with one flush at the end. */
+/* Splits the request into an unaligned head, an aligned middle and an
+ * unaligned tail. The driver sees each piece first (an unaligned piece
+ * may still be cheap, e.g. when the rest of its cluster already reads as
+ * zeroes); whatever it declines is written as zero buffers. FUA is
+ * stripped from every piece and honoured with one flush at the end. */
 static int coroutine_fn do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                          int64_t bytes, BdrvRequestFlags flags)
 {
@@ -96,19 +98,15 @@ static int coroutine_fn do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
     }
     mid_start = bdrv_round_up(offset, align);
     mid_end = (offset + bytes) / align * align;
-    if ((mid_start != offset || mid_end != offset + bytes) &&
-        (flags & BDRV_REQ_NO_FALLBACK)) {
-        return -ENOTSUP;
-    }
     if (mid_end <= mid_start) {
-        return zero_fallback(bs, offset, bytes, flags);
+        return zero_native(bs, offset, bytes, flags);
     }
-    ret = zero_fallback(bs, offset, mid_start - offset, flags);
+    ret = mid_start > offset ? zero_native(bs, offset, mid_start - offset, flags) : 0;
     if (ret == 0) {
         ret = zero_native(bs, mid_start, mid_end - mid_start, flags);
     }
-    if (ret == 0) {
-        ret = zero_fallback(bs, mid_end, offset + bytes - mid_end, flags);
+    if (ret == 0 && offset + bytes > mid_end) {
+        ret = zero_native(bs, mid_end, offset + bytes - mid_end, flags);
     }
     return ret;
 }

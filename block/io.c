@@ -425,3 +425,32 @@ int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exa
     bdrv_dec_in_flight(bs);
     return ret;
 }
+
+/* Reads [pos, pos+n) of the backing chain into qiov: zeroes without a
+ * backing file and past its end (it may be shorter than the image). */
+int coroutine_fn bdrv_co_read_backing(BlockDriverState *bs, uint64_t pos, uint64_t n,
+                                     QIOVector *qiov, size_t qiov_off)
+{
+    int64_t blen;
+    uint64_t avail = 0;
+    int ret = 0;
+
+    if (bs->backing) {
+        blen = bdrv_co_getlength(bs->backing);
+        if (blen < 0) {
+            return (int)blen;
+        }
+        avail = (uint64_t)blen > pos ? MIN(n, (uint64_t)blen - pos) : 0;
+    }
+    if (avail) {
+        QIOVector part;
+
+        qiov_init_slice(&part, qiov, qiov_off, avail);
+        ret = bdrv_co_preadv(bs->backing, pos, avail, &part, 0);
+        qiov_destroy(&part);
+    }
+    if (ret == 0 && avail < n) {
+        qiov_memset(qiov, qiov_off + avail, 0, n - avail);
+    }
+    return ret;
+}

@@ -4,35 +4,6 @@
 #include <string.h>
 #include "block/qed.h"
 
-/* Reads [pos, pos+n) of the backing chain into qiov: zeroes without a
- * backing file and past its end (it may be shorter than the image). */
-static int coroutine_fn read_backing(BlockDriverState *bs, uint64_t pos, uint64_t n,
-                                     QIOVector *qiov, size_t qiov_off)
-{
-    int64_t blen;
-    uint64_t avail = 0;
-    int ret = 0;
-
-    if (bs->backing) {
-        blen = bdrv_co_getlength(bs->backing);
-        if (blen < 0) {
-            return (int)blen;
-        }
-        avail = (uint64_t)blen > pos ? MIN(n, (uint64_t)blen - pos) : 0;
-    }
-    if (avail) {
-        QIOVector part;
-
-        qiov_init_slice(&part, qiov, qiov_off, avail);
-        ret = bdrv_co_preadv(bs->backing, pos, avail, &part, 0);
-        qiov_destroy(&part);
-    }
-    if (ret == 0 && avail < n) {
-        qiov_memset(qiov, qiov_off + avail, 0, n - avail);
-    }
-    return ret;
-}
-
 int coroutine_fn qed_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                QIOVector *qiov, BdrvRequestFlags flags)
 {
@@ -47,7 +18,7 @@ int coroutine_fn qed_co_preadv(BlockDriverState *bs, int64_t offset, int64_t byt
             return ret;
         }
         if (state == QED_UNALLOC) {
-            ret = read_backing(bs, offset + done, n, qiov, done);
+            ret = bdrv_co_read_backing(bs, offset + done, n, qiov, done);
         } else if (state == QED_ZERO) {
             /* A zero cluster shadows the backing file. */
             qiov_memset(qiov, done, 0, n);
@@ -106,11 +77,11 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
 
         if (head) {
             qiov_init_buf(&part, head_buf, head);
-            ret = read_backing(bs, start, head, &part, 0);
+            ret = bdrv_co_read_backing(bs, start, head, &part, 0);
         }
         if (ret == 0 && tail) {
             qiov_init_buf(&part, tail_buf, tail);
-            ret = read_backing(bs, pos + n, tail, &part, 0);
+            ret = bdrv_co_read_backing(bs, pos + n, tail, &part, 0);
         }
         if (ret < 0) {
             return ret;

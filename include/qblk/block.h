@@ -108,6 +108,10 @@ typedef struct BlockDriverInfo {
     bool is_dirty;
 } BlockDriverInfo;
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+/* The driver's format-specific facts as a GVariant "(sa{sv})": the format
+ * name and its fields (strings, int64 and booleans), or NULL when the
+ * driver has none. Caller unrefs. */
+GVariant *bdrv_get_specific_info(BlockDriverState *bs);
 
 /* ----- Consistency check ----- */
 

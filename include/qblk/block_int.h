@@ -124,6 +124,8 @@ struct BlockDriver {
     int64_t (*get_allocated_file_size)(BlockDriverState *bs);
     /* Missing: cluster size 0, vm state offset 0. */
     int (*get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    /* Missing: no format-specific information. See bdrv_get_specific_info. */
+    GVariant *(*get_specific_info)(BlockDriverState *bs);
 };
 
 /* The driver registry, an explicit array (no constructor magic). */
@@ -131,6 +133,7 @@ extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_null_co;
 extern const BlockDriver bdrv_blkdebug;
+extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_qed;
 
 /* Helpers for drivers. */
@@ -140,6 +143,10 @@ int coroutine_fn bdrv_co_pread(BlockDriverState *bs, int64_t offset, int64_t byt
                                void *buf, BdrvRequestFlags flags);
 int coroutine_fn bdrv_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                 const void *buf, BdrvRequestFlags flags);
+/* For format drivers: reads [pos, pos+n) of bs's backing chain into qiov
+ * at qiov_off; zeroes without a backing file and past its end. */
+int coroutine_fn bdrv_co_read_backing(BlockDriverState *bs, uint64_t pos, uint64_t n,
+                                      QIOVector *qiov, size_t qiov_off);
 /* Length of bs->file or bs (coroutine-safe; no I/O). */
 int64_t bdrv_co_getlength(BlockDriverState *bs);
 /* The format driver that probing would choose for this header sample

@@ -1,0 +1,340 @@
+/* qcow2 consistency check: recounts every reference from the header,
+ * the active and snapshot L1/L2 tables and the refcount structures,
+ * compares with the stored refcounts (leaks, corruptions), checks the
+ * COPIED flags, and repairs what the mode allows, with qemu-img's lines. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "block/qcow2.h"
+
+typedef struct {
+    BlockDriverState *bs;
+    BDRVQcow2State *s;
+    BdrvCheckResult *res;
+    uint32_t *refs;             /* references per host cluster (saturating) */
+    uint64_t nb;                /* clusters in refs */
+    uint64_t max_used;          /* one past the last referenced cluster */
+} CheckState;
+
+static void count(CheckState *c, uint64_t offset, uint64_t len)
+{
+    uint64_t first, last;
+
+    if (!len) {
+        return;
+    }
+    first = offset >> c->s->cluster_bits;
+    last = (offset + len - 1) >> c->s->cluster_bits;
+    if (last >= c->nb) {
+        uint64_t nb = MAX(last + 1, c->nb * 2);
+
+        c->refs = g_renew(uint32_t, c->refs, nb);
+        memset(c->refs + c->nb, 0, (nb - c->nb) * sizeof(uint32_t));
+        c->nb = nb;
+    }
+    for (uint64_t i = first; i <= last; i++) {
+        if (c->refs[i] < UINT32_MAX) {
+            c->refs[i]++;
+        }
+    }
+    c->max_used = MAX(c->max_used, last + 1);
+}
+
+/* Counts an L2 table and what it references; stats only for the active L1. */
+static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active,
+                                 uint64_t *next_host)
+{
+    BDRVQcow2State *s = c->s;
+    g_autofree uint8_t *table = g_malloc(s->cluster_size);
+    int ret = bdrv_co_pread(c->bs->file, l2_offset, s->cluster_size, table, 0);
+
+    if (ret < 0) {
+        fprintf(stderr, "ERROR: I/O error in check_refcounts_l2\n");
+        c->res->check_errors++;
+        return ret;
+    }
+    for (uint32_t i = 0; i < s->l2_size; i++) {
+        uint64_t e = qcow2_be64(table + 8 * i), host, len;
+
+        switch (qcow2_cluster_type(s, e)) {
+        case QCOW2_CLUSTER_COMPRESSED:
+            if (e & QCOW2_OFLAG_COPIED) {
+                fprintf(stderr, "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has the "
+                        "copied flag set\n", e & s->coffset_mask);
+                c->res->corruptions++;
+            }
+            qcow2_compressed_range(s, e, &host, &len);
+            count(c, host, len);
+            if (active) {
+                /* QEMU counts every compressed cluster as fragmented. */
+                c->res->allocated_clusters++;
+                c->res->compressed_clusters++;
+                c->res->fragmented_clusters++;
+                *next_host = 0;
+            }
+            break;
+        case QCOW2_CLUSTER_NORMAL:
+        case QCOW2_CLUSTER_ZERO_ALLOC:
+            host = e & QCOW2_L2E_OFFSET_MASK;
+            if (host & (s->cluster_size - 1)) {
+                fprintf(stderr, "ERROR offset=%" PRIx64 ": Cluster is not properly aligned; "
+                        "L2 entry corrupted.\n", host);
+                c->res->corruptions++;
+                break;
+            }
+            count(c, host, s->cluster_size);
+            if (active) {
+                c->res->allocated_clusters++;
+                if (*next_host && host != *next_host) {
+                    c->res->fragmented_clusters++;
+                }
+                *next_host = host + s->cluster_size;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_size,
+                                 bool active)
+{
+    BDRVQcow2State *s = c->s;
+    g_autofree uint8_t *l1 = g_malloc0(MAX((uint64_t)l1_size * 8, 8));
+    uint64_t next_host = 0;
+    int ret;
+
+    count(c, l1_offset, (uint64_t)l1_size * 8);
+    ret = l1_size ? bdrv_co_pread(c->bs->file, l1_offset, (uint64_t)l1_size * 8, l1, 0) : 0;
+    if (ret < 0) {
+        fprintf(stderr, "ERROR: I/O error in check_refcounts_l1\n");
+        c->res->check_errors++;
+        return ret;
+    }
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t l2 = qcow2_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
+
+        if (!l2) {
+            continue;
+        }
+        if (l2 & (s->cluster_size - 1)) {
+            fprintf(stderr, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; L1 "
+                    "entry corrupted\n", l2);
+            c->res->corruptions++;
+            continue;
+        }
+        count(c, l2, s->cluster_size);
+        ret = check_l2(c, l2, active, &next_host);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Size of the snapshot table on disk. */
+static int coroutine_fn snapshot_table_len(CheckState *c, uint64_t *len)
+{
+    BDRVQcow2State *s = c->s;
+    uint64_t off = s->header.snapshots_offset;
+
+    for (uint32_t i = 0; i < s->header.nb_snapshots; i++) {
+        uint8_t h[40];
+        int ret = bdrv_co_pread(c->bs->file, off, sizeof(h), h, 0);
+
+        if (ret < 0) {
+            return ret;
+        }
+        off += (sizeof(h) + qcow2_be32(h + 36) + ((uint32_t)h[12] << 8 | h[13]) +
+                ((uint32_t)h[14] << 8 | h[15]) + 7) & ~UINT64_C(7);
+    }
+    *len = off - s->header.snapshots_offset;
+    return 0;
+}
+
+/* COPIED must be set exactly where the refcount is 1 (active tables). */
+static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
+{
+    BlockDriverState *bs = c->bs;
+    BDRVQcow2State *s = c->s;
+    g_autofree uint8_t *table = g_malloc(s->cluster_size);
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2 = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK, rc;
+        int ret;
+
+        if (!l2 || (l2 & (s->cluster_size - 1))) {
+            continue;
+        }
+        ret = qcow2_co_get_refcount(bs, l2 >> s->cluster_bits, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        if ((rc == 1) != !!(s->l1_table[i] & QCOW2_OFLAG_COPIED)) {
+            fprintf(stderr, "%s OFLAG_COPIED L2 cluster: l1_index=%" PRIu32 " l1_entry=%"
+                    PRIx64 " refcount=%" PRIu64 "\n",
+                    (fix & BDRV_FIX_ERRORS) ? "Repairing" : "ERROR", i, s->l1_table[i], rc);
+            c->res->corruptions++;
+            if (fix & BDRV_FIX_ERRORS) {
+                uint8_t buf[8];
+
+                s->l1_table[i] ^= QCOW2_OFLAG_COPIED;
+                qcow2_put_be64(buf, s->l1_table[i]);
+                ret = bdrv_co_pwrite(bs->file, s->header.l1_table_offset + 8 * i, 8, buf, 0);
+                if (ret < 0) {
+                    return ret;
+                }
+                c->res->corruptions--;
+                c->res->corruptions_fixed++;
+            }
+        }
+        ret = bdrv_co_pread(bs->file, l2, s->cluster_size, table, 0);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t j = 0; j < s->l2_size; j++) {
+            uint64_t e = qcow2_be64(table + 8 * j);
+            Qcow2ClusterType t = qcow2_cluster_type(s, e);
+            uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
+
+            if ((t != QCOW2_CLUSTER_NORMAL && t != QCOW2_CLUSTER_ZERO_ALLOC) ||
+                (host & (s->cluster_size - 1))) {
+                continue;
+            }
+            ret = qcow2_co_get_refcount(bs, host >> s->cluster_bits, &rc);
+            if (ret < 0) {
+                return ret;
+            }
+            if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
+                fprintf(stderr, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                        " refcount=%" PRIu64 "\n",
+                        (fix & BDRV_FIX_ERRORS) ? "Repairing" : "ERROR", e, rc);
+                c->res->corruptions++;
+                if (fix & BDRV_FIX_ERRORS) {
+                    uint8_t buf[8];
+
+                    qcow2_put_be64(buf, e ^ QCOW2_OFLAG_COPIED);
+                    qcow2_cache_discard(&s->l2_cache, l2);
+                    ret = bdrv_co_pwrite(bs->file, l2 + 8 * j, 8, buf, 0);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    c->res->corruptions--;
+                    c->res->corruptions_fixed++;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
+{
+    BDRVQcow2State *s = bs->opaque;
+    CheckState c = { .bs = bs, .s = s, .res = res };
+    int64_t flen;
+    uint64_t snap_len = 0, file_clusters;
+    int ret;
+
+    qco_mutex_lock(&s->lock);
+    ret = bs->read_only ? 0 : qcow2_co_flush_caches(bs);
+    flen = bdrv_co_getlength(bs->file);
+    if (ret < 0 || flen < 0) {
+        res->check_errors++;
+        qco_mutex_unlock(&s->lock);
+        return ret < 0 ? ret : (int)flen;
+    }
+    file_clusters = ((uint64_t)flen + s->cluster_size - 1) >> s->cluster_bits;
+    c.nb = MAX(file_clusters, 1);
+    c.refs = g_new0(uint32_t, c.nb);
+
+    count(&c, 0, s->cluster_size);
+    ret = check_l1(&c, s->header.l1_table_offset, s->l1_size, true);
+    for (uint32_t i = 0; ret == 0 && i < s->nb_snapshots; i++) {
+        ret = check_l1(&c, s->snapshots[i].l1_table_offset, s->snapshots[i].l1_size, false);
+    }
+    if (ret == 0 && s->header.nb_snapshots) {
+        ret = snapshot_table_len(&c, &snap_len);
+        count(&c, s->header.snapshots_offset, snap_len);
+    }
+    if (ret < 0) {
+        goto out;
+    }
+    count(&c, s->header.refcount_table_offset,
+          (uint64_t)s->header.refcount_table_clusters << s->cluster_bits);
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t b = s->refcount_table[i];
+
+        if (!b) {
+            continue;
+        }
+        if ((b >> s->cluster_bits) >= file_clusters) {
+            fprintf(stderr, "ERROR refcount block %" PRIu32 " is outside image\n", i);
+            res->corruptions++;
+            continue;
+        }
+        count(&c, b, s->cluster_size);
+    }
+
+    /* Repairs may need new refcount blocks: place them past everything
+     * referenced, never on a cluster in use whose refcount is wrong. */
+    s->free_cluster_index = MAX(c.nb, file_clusters);
+    for (uint64_t i = 0; i < MAX(c.nb, file_clusters); i++) {
+        uint64_t refcount, reference = i < c.nb ? c.refs[i] : 0;
+        bool leak;
+        bool repair;
+
+        ret = qcow2_co_get_refcount(bs, i, &refcount);
+        if (ret < 0) {
+            fprintf(stderr, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
+                    g_strerror(-ret));
+            res->check_errors++;
+            continue;
+        }
+        if (refcount == reference) {
+            continue;
+        }
+        leak = refcount > reference;
+        repair = !bs->read_only && (fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS));
+        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
+        if (repair) {
+            ret = qcow2_co_set_refcount(bs, i, reference);
+            if (ret < 0) {
+                res->check_errors++;
+                continue;
+            }
+            if (leak) {
+                res->leaks_fixed++;
+            } else {
+                res->corruptions_fixed++;
+            }
+        } else if (leak) {
+            res->leaks++;
+        } else {
+            res->corruptions++;
+        }
+    }
+    ret = check_copied(&c, bs->read_only ? BDRV_FIX_NONE : fix);
+    if (ret == 0 && !bs->read_only && fix) {
+        ret = qcow2_co_flush_caches(bs);
+    }
+    s->free_cluster_index = 0;
+    if (ret == 0 && !bs->read_only && (fix & BDRV_FIX_ERRORS) && !res->corruptions &&
+        (s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
+        s->header.incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;
+        ret = qcow2_co_write_header_field(bs, 72, 8);
+    }
+    res->image_end_offset = (int64_t)c.max_used << s->cluster_bits;
+    res->total_clusters = (s->header.size + s->cluster_size - 1) >> s->cluster_bits;
+out:
+    if (ret < 0) {
+        res->check_errors++;
+    }
+    g_free(c.refs);
+    qco_mutex_unlock(&s->lock);
+    return ret < 0 ? ret : 0;
+}

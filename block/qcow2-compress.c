@@ -1,0 +1,60 @@
+/* qcow2 compressed clusters: raw deflate (zlib, no header) or zstd, as
+ * the header's compression type says. */
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include "block/qcow2.h"
+
+static int inflate_cluster(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    z_stream z = { 0 };
+    int ret;
+
+    if (inflateInit2(&z, -12) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = in_len;
+    z.next_out = out;
+    z.avail_out = out_len;
+    ret = inflate(&z, Z_FINISH);
+    /* Output stops at one cluster; the input may carry padding. */
+    ret = (ret == Z_STREAM_END || ret == Z_BUF_ERROR) && z.avail_out == 0 ? 0 : -1;
+    inflateEnd(&z);
+    return ret;
+}
+
+static int zstd_cluster(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    ZSTD_inBuffer input = { in, in_len, 0 };
+    ZSTD_outBuffer output = { out, out_len, 0 };
+    int ret = -1;
+
+    if (!dctx) {
+        return -1;
+    }
+    /* Stream decoding: QEMU's frames may be followed by padding. */
+    while (output.pos < output.size) {
+        size_t r = ZSTD_decompressStream(dctx, &output, &input);
+
+        if (ZSTD_isError(r) || (r != 0 && input.pos == input.size && output.pos < output.size)) {
+            break;
+        }
+        if (r == 0 && output.pos < output.size) {
+            break;
+        }
+    }
+    if (output.pos == output.size) {
+        ret = 0;
+    }
+    ZSTD_freeDCtx(dctx);
+    return ret;
+}
+
+int qcow2_decompress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
+                     uint8_t *out, size_t out_len)
+{
+    return s->header.compression_type == 1 ? zstd_cluster(in, in_len, out, out_len)
+                                           : inflate_cluster(in, in_len, out, out_len);
+}

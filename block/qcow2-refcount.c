@@ -1,0 +1,364 @@
+/* qcow2 refcounts: reading and updating cluster refcounts of any width,
+ * allocating refcount blocks and growing the refcount table, and first-fit
+ * cluster allocation that reuses freed clusters. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include "block/qcow2.h"
+
+uint64_t qcow2_refblock_get(const BDRVQcow2State *s, const uint8_t *block, uint64_t i)
+{
+    uint32_t bits = s->refcount_bits;
+
+    if (bits < 8) {
+        uint64_t bit = i * bits;
+
+        return (block[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+    }
+    switch (bits) {
+    case 8: return block[i];
+    case 16: return (uint64_t)block[2 * i] << 8 | block[2 * i + 1];
+    case 32: return qcow2_be32(block + 4 * i);
+    default: return qcow2_be64(block + 8 * i);
+    }
+}
+
+void qcow2_refblock_set(const BDRVQcow2State *s, uint8_t *block, uint64_t i, uint64_t v)
+{
+    uint32_t bits = s->refcount_bits;
+
+    if (bits < 8) {
+        uint64_t bit = i * bits;
+        uint8_t mask = ((1u << bits) - 1) << (bit % 8);
+
+        block[bit / 8] = (block[bit / 8] & ~mask) | ((v << (bit % 8)) & mask);
+        return;
+    }
+    switch (bits) {
+    case 8: block[i] = v; break;
+    case 16: block[2 * i] = v >> 8; block[2 * i + 1] = v; break;
+    case 32: qcow2_put_be32(block + 4 * i, v); break;
+    default: qcow2_put_be64(block + 8 * i, v); break;
+    }
+}
+
+int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_index,
+                                       uint64_t *refcount)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t t = cluster_index >> s->refblock_bits;
+    uint8_t *block;
+    int ret;
+
+    *refcount = 0;
+    if (t >= s->refcount_table_size || !s->refcount_table[t]) {
+        return 0;
+    }
+    ret = qcow2_cache_get(bs, &s->refblock_cache, s->refcount_table[t], false, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    *refcount = qcow2_refblock_get(s, block,
+                                   cluster_index & ((UINT64_C(1) << s->refblock_bits) - 1));
+    qcow2_cache_put(&s->refblock_cache, block);
+    return 0;
+}
+
+/* First index of n contiguous free clusters, scanning from the hint and
+ * leaving the hint past them, as QEMU does: images allocated the same way
+ * get the same layout. */
+static int coroutine_fn find_free(BlockDriverState *bs, uint64_t n, uint64_t *index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t run = 0;
+
+    while (run < n) {
+        uint64_t idx = s->free_cluster_index++, rc;
+        int ret;
+
+        if ((idx << s->cluster_bits) >> s->cluster_bits != idx ||
+            (idx << s->cluster_bits) > QCOW2_L2E_OFFSET_MASK) {
+            return -EFBIG;
+        }
+        ret = qcow2_co_get_refcount(bs, idx, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        run = rc ? 0 : run + 1;
+    }
+    *index = s->free_cluster_index - n;
+    return 0;
+}
+
+static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries);
+
+/* Makes sure the refcount block for table index t exists. */
+static int coroutine_fn ensure_refblock(BlockDriverState *bs, uint64_t t)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_block = UINT64_C(1) << s->refblock_bits;
+    g_autofree uint8_t *block = NULL;
+    uint64_t b, entry;
+    int ret;
+
+    for (int tries = 0; tries < 64; tries++) {
+        if (t < s->refcount_table_size && s->refcount_table[t]) {
+            return 0;
+        }
+        if (t >= s->refcount_table_size) {
+            ret = grow_reftable(bs, t + 1);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+        ret = find_free(bs, 1, &b);
+        if (ret < 0) {
+            return ret;
+        }
+        if (b / per_block != t) {
+            /* The new block is counted by another block: that one first. */
+            uint64_t u = b / per_block;
+
+            if (u >= s->refcount_table_size || !s->refcount_table[u]) {
+                ret = ensure_refblock(bs, u);
+                if (ret < 0) {
+                    return ret;
+                }
+                /* b is still free: look again from there. */
+                s->free_cluster_index = MIN(s->free_cluster_index, b);
+                continue;
+            }
+            ret = qcow2_co_update_refcount(bs, b << s->cluster_bits, 1, 1);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        block = g_malloc0(s->cluster_size);
+        if (b / per_block == t) {
+            qcow2_refblock_set(s, block, b % per_block, 1);
+        }
+        ret = bdrv_co_pwrite(bs->file, b << s->cluster_bits, s->cluster_size, block, 0);
+        if (ret == 0) {
+            ret = qcow2_cache_flush(bs, &s->refblock_cache);
+        }
+        if (ret == 0) {
+            ret = bdrv_co_flush(bs->file);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        s->file_end = MAX(s->file_end, (b + 1) << s->cluster_bits);
+        qcow2_put_be64((uint8_t *)&entry, b << s->cluster_bits);
+        ret = bdrv_co_pwrite(bs->file, s->header.refcount_table_offset + t * 8, 8, &entry, 0);
+        if (ret == 0) {
+            ret = bdrv_co_flush(bs->file);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        s->refcount_table[t] = b << s->cluster_bits;
+        return 0;
+    }
+    return -EIO;
+}
+
+/* Moves the refcount table to the end of the file with room for at least
+ * min_entries, together with the refcount blocks that count the new area. */
+static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_block = UINT64_C(1) << s->refblock_bits;
+    uint64_t entries_per_cluster = s->cluster_size / 8;
+    uint64_t start = (s->file_end + s->cluster_size - 1) >> s->cluster_bits;
+    uint64_t new_entries = MAX(min_entries, (uint64_t)s->refcount_table_size * 3 / 2 + 1);
+    uint64_t table_clusters, nblocks = 0, old_offset = s->header.refcount_table_offset;
+    uint64_t old_clusters = s->header.refcount_table_clusters;
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint8_t *tbuf = NULL;
+    g_autofree uint8_t *block = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    /* Blocks for the regions of the new area that have none, found by
+     * iterating until the area stops growing. */
+    for (;;) {
+        uint64_t end, need = 0;
+
+        table_clusters = (new_entries + entries_per_cluster - 1) / entries_per_cluster;
+        end = start + table_clusters + nblocks;
+        new_entries = MAX(new_entries, (end - 1) / per_block + 1);
+        for (uint64_t r = start / per_block; r <= (end - 1) / per_block; r++) {
+            if (r >= s->refcount_table_size || !s->refcount_table[r]) {
+                need++;
+            }
+        }
+        if (need == nblocks &&
+            table_clusters == (new_entries + entries_per_cluster - 1) / entries_per_cluster) {
+            break;
+        }
+        nblocks = need;
+    }
+    if (table_clusters * s->cluster_size > QCOW2_MAX_REFTABLE_BYTES) {
+        return -EFBIG;
+    }
+    table = g_new0(uint64_t, table_clusters * entries_per_cluster);
+    memcpy(table, s->refcount_table, s->refcount_table_size * sizeof(uint64_t));
+    block = g_malloc(s->cluster_size);
+    {
+        uint64_t end = start + table_clusters + nblocks, next_block = start + table_clusters;
+
+        for (uint64_t r = start / per_block; r <= (end - 1) / per_block; r++) {
+            if (table[r]) {
+                continue;
+            }
+            memset(block, 0, s->cluster_size);
+            for (uint64_t c = MAX(start, r * per_block); c < MIN(end, (r + 1) * per_block); c++) {
+                qcow2_refblock_set(s, block, c % per_block, 1);
+            }
+            ret = bdrv_co_pwrite(bs->file, next_block << s->cluster_bits, s->cluster_size,
+                                 block, 0);
+            if (ret < 0) {
+                return ret;
+            }
+            table[r] = next_block << s->cluster_bits;
+            next_block++;
+        }
+        /* Area clusters in regions that already had a block. */
+        for (uint64_t c = start; c < end; c++) {
+            uint64_t r = c / per_block;
+
+            if (r < s->refcount_table_size && s->refcount_table[r]) {
+                ret = qcow2_co_update_refcount(bs, c << s->cluster_bits, 1, 1);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+        }
+        s->file_end = MAX(s->file_end, end << s->cluster_bits);
+    }
+    tbuf = g_malloc(table_clusters * s->cluster_size);
+    for (uint64_t i = 0; i < table_clusters * entries_per_cluster; i++) {
+        qcow2_put_be64(tbuf + 8 * i, table[i]);
+    }
+    ret = bdrv_co_pwrite(bs->file, start << s->cluster_bits, table_clusters * s->cluster_size,
+                         tbuf, 0);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, &s->refblock_cache);
+    }
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_put_be64(hdr, start << s->cluster_bits);
+    qcow2_put_be32(hdr + 8, table_clusters);
+    ret = bdrv_co_pwrite(bs->file, 48, sizeof(hdr), hdr, 0);
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->header.refcount_table_offset = start << s->cluster_bits;
+    s->header.refcount_table_clusters = table_clusters;
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_size = table_clusters * entries_per_cluster;
+    return qcow2_co_update_refcount(bs, old_offset, old_clusters * s->cluster_size, -1);
+}
+
+int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
+                                          uint64_t len, int64_t addend)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t first = offset >> s->cluster_bits;
+    uint64_t last = (offset + len - 1) >> s->cluster_bits;
+    uint64_t per_block = UINT64_C(1) << s->refblock_bits;
+
+    if (!len) {
+        return 0;
+    }
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t t = c >> s->refblock_bits, v;
+        uint8_t *block;
+        int ret = ensure_refblock(bs, t);
+
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_get(bs, &s->refblock_cache, s->refcount_table[t], false, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        v = qcow2_refblock_get(s, block, c % per_block);
+        if ((addend < 0 && v < (uint64_t)-addend) ||
+            (addend > 0 && s->refcount_max - v < (uint64_t)addend)) {
+            qcow2_cache_put(&s->refblock_cache, block);
+            return qcow2_co_mark_corrupt(bs, "refcount of cluster %" PRIu64 " would go from %"
+                                         PRIu64 " to out of range (%+" PRId64 ")", c, v, addend);
+        }
+        v += addend;
+        qcow2_refblock_set(s, block, c % per_block, v);
+        qcow2_cache_mark_dirty(&s->refblock_cache, block);
+        qcow2_cache_put(&s->refblock_cache, block);
+        if (v == 0) {
+            s->free_cluster_index = MIN(s->free_cluster_index, c);
+            qcow2_cache_discard(&s->l2_cache, c << s->cluster_bits);
+        }
+    }
+    return 0;
+}
+
+int coroutine_fn qcow2_co_set_refcount(BlockDriverState *bs, uint64_t cluster_index,
+                                       uint64_t value)
+{
+    uint64_t cur;
+    int ret = qcow2_co_get_refcount(bs, cluster_index, &cur);
+
+    if (ret < 0 || cur == value) {
+        return ret;
+    }
+    return qcow2_co_update_refcount(bs, cluster_index << ((BDRVQcow2State *)bs->opaque)->cluster_bits,
+                                    1, (int64_t)value - (int64_t)cur);
+}
+
+int64_t coroutine_fn qcow2_co_alloc_clusters(BlockDriverState *bs, uint64_t n)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t idx;
+    int ret = find_free(bs, n, &idx);
+
+    if (ret < 0) {
+        return ret;
+    }
+    /* Refcount blocks this range needs go after it (the hint is past it
+     * now), so the range stays free while they are created. */
+    s->file_end = MAX(s->file_end, (idx + n) << s->cluster_bits);
+    for (uint64_t t = idx >> s->refblock_bits; t <= (idx + n - 1) >> s->refblock_bits; t++) {
+        ret = ensure_refblock(bs, t);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = qcow2_co_update_refcount(bs, idx << s->cluster_bits, n << s->cluster_bits, 1);
+    return ret < 0 ? ret : (int64_t)(idx << s->cluster_bits);
+}
+
+int coroutine_fn qcow2_co_free_l2_entry(BlockDriverState *bs, uint64_t entry)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t host, len;
+
+    switch (qcow2_cluster_type(s, entry)) {
+    case QCOW2_CLUSTER_COMPRESSED:
+        qcow2_compressed_range(s, entry, &host, &len);
+        return qcow2_co_update_refcount(bs, host, len, -1);
+    case QCOW2_CLUSTER_NORMAL:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        return qcow2_co_update_refcount(bs, entry & QCOW2_L2E_OFFSET_MASK, 1, -1);
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,218 @@
+/* qcow2 driver internals shared by its files: on-disk constants, the
+ * per-image state, the metadata cache, refcounts, mapping and check. */
+#ifndef QBLK_BLOCK_QCOW2_H
+#define QBLK_BLOCK_QCOW2_H
+
+#include "qblk/block_int.h"
+
+#define QCOW2_MAGIC                 0x514649fbu   /* "QFI\xfb" big-endian */
+#define QCOW2_V2_HEADER_SIZE        72u
+#define QCOW2_V3_HEADER_SIZE        104u
+#define QCOW2_MIN_CLUSTER_BITS      9
+#define QCOW2_MAX_CLUSTER_BITS      21
+#define QCOW2_MAX_L1_BYTES          (32u * 1024 * 1024)
+#define QCOW2_MAX_REFTABLE_BYTES    (8u * 1024 * 1024)
+#define QCOW2_MAX_SNAPSHOTS         65536u
+#define QCOW2_MAX_BACKING_NAME      1023u
+
+#define QCOW2_INCOMPAT_DIRTY        UINT64_C(0x1)
+#define QCOW2_INCOMPAT_CORRUPT      UINT64_C(0x2)
+#define QCOW2_INCOMPAT_DATA_FILE    UINT64_C(0x4)
+#define QCOW2_INCOMPAT_COMPRESSION  UINT64_C(0x8)
+#define QCOW2_INCOMPAT_EXTL2        UINT64_C(0x10)
+#define QCOW2_INCOMPAT_SUPPORTED    (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
+                                     QCOW2_INCOMPAT_COMPRESSION)
+#define QCOW2_COMPAT_LAZY_REFCOUNTS UINT64_C(0x1)
+
+#define QCOW2_EXT_END               0x00000000u
+#define QCOW2_EXT_BACKING_FORMAT    0xe2792acau
+#define QCOW2_EXT_FEATURE_TABLE     0x6803f857u
+
+#define QCOW2_OFLAG_COPIED          (UINT64_C(1) << 63)
+#define QCOW2_OFLAG_COMPRESSED      (UINT64_C(1) << 62)
+#define QCOW2_OFLAG_ZERO            UINT64_C(1)
+#define QCOW2_L1E_OFFSET_MASK       UINT64_C(0x00fffffffffffe00)
+#define QCOW2_L1E_RESERVED_MASK     UINT64_C(0x7f000000000001ff)
+#define QCOW2_L2E_OFFSET_MASK       UINT64_C(0x00fffffffffffe00)
+#define QCOW2_L2E_RESERVED_MASK     UINT64_C(0x3f000000000001fe)
+#define QCOW2_REFT_OFFSET_MASK      UINT64_C(0xfffffffffffffe00)
+
+typedef struct Qcow2Header {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    uint64_t incompatible_features;
+    uint64_t compatible_features;
+    uint64_t autoclear_features;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    uint8_t compression_type;
+} Qcow2Header;
+
+typedef enum {
+    QCOW2_CLUSTER_UNALLOCATED,
+    QCOW2_CLUSTER_ZERO_PLAIN,
+    QCOW2_CLUSTER_ZERO_ALLOC,
+    QCOW2_CLUSTER_NORMAL,
+    QCOW2_CLUSTER_COMPRESSED,
+} Qcow2ClusterType;
+
+/* One cached metadata cluster (an L2 table or a refcount block), in disk
+ * byte order. */
+typedef struct Qcow2CacheEntry {
+    uint64_t offset;                /* 0: slot unused */
+    uint8_t *data;
+    uint64_t last_use;
+    unsigned pins;
+    bool dirty;
+} Qcow2CacheEntry;
+
+typedef struct Qcow2Cache {
+    Qcow2CacheEntry *entries;
+    unsigned len;
+    uint64_t clock;
+    /* Another cache whose dirty entries must reach the disk, and the
+     * disk be flushed, before this one writes (refcounts before L2). */
+    struct Qcow2Cache *depends;
+    bool is_l2;
+} Qcow2Cache;
+
+typedef struct Qcow2Snapshot {
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    char *id_str;
+    char *name;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t vm_state_size;
+    uint64_t disk_size;
+} Qcow2Snapshot;
+
+typedef struct BDRVQcow2State {
+    Qcow2Header header;
+    uint32_t cluster_size;
+    uint32_t cluster_bits;
+    uint32_t l2_bits, l2_size;      /* entries per L2 table */
+    uint32_t refcount_bits;
+    uint32_t refblock_bits;         /* log2 entries per refcount block */
+    uint64_t refcount_max;
+    int csize_shift;
+    uint64_t csize_mask, coffset_mask;
+
+    uint64_t *l1_table;             /* host order */
+    uint32_t l1_size;
+    uint64_t *refcount_table;       /* host order */
+    uint32_t refcount_table_size;   /* entries */
+    uint64_t free_cluster_index;
+    uint64_t file_end;              /* bytes: end of the host file as we know it */
+
+    Qcow2Snapshot *snapshots;
+    uint32_t nb_snapshots;
+    char *backing_format_ext;       /* from the extension, or NULL */
+
+    Qcow2Cache l2_cache, refblock_cache;
+    /* Every metadata lookup and change, and allocating writes. */
+    CoMutex lock;
+    bool dirty_set;                 /* we set the dirty bit (lazy refcounts) */
+} BDRVQcow2State;
+
+/* qcow2.c */
+int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off,
+                                             unsigned len);
+int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+uint64_t qcow2_be64(const uint8_t *p);
+uint32_t qcow2_be32(const uint8_t *p);
+void qcow2_put_be64(uint8_t *p, uint64_t v);
+void qcow2_put_be32(uint8_t *p, uint32_t v);
+void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
+
+/* qcow2-cache.c */
+void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool is_l2);
+void qcow2_cache_destroy(Qcow2Cache *c);
+/* Loads (or, with fresh, zeroes without reading) the cluster at offset,
+ * pinned until qcow2_cache_put. */
+int coroutine_fn qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
+                                 bool fresh, uint8_t **data);
+void qcow2_cache_put(Qcow2Cache *c, uint8_t *data);
+void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *data);
+int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
+/* Forgets the cluster at offset (freed), dropping pending writes. */
+void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
+/* Writes every dirty metadata cluster, refcounts first. */
+int coroutine_fn qcow2_co_flush_caches(BlockDriverState *bs);
+
+/* qcow2-refcount.c */
+int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_index,
+                                       uint64_t *refcount);
+/* Adds addend to the refcounts of the clusters covering [offset, offset+len). */
+int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
+                                          uint64_t len, int64_t addend);
+/* Host offset of n contiguous free clusters, their refcounts set to 1. */
+int64_t coroutine_fn qcow2_co_alloc_clusters(BlockDriverState *bs, uint64_t n);
+/* Frees one reference of the host clusters an L2 entry points at. */
+int coroutine_fn qcow2_co_free_l2_entry(BlockDriverState *bs, uint64_t entry);
+/* Sets cluster refcounts directly, growing refcount structures as needed
+ * (check repair). */
+int coroutine_fn qcow2_co_set_refcount(BlockDriverState *bs, uint64_t cluster_index,
+                                       uint64_t value);
+uint64_t qcow2_refblock_get(const BDRVQcow2State *s, const uint8_t *block, uint64_t i);
+void qcow2_refblock_set(const BDRVQcow2State *s, uint8_t *block, uint64_t i, uint64_t v);
+
+/* qcow2-cluster.c */
+Qcow2ClusterType qcow2_cluster_type(const BDRVQcow2State *s, uint64_t l2_entry);
+/* Host range of a compressed descriptor. */
+void qcow2_compressed_range(const BDRVQcow2State *s, uint64_t entry, uint64_t *host,
+                            uint64_t *len);
+/* The L2 entry for the guest offset and how many following clusters
+ * (up to bytes) share its type and, for data, are contiguous. Caller
+ * holds the lock. -EIO (image marked corrupt) for invalid entries. */
+int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                                      uint64_t *entry, uint64_t *n_bytes);
+/* Sets the L2 entries of the clusters [offset, offset+n*cluster) to
+ * values[i], allocating (or copying, if shared) the L2 table. Caller
+ * holds the lock. */
+int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, uint64_t n,
+                                         const uint64_t *values);
+int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size);
+
+/* qcow2-rw.c */
+int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                 QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  QIOVector *qiov, BdrvRequestFlags flags);
+int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                        BdrvRequestFlags flags);
+/* Empties whole clusters: zero clusters where they must not show the
+ * backing file (v3), unallocated otherwise or when full. Lock held. */
+int coroutine_fn qcow2_co_discard_clusters(BlockDriverState *bs, uint64_t offset,
+                                           uint64_t bytes, bool full);
+int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
+                                       int64_t bytes, int64_t *pnum, int64_t *map,
+                                       BlockDriverState **file);
+
+/* qcow2-compress.c */
+/* Decompresses one cluster (deflate or zstd by the header) into out. */
+int qcow2_decompress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
+                     uint8_t *out, size_t out_len);
+
+/* qcow2-check.c */
+int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
+                                BdrvCheckMode fix);
+
+/* qcow2-create.c */
+extern const QblkOptDesc qcow2_create_opts[];
+int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError **errp);
+
+#endif
