@@ -177,6 +177,18 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     return 0;
 }
 
+int coroutine_fn qcow2_co_prepare_l2(BlockDriverState *bs, uint64_t offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t *table;
+    int ret = get_writable_l2(bs, offset, &table);
+
+    if (ret == 0) {
+        qcow2_cache_put(&s->l2_cache, table);
+    }
+    return ret;
+}
+
 int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, uint64_t n,
                                          const uint64_t *values)
 {

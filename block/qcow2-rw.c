@@ -156,6 +156,10 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     if (ret < 0) {
         return ret;
     }
+    ret = qcow2_co_prepare_l2(bs, start);
+    if (ret < 0) {
+        return ret;
+    }
     if (reuse) {
         host = old_host;
     } else {

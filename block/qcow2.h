@@ -184,6 +184,9 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
  * holds the lock. */
 int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, uint64_t n,
                                          const uint64_t *values);
+/* Makes the L2 table for offset writable now (allocating it before the
+ * data clusters, which gives QEMU's layout). Lock held. */
+int coroutine_fn qcow2_co_prepare_l2(BlockDriverState *bs, uint64_t offset);
 int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size);
 
 /* qcow2-rw.c */

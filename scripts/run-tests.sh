@@ -55,6 +55,7 @@ run_unit "$ASAN_BUILD" asan
 # The shell suites run the tools of both builds: a sanitizer report in the
 # ASan build's output makes its golden comparison fail.
 for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed" \
+             "$BUILD tests/iotests/check -qcow2" "$ASAN_BUILD tests/iotests/check -qcow2" \
              "$BUILD tests/compat/run" "$BUILD tests/diff/run" \
              "$ASAN_BUILD tests/iotests/check -raw" "$ASAN_BUILD tests/iotests/check -qed" \
              "$ASAN_BUILD tests/compat/run" "$ASAN_BUILD tests/diff/run"; do

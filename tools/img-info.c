@@ -57,29 +57,8 @@ static void image_info_free(gpointer p)
 static ImgJson *format_specific_info(BlockDriverState *bs)
 {
     g_autoptr(GVariant) v = bdrv_get_specific_info(bs);
-    g_autoptr(GVariantIter) iter = NULL;
-    const char *type, *key;
-    GVariant *value;
-    ImgJson *obj, *data;
 
-    if (!v) {
-        return NULL;
-    }
-    g_variant_get(v, "(&sa{sv})", &type, &iter);
-    obj = img_json_object();
-    data = img_json_object();
-    while (g_variant_iter_loop(iter, "{&sv}", &key, &value)) {
-        if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
-            img_json_set_bool(data, key, g_variant_get_boolean(value));
-        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
-            img_json_set_int(data, key, g_variant_get_int64(value));
-        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
-            img_json_set_str(data, key, g_variant_get_string(value, NULL));
-        }
-    }
-    img_json_set_str(obj, "type", type);
-    img_json_set(obj, "data", data);
-    return obj;
+    return v ? img_json_from_specific_info(v) : NULL;
 }
 
 /* Describes an open image; NULL with *errp set on failure. */

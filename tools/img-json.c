@@ -493,3 +493,25 @@ void img_json_dump_human(FILE *f, const ImgJson *value, int indent)
         fputc('\n', f);
     }
 }
+
+ImgJson *img_json_from_specific_info(GVariant *v)
+{
+    g_autoptr(GVariantIter) iter = NULL;
+    const char *type, *key;
+    GVariant *value;
+    ImgJson *obj = img_json_object(), *data = img_json_object();
+
+    g_variant_get(v, "(&sa{sv})", &type, &iter);
+    while (g_variant_iter_loop(iter, "{&sv}", &key, &value)) {
+        if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
+            img_json_set_bool(data, key, g_variant_get_boolean(value));
+        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
+            img_json_set_int(data, key, g_variant_get_int64(value));
+        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+            img_json_set_str(data, key, g_variant_get_string(value, NULL));
+        }
+    }
+    img_json_set_str(obj, "type", type);
+    img_json_set(obj, "data", data);
+    return obj;
+}

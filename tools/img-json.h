@@ -89,5 +89,7 @@ void img_json_print(FILE *f, const ImgJson *value);
  * shown as ' ', nested objects and lists ("[i]:") one level deeper, each
  * level indent * 4 spaces. value must be an object or an array. */
 void img_json_dump_human(FILE *f, const ImgJson *value, int indent);
+/* {type, data} from bdrv_get_specific_info()'s "(sa{sv})". */
+ImgJson *img_json_from_specific_info(GVariant *v);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tools/io.h"
+#include "tools/img-json.h"
 #include "util/cutils.h"
 #include "util/error.h"
 #include "util/main-loop.h"
@@ -85,6 +86,7 @@ static int length_f(int argc, char **argv)
 
 static int info_f(int argc, char **argv)
 {
+    GVariant *specific;
     BlockDriverInfo bdi;
     char s1[64], s2[64];
 
@@ -94,6 +96,15 @@ static int info_f(int argc, char **argv)
     }
     printf("cluster size: %s\n", cvt(bdi.cluster_size, s1, sizeof(s1)));
     printf("vm state offset: %s\n", cvt(bdi.vm_state_offset, s2, sizeof(s2)));
+    specific = bdrv_get_specific_info(io_bs);
+    if (specific) {
+        ImgJson *info = img_json_from_specific_info(specific);
+
+        printf("Format specific information:\n");
+        img_json_dump_human(stdout, img_json_get(info, "data"), 1);
+        img_json_free(info);
+        g_variant_unref(specific);
+    }
     return 0;
 }
 

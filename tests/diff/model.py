@@ -1,28 +1,37 @@
 #!/usr/bin/env python3
 """Differential test: seeded random sequences of write, write -z (aligned
-and not), discard, truncate (grow) and copy-on-read reads on a QED image
-over a raw backing file, mirrored on a plain bytearray model. After each
-sequence the image must equal the model (qemu-img compare) and both
-qblk-img check and qemu-img check must find it clean.
+and not), discard, truncate (grow) and copy-on-read reads on a QED or
+qcow2 image over a raw backing file, mirrored on a plain bytearray model.
+After each sequence the image must equal the model (qemu-img compare) and
+both qblk-img check and qemu-img check must find it clean.
 
-usage: qed-model.py QBLK_IO QBLK_IMG WORKDIR SEED [SEED...]
+usage: model.py VARIANT QBLK_IO QBLK_IMG WORKDIR SEED [SEED...]
+VARIANT: qed, qcow2 (v3, 64 KiB clusters), qcow2-v2, qcow2-512, qcow2-2M.
 Prints "seed N: ok" or "seed N: FAIL ..." (with the ops to reproduce)."""
 import os
 import random
 import subprocess
 import sys
 
-CLUSTER = 65536
+# variant: (format, create options, cluster size)
+VARIANTS = {
+    "qed": ("qed", [], 65536),
+    "qcow2": ("qcow2", [], 65536),
+    "qcow2-v2": ("qcow2", ["-o", "compat=0.10"], 65536),
+    "qcow2-512": ("qcow2", ["-o", "cluster_size=512"], 512),
+    "qcow2-2M": ("qcow2", ["-o", "cluster_size=2M"], 2 * 1024 * 1024),
+}
 
 
 def run(cmd):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def one_seed(qio, qimg, work, seed):
+def one_seed(variant, qio, qimg, work, seed):
+    fmt, create_opts, cluster = VARIANTS[variant]
     rnd = random.Random(seed)
     base = os.path.join(work, "base.raw")
-    img = os.path.join(work, "t.qed")
+    img = os.path.join(work, "t." + fmt)
     model_path = os.path.join(work, "model.raw")
     size = rnd.choice([1, 2, 4]) * 1024 * 1024
     # Backing file: data, zero and hole chunks at cluster and sub-cluster grain.
@@ -38,10 +47,12 @@ def one_seed(qio, qimg, work, seed):
         model[i] = 0
     with open(base, "wb") as f:
         f.write(model[:bsize])
+    backing = bytes(model)      # what unallocated clusters read
     for p in (img,):
         if os.path.exists(p):
             os.unlink(p)
-    r = run([qimg, "create", "-q", "-f", "qed", "-b", base, "-F", "raw", img, str(size)])
+    r = run([qimg, "create", "-q", "-f", fmt] + create_opts +
+            ["-b", base, "-F", "raw", img, str(size)])
     if r.returncode:
         return "create failed: " + r.stdout
     ops = []
@@ -53,12 +64,13 @@ def one_seed(qio, qimg, work, seed):
                 new = cur + rnd.choice([512, 65536, 1048576, 3 * 4096])
                 ops.append("truncate %d" % new)
                 model.extend(bytes(new - cur))
+                backing += bytes(new - cur)
             continue
         off = rnd.randrange(0, cur)
         length = rnd.randrange(1, min(cur - off, 300000) + 1)
         if kind == "zero-aligned":
-            off = off // CLUSTER * CLUSTER
-            length = max(CLUSTER, length // CLUSTER * CLUSTER)
+            off = off // cluster * cluster
+            length = max(cluster, length // cluster * cluster)
             length = min(length, cur - off)
         if kind == "write":
             pat = rnd.randrange(0, 256)
@@ -68,11 +80,21 @@ def one_seed(qio, qimg, work, seed):
             ops.append("write -z %s%d %d" % ("-u " if rnd.random() < 0.5 else "", off, length))
             model[off:off + length] = bytes(length)
         elif kind == "discard":
-            ops.append("discard %d %d" % (off, length))   # QED ignores discard
+            ops.append("discard %d %d" % (off, length))
+            # QED ignores discard. qcow2 empties the whole clusters inside
+            # the range: v3 makes them zero clusters, v2 (no zero flag)
+            # leaves them unallocated, showing the backing file again.
+            start = -(-off // cluster) * cluster
+            end = (off + length) // cluster * cluster
+            if fmt == "qcow2" and end > start:
+                if "compat=0.10" in create_opts:
+                    model[start:end] = backing[start:end]
+                else:
+                    model[start:end] = bytes(end - start)
         else:
             ops.append("read -C %d %d" % (off, length))
     # Copy-on-read for the whole session half of the time.
-    args = [qio, "-f", "qed"] + (["-C"] if rnd.random() < 0.5 else [])
+    args = [qio, "-f", fmt] + (["-C"] if rnd.random() < 0.5 else [])
     for op in ops:
         if op.startswith("read -C"):
             op = "read " + op[len("read -C "):]
@@ -85,7 +107,7 @@ def one_seed(qio, qimg, work, seed):
     with open(model_path, "wb") as f:
         f.write(model)
     for cmd in ([qimg, "check", img], ["qemu-img", "check", img],
-                ["qemu-img", "compare", "-f", "qed", "-F", "raw", img, model_path]):
+                ["qemu-img", "compare", "-f", fmt, "-F", "raw", img, model_path]):
         r = run(cmd)
         if r.returncode:
             return "%s: %s\nops: %s" % (" ".join(cmd[:2]), r.stdout.strip(), ops)
@@ -93,10 +115,10 @@ def one_seed(qio, qimg, work, seed):
 
 
 def main():
-    qio, qimg, work = sys.argv[1:4]
+    variant, qio, qimg, work = sys.argv[1:5]
     failed = 0
-    for seed in sys.argv[4:]:
-        err = one_seed(qio, qimg, work, int(seed))
+    for seed in sys.argv[5:]:
+        err = one_seed(variant, qio, qimg, work, int(seed))
         if err:
             failed += 1
             print("seed %s: FAIL %s" % (seed, err))
