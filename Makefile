@@ -30,9 +30,10 @@ check: build build-asan
 demo: build
 	@scripts/demo.sh $(BUILD)
 
-# libFuzzer build of tests/fuzz (clang); FUZZ_SECONDS of fuzzing from the corpus.
+# libFuzzer build of tests/fuzz (clang); FUZZ_SECONDS of fuzzing per format from its corpus.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_FORMATS ?= qed qcow2
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_sanitize=address,undefined \
 	    -Db_lundef=false -Dbuildtype=debugoptimized -Dc_args=-fsanitize=fuzzer-no-link
@@ -40,9 +41,11 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-14-dev"; exit 1; }
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) fuzz-qed
-	mkdir -p $(FUZZ_BUILD)/corpus && cp tests/fuzz/corpus/* $(FUZZ_BUILD)/corpus/
-	$(FUZZ_BUILD)/fuzz-qed -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus
+	ninja -C $(FUZZ_BUILD) $(addprefix fuzz-,$(FUZZ_FORMATS))
+	for f in $(FUZZ_FORMATS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus-$$f && cp tests/fuzz/corpus/$$f/* $(FUZZ_BUILD)/corpus-$$f/ && \
+	    $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-$$f || exit 1; \
+	done
 
 bench: build
 	@bench/run $(BUILD)

@@ -14,6 +14,7 @@ typedef struct {
     BdrvCheckResult *res;
     uint32_t *refs;             /* references per host cluster (saturating) */
     uint64_t nb;                /* clusters in refs */
+    uint64_t file_clusters;     /* references must lie below */
     uint64_t max_used;          /* one past the last referenced cluster */
 } CheckState;
 
@@ -26,6 +27,13 @@ static void count(CheckState *c, uint64_t offset, uint64_t len)
     }
     first = offset >> c->s->cluster_bits;
     last = (offset + len - 1) >> c->s->cluster_bits;
+    if (last >= c->file_clusters || offset + len < offset) {
+        /* Never grow the count array to whatever a corrupt entry says. */
+        fprintf(stderr, "ERROR: offset=%" PRIx64 " length=%" PRIu64 " lies past the end of "
+                "the file (%" PRIu64 " clusters)\n", offset, len, c->file_clusters);
+        c->res->corruptions++;
+        return;
+    }
     if (last >= c->nb) {
         uint64_t nb = MAX(last + 1, c->nb * 2);
 
@@ -248,6 +256,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         return ret < 0 ? ret : (int)flen;
     }
     file_clusters = ((uint64_t)flen + s->cluster_size - 1) >> s->cluster_bits;
+    c.file_clusters = file_clusters;
     c.nb = MAX(file_clusters, 1);
     c.refs = g_new0(uint32_t, c.nb);
 

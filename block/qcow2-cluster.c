@@ -40,6 +40,10 @@ static int coroutine_fn l2_offset_for(BlockDriverState *bs, uint64_t offset, uin
         return qcow2_co_mark_corrupt(bs, "L2 table offset %#" PRIx64 " unaligned "
                                      "(L1 index: %#" PRIx64 ")", *l2, l1_index);
     }
+    if (*l2 && *l2 >= s->file_end) {
+        return qcow2_co_mark_corrupt(bs, "L2 table offset %#" PRIx64 " past the end of the "
+                                     "file (L1 index: %#" PRIx64 ")", *l2, l1_index);
+    }
     return 0;
 }
 
@@ -71,11 +75,15 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
     e = qcow2_be64(table + 8 * l2_index);
     type = qcow2_cluster_type(s, e);
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
-        (e & QCOW2_L2E_OFFSET_MASK & (s->cluster_size - 1))) {
+        ((e & QCOW2_L2E_OFFSET_MASK & (s->cluster_size - 1)) ||
+         (type == QCOW2_CLUSTER_NORMAL && (e & QCOW2_L2E_OFFSET_MASK) >= s->file_end))) {
         qcow2_cache_put(&s->l2_cache, table);
-        return qcow2_co_mark_corrupt(bs, "Cluster allocation offset %#" PRIx64 " unaligned "
+        return qcow2_co_mark_corrupt(bs, "Cluster allocation offset %#" PRIx64 " %s "
                                      "(L2 offset: %#" PRIx64 ", L2 index: %#" PRIx64 ")",
-                                     e & QCOW2_L2E_OFFSET_MASK, l2_off, l2_index);
+                                     e & QCOW2_L2E_OFFSET_MASK,
+                                     (e & QCOW2_L2E_OFFSET_MASK & (s->cluster_size - 1))
+                                     ? "unaligned" : "past the end of the file",
+                                     l2_off, l2_index);
     }
     if (type != QCOW2_CLUSTER_COMPRESSED) {
         uint64_t want = (in_cluster + bytes + s->cluster_size - 1) >> s->cluster_bits;
@@ -100,6 +108,57 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
     *entry = e;
     *n_bytes = MIN(bytes, (n << s->cluster_bits) - in_cluster);
     return 0;
+}
+
+/* Which metadata structure the host range [offset, offset+len) overlaps,
+ * or NULL: data writes must never land on metadata, whatever a corrupt
+ * table says. */
+static const char *metadata_overlap(const BDRVQcow2State *s, uint64_t offset, uint64_t len)
+{
+#define OVERLAPS(start, n) ((n) != 0 && offset < (start) + (n) && (start) < offset + len)
+    if (OVERLAPS(0, s->cluster_size)) {
+        return "qcow2_header";
+    }
+    if (OVERLAPS(s->header.l1_table_offset, (uint64_t)s->l1_size * 8)) {
+        return "active L1 table";
+    }
+    if (OVERLAPS(s->header.refcount_table_offset,
+                 (uint64_t)s->header.refcount_table_clusters << s->cluster_bits)) {
+        return "refcount table";
+    }
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        if (OVERLAPS(s->refcount_table[i], s->refcount_table[i] ? s->cluster_size : 0)) {
+            return "refcount block";
+        }
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2 = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+
+        if (OVERLAPS(l2, l2 ? s->cluster_size : 0)) {
+            return "active L2 table";
+        }
+    }
+    if (s->nb_snapshots && OVERLAPS(s->header.snapshots_offset, 40)) {
+        return "snapshot table";
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        if (OVERLAPS(s->snapshots[i].l1_table_offset, (uint64_t)s->snapshots[i].l1_size * 8)) {
+            return "inactive L1 table";
+        }
+    }
+    return NULL;
+#undef OVERLAPS
+}
+
+int coroutine_fn qcow2_co_check_data_write(BlockDriverState *bs, uint64_t offset, uint64_t len)
+{
+    const char *what = metadata_overlap(bs->opaque, offset, len);
+
+    if (!what) {
+        return 0;
+    }
+    return qcow2_co_mark_corrupt(bs, "Preventing invalid write on metadata (overlaps with %s)",
+                                 what);
 }
 
 static int coroutine_fn write_l1_entry(BlockDriverState *bs, uint64_t index)

@@ -168,6 +168,10 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
             return (int)host;
         }
     }
+    ret = qcow2_co_check_data_write(bs, host, end - start);
+    if (ret < 0) {
+        return ret;
+    }
     qiov_init(&v, 3);
     if (head) {
         qiov_add(&v, head_buf, head);
@@ -222,6 +226,10 @@ int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t 
             }
             done += n;
             continue;
+        }
+        if (ret == 0) {
+            ret = qcow2_co_check_data_write(bs, (entry & QCOW2_L2E_OFFSET_MASK) +
+                                            (pos & (s->cluster_size - 1)), n);
         }
         qco_mutex_unlock(&s->lock);
         if (ret < 0) {

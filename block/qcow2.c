@@ -154,6 +154,15 @@ static char *feature_names(const uint8_t *table, uint32_t len, uint64_t bits)
             bits &= ~(UINT64_C(1) << table[i + 1]);
         }
     }
+    /* Known bits this driver does not implement, named without a table. */
+    if (bits & QCOW2_INCOMPAT_DATA_FILE) {
+        g_string_append_printf(out, "%sexternal data file", out->len ? ", " : "");
+        bits &= ~QCOW2_INCOMPAT_DATA_FILE;
+    }
+    if (bits & QCOW2_INCOMPAT_EXTL2) {
+        g_string_append_printf(out, "%sextended L2 entries", out->len ? ", " : "");
+        bits &= ~QCOW2_INCOMPAT_EXTL2;
+    }
     if (bits) {
         g_string_append_printf(out, "%sUnknown incompatible feature: %" PRIx64,
                                out->len ? ", " : "", bits);
@@ -358,6 +367,7 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
         }
         sn->id_str = g_strndup((char *)var + extra, id_len);
         sn->name = g_strndup((char *)var + extra + id_len, name_len);
+        s->nb_snapshots = i + 1;        /* freed from here on, even on error */
         if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
             (sn->l1_size && !table_ok(s, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, flen))) {
             qblk_error_set(errp, "qcow2 snapshot %" PRIu32 ": L1 table (offset %#" PRIx64
@@ -365,7 +375,6 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
                            sn->l1_size);
             return -EINVAL;
         }
-        s->nb_snapshots = i + 1;
         off += (sizeof(h) + extra + id_len + name_len + 7) & ~UINT64_C(7);
     }
     return 0;

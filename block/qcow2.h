@@ -184,6 +184,10 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
  * holds the lock. */
 int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, uint64_t n,
                                          const uint64_t *values);
+/* -EIO (image marked corrupt) when a data write to host range
+ * [offset, offset+len) would overwrite metadata. */
+int coroutine_fn qcow2_co_check_data_write(BlockDriverState *bs, uint64_t offset,
+                                           uint64_t len);
 /* Makes the L2 table for offset writable now (allocating it before the
  * data clusters, which gives QEMU's layout). Lock held. */
 int coroutine_fn qcow2_co_prepare_l2(BlockDriverState *bs, uint64_t offset);

@@ -77,18 +77,20 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
     fi
 done
 
-# The fuzz target's corpus, replayed by both builds (libFuzzer itself runs
-# with `make fuzz`, clang only).
+# The fuzz targets' corpora, replayed by both builds (libFuzzer itself
+# runs with `make fuzz`, clang only).
 for build in "$BUILD" "$ASAN_BUILD"; do
-    if out=$("$build/fuzz-qed" tests/fuzz/corpus/* 2>&1) &&
-       ! grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' <<<"$out"; then
-        echo "fuzz corpus ($build): 1 passed, 0 failed"
-        pass=$((pass + 1))
-    else
-        echo "FAIL: fuzz corpus ($build):"
-        echo "$out" | tail -20 | sed 's/^/    /'
-        fail=$((fail + 1))
-    fi
+    for fmt in qed qcow2; do
+        if out=$("$build/fuzz-$fmt" tests/fuzz/corpus/$fmt/* 2>&1) &&
+           ! grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' <<<"$out"; then
+            echo "fuzz corpus $fmt ($build): 1 passed, 0 failed"
+            pass=$((pass + 1))
+        else
+            echo "FAIL: fuzz corpus $fmt ($build):"
+            echo "$out" | tail -20 | sed 's/^/    /'
+            fail=$((fail + 1))
+        fi
+    done
 done
 
 rm -rf "$logdir"

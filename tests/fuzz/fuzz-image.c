@@ -1,7 +1,8 @@
-/* Fuzz target: open a QED image from arbitrary bytes (read-only, backing
- * file not opened), read a few ranges, walk block status, run the check.
- * Built as a libFuzzer target with -Dfuzzing=true (clang), otherwise as a
- * runner that replays corpus files given on the command line. */
+/* Fuzz target: open an image of format FUZZ_FORMAT (qed, qcow2) from
+ * arbitrary bytes (read-only, backing file not opened), read a few ranges,
+ * walk block status, run the check. Built as a libFuzzer target with
+ * -Dfuzzing=true (clang), otherwise as a runner that replays corpus files
+ * given on the command line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -39,7 +40,7 @@ static void exercise(BlockDriverState *bs)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = memfd_create("fuzz-qed", 0);
+    int fd = memfd_create("fuzz-" FUZZ_FORMAT, 0);
     g_autofree char *path = NULL;
     QblkOpts *opts;
     BlockDriverState *bs;
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     path = g_strdup_printf("/proc/self/fd/%d", fd);
     opts = qblk_opts_new();
-    qblk_opts_set(opts, "driver", "qed");
+    qblk_opts_set(opts, "driver", FUZZ_FORMAT);
     bs = bdrv_open(path, opts, BDRV_O_NO_BACKING, NULL, NULL);
     if (bs) {
         exercise(bs);

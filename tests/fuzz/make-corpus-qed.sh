@@ -1,8 +1,8 @@
 #!/bin/bash
-# Regenerates tests/fuzz/corpus: small QED images (4 KiB clusters, 2-cluster
+# Regenerates tests/fuzz/corpus/qed: small QED images (4 KiB clusters, 2-cluster
 # tables) made by QEMU's tools, and damaged copies of them.
 set -e
-cd "$(dirname "$0")/corpus"
+cd "$(dirname "$0")/corpus/qed"
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 qemu-img create -f raw "$t/base.raw" 1M >/dev/null
