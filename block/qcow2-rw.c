@@ -120,10 +120,30 @@ static int coroutine_fn read_old(BlockDriverState *bs, uint64_t entry, uint64_t 
     }
 }
 
+void coroutine_fn qcow2_co_wait_inflight(BlockDriverState *bs, uint64_t offset,
+                                         uint64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t start = offset & ~(cs - 1), end = (offset + bytes + cs - 1) & ~(cs - 1);
+    GList *l;
+
+again:
+    for (l = s->inflight; l; l = l->next) {
+        Qcow2InflightAlloc *a = l->data;
+
+        if (a->start < end && start < a->end) {
+            qco_queue_wait(&a->waiters, &s->lock);
+            goto again;
+        }
+    }
+}
+
 /* Writes [pos, pos+n) (one run of one entry type, from get_mapping) into
  * clusters of its own: fresh ones, or for a zero-allocated cluster we own,
  * the one it already has. The rest of each cluster keeps what it read
- * before. Caller holds the lock. */
+ * before. Called with the lock held; the data is written without it, the
+ * clusters marked in flight meanwhile; returns with the lock held. */
 static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t n,
                                     uint64_t entry, QIOVector *data, size_t data_off)
 {
@@ -139,23 +159,11 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     g_autofree uint8_t *tail_buf = tail ? g_malloc(tail) : NULL;
     g_autofree uint64_t *values = g_new(uint64_t, k);
     uint64_t old_host = entry & QCOW2_L2E_OFFSET_MASK;
+    Qcow2InflightAlloc inflight = { .start = start, .end = end };
     int64_t host;
     QIOVector v;
     int ret;
 
-    ret = read_old(bs, entry, start, head, head_buf);
-    if (ret == 0) {
-        /* A compressed run is one cluster; others are contiguous. */
-        uint64_t tail_entry = entry;
-
-        if (type == QCOW2_CLUSTER_NORMAL) {
-            tail_entry = entry + (((pos + n) & ~(cs - 1)) - start);
-        }
-        ret = read_old(bs, tail_entry, pos + n, tail, tail_buf);
-    }
-    if (ret < 0) {
-        return ret;
-    }
     ret = qcow2_co_prepare_l2(bs, start);
     if (ret < 0) {
         return ret;
@@ -172,17 +180,41 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     if (ret < 0) {
         return ret;
     }
-    qiov_init(&v, 3);
-    if (head) {
-        qiov_add(&v, head_buf, head);
+    qco_queue_init(&inflight.waiters);
+    s->inflight = g_list_prepend(s->inflight, &inflight);
+    qco_mutex_unlock(&s->lock);
+
+    ret = read_old(bs, entry, start, head, head_buf);
+    if (ret == 0) {
+        /* A compressed run is one cluster; others are contiguous. */
+        uint64_t tail_entry = entry;
+
+        if (type == QCOW2_CLUSTER_NORMAL) {
+            tail_entry = entry + (((pos + n) & ~(cs - 1)) - start);
+        }
+        ret = read_old(bs, tail_entry, pos + n, tail, tail_buf);
     }
-    qiov_concat(&v, data, data_off, n);
-    if (tail) {
-        qiov_add(&v, tail_buf, tail);
+    if (ret == 0) {
+        qiov_init(&v, 3);
+        if (head) {
+            qiov_add(&v, head_buf, head);
+        }
+        qiov_concat(&v, data, data_off, n);
+        if (tail) {
+            qiov_add(&v, tail_buf, tail);
+        }
+        ret = bdrv_co_pwritev(bs->file, host, end - start, &v, 0);
+        qiov_destroy(&v);
     }
-    ret = bdrv_co_pwritev(bs->file, host, end - start, &v, 0);
-    qiov_destroy(&v);
+
+    qco_mutex_lock(&s->lock);
+    s->inflight = g_list_remove(s->inflight, &inflight);
+    qco_queue_restart_all(&inflight.waiters);
     if (ret < 0) {
+        /* Nothing points at the new clusters yet: give them back. */
+        if (!reuse) {
+            qcow2_co_update_refcount(bs, host, k << s->cluster_bits, -1);
+        }
         return ret;
     }
     for (uint64_t i = 0; i < k; i++) {
@@ -214,11 +246,10 @@ int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t 
         int ret;
 
         qco_mutex_lock(&s->lock);
+        qcow2_co_wait_inflight(bs, pos, bytes - done);
         ret = qcow2_co_get_mapping(bs, pos, bytes - done, &entry, &n);
         if (ret == 0 && !(qcow2_cluster_type(s, entry) == QCOW2_CLUSTER_NORMAL &&
                           (entry & QCOW2_OFLAG_COPIED))) {
-            /* Allocating writes hold the lock throughout, so no other
-             * request allocates the same clusters meanwhile. */
             ret = alloc_write(bs, pos, n, entry, qiov, done);
             qco_mutex_unlock(&s->lock);
             if (ret < 0) {
@@ -333,6 +364,7 @@ int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, in
         return -ENOTSUP;
     }
     qco_mutex_lock(&s->lock);
+    qcow2_co_wait_inflight(bs, offset, bytes);
     if ((offset | bytes) & (cs - 1) && end != s->header.size) {
         uint64_t start, len;
 
@@ -448,6 +480,7 @@ int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t
         return -ENOTSUP;
     }
     qco_mutex_lock(&s->lock);
+    qcow2_co_wait_inflight(bs, offset, bytes);
     ret = qcow2_co_discard_clusters(bs, offset, bytes, false);
     qco_mutex_unlock(&s->lock);
     return ret;

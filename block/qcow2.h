@@ -98,6 +98,13 @@ typedef struct Qcow2Snapshot {
     uint64_t disk_size;
 } Qcow2Snapshot;
 
+/* Guest clusters [start, end) being allocated: their data is written
+ * outside the lock, so other requests touching them wait here. */
+typedef struct Qcow2InflightAlloc {
+    uint64_t start, end;
+    CoQueue waiters;
+} Qcow2InflightAlloc;
+
 typedef struct BDRVQcow2State {
     Qcow2Header header;
     uint32_t cluster_size;
@@ -121,8 +128,9 @@ typedef struct BDRVQcow2State {
     char *backing_format_ext;       /* from the extension, or NULL */
 
     Qcow2Cache l2_cache, refblock_cache;
-    /* Every metadata lookup and change, and allocating writes. */
+    /* Every metadata lookup and change. */
     CoMutex lock;
+    GList *inflight;                /* Qcow2InflightAlloc* */
     bool dirty_set;                 /* we set the dirty bit (lazy refcounts) */
 } BDRVQcow2State;
 
@@ -194,6 +202,10 @@ int coroutine_fn qcow2_co_prepare_l2(BlockDriverState *bs, uint64_t offset);
 int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size);
 
 /* qcow2-rw.c */
+/* Waits (dropping and retaking the lock) until no allocation in flight
+ * overlaps guest range [offset, offset+bytes). Lock held. */
+void coroutine_fn qcow2_co_wait_inflight(BlockDriverState *bs, uint64_t offset,
+                                         uint64_t bytes);
 int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  QIOVector *qiov, BdrvRequestFlags flags);
 int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,

@@ -57,7 +57,8 @@ def one_seed(variant, qio, qimg, work, seed):
         return "create failed: " + r.stdout
     ops = []
     for _ in range(rnd.randrange(10, 40)):
-        kind = rnd.choice(["write", "write", "zero", "zero-aligned", "discard", "cor", "grow"])
+        kind = rnd.choice(["write", "write", "zero", "zero-aligned", "discard", "cor", "grow",
+                           "aio"])
         cur = len(model)
         if kind == "grow":
             if rnd.random() < 0.3:
@@ -65,6 +66,21 @@ def one_seed(variant, qio, qimg, work, seed):
                 ops.append("truncate %d" % new)
                 model.extend(bytes(new - cur))
                 backing += bytes(new - cur)
+            continue
+        if kind == "aio":
+            # Several writes in flight at once into the same few clusters,
+            # at disjoint offsets (so the result does not depend on order).
+            span = min(cur, cluster * rnd.choice([1, 2, 3]))
+            base_off = rnd.randrange(0, cur - span + 1)
+            cuts = sorted(rnd.sample(range(1, span), min(span - 1, rnd.randrange(2, 9))))
+            bounds = [0] + cuts + [span]
+            pieces = list(zip(bounds, bounds[1:]))
+            rnd.shuffle(pieces)
+            for a, b in pieces[:rnd.randrange(1, len(pieces) + 1)]:
+                pat = rnd.randrange(0, 256)
+                ops.append("aio_write -q -P %d %d %d" % (pat, base_off + a, b - a))
+                model[base_off + a:base_off + b] = bytes([pat]) * (b - a)
+            ops.append("aio_flush")
             continue
         off = rnd.randrange(0, cur)
         length = rnd.randrange(1, min(cur - off, 300000) + 1)
