@@ -43,10 +43,13 @@ static int coroutine_fn write_entry(BlockDriverState *bs, Qcow2Cache *c, Qcow2Ca
             pending |= c->depends->entries[i].dirty;
         }
         if (pending) {
+            /* Ends with a flush of the file, which also makes the data
+             * written so far stable. */
             ret = qcow2_cache_flush(bs, c->depends);
             if (ret < 0) {
                 return ret;
             }
+            order = false;
         }
     }
     if (order && c->is_l2) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include "block/qcow2.h"
+#include "util/bufferiszero.h"
 
 /* Reads one compressed cluster, decompressed, into buf (cluster_size). */
 static int coroutine_fn read_compressed(BlockDriverState *bs, uint64_t entry, uint8_t *buf)
@@ -120,6 +121,14 @@ static int coroutine_fn read_old(BlockDriverState *bs, uint64_t entry, uint64_t 
     }
 }
 
+/* True when the copied-around parts of a cluster are all zeroes. */
+static bool zero_cow(const uint8_t *head, uint64_t head_len, const uint8_t *tail,
+                     uint64_t tail_len)
+{
+    return (!head_len || buffer_is_zero(head, head_len)) &&
+           (!tail_len || buffer_is_zero(tail, tail_len));
+}
+
 void coroutine_fn qcow2_co_wait_inflight(BlockDriverState *bs, uint64_t offset,
                                          uint64_t bytes)
 {
@@ -194,7 +203,14 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
         }
         ret = read_old(bs, tail_entry, pos + n, tail, tail_buf);
     }
-    if (ret == 0) {
+    if (ret == 0 && (head || tail) && zero_cow(head_buf, head, tail_buf, tail) &&
+        bdrv_co_pwrite_zeroes(bs->file, host, end - start, BDRV_REQ_NO_FALLBACK) == 0) {
+        /* The host zeroed the clusters cheaply: only the guest data is
+         * left to write, not the zeroes around it. */
+        qiov_init_slice(&v, data, data_off, n);
+        ret = bdrv_co_pwritev(bs->file, host + head, n, &v, 0);
+        qiov_destroy(&v);
+    } else if (ret == 0) {
         qiov_init(&v, 3);
         if (head) {
             qiov_add(&v, head_buf, head);
