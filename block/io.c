@@ -288,6 +288,10 @@ int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t b
     if (ret < 0) {
         return ret;
     }
+    if ((flags & BDRV_REQ_WRITE_COMPRESSED) &&
+        !(bs->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
+        return -ENOTSUP;
+    }
     trace_bdrv_co_pwritev(bs, offset, bytes, flags);
     if (bytes == 0) {
         return 0;

@@ -52,6 +52,39 @@ static int zstd_cluster(const uint8_t *in, size_t in_len, uint8_t *out, size_t o
     return ret;
 }
 
+static ssize_t deflate_cluster(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap)
+{
+    z_stream z = { 0 };
+    ssize_t ret;
+
+    /* QEMU's parameters: raw deflate, 4 KiB window, memLevel 9. */
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = in_len;
+    z.next_out = out;
+    z.avail_out = out_cap;
+    ret = deflate(&z, Z_FINISH) == Z_STREAM_END ? (ssize_t)(out_cap - z.avail_out) : -1;
+    deflateEnd(&z);
+    return ret;
+}
+
+static ssize_t zstd_compress_cluster(const uint8_t *in, size_t in_len, uint8_t *out,
+                                     size_t out_cap)
+{
+    size_t r = ZSTD_compress(out, out_cap, in, in_len, ZSTD_CLEVEL_DEFAULT);
+
+    return ZSTD_isError(r) ? -1 : (ssize_t)r;
+}
+
+ssize_t qcow2_compress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
+                       uint8_t *out, size_t out_cap)
+{
+    return s->header.compression_type == 1 ? zstd_compress_cluster(in, in_len, out, out_cap)
+                                           : deflate_cluster(in, in_len, out, out_cap);
+}
+
 int qcow2_decompress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
                      uint8_t *out, size_t out_len)
 {

@@ -305,6 +305,9 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
         qcow2_cache_put(&s->refblock_cache, block);
         if (v == 0) {
             s->free_cluster_index = MIN(s->free_cluster_index, c);
+            if (s->free_byte_offset >> s->cluster_bits == c) {
+                s->free_byte_offset = 0;    /* never pack into a freed cluster */
+            }
             qcow2_cache_discard(&s->l2_cache, c << s->cluster_bits);
         }
     }
@@ -344,6 +347,44 @@ int64_t coroutine_fn qcow2_co_alloc_clusters(BlockDriverState *bs, uint64_t n)
     }
     ret = qcow2_co_update_refcount(bs, idx << s->cluster_bits, n << s->cluster_bits, 1);
     return ret < 0 ? ret : (int64_t)(idx << s->cluster_bits);
+}
+
+int64_t coroutine_fn qcow2_co_alloc_bytes(BlockDriverState *bs, uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, offset = s->free_byte_offset, rc = 0;
+    int ret;
+
+    if (offset) {
+        ret = qcow2_co_get_refcount(bs, offset >> s->cluster_bits, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc >= s->refcount_max) {
+            offset = 0;
+        }
+    }
+    if (!offset || cs - (offset & (cs - 1)) < size) {
+        int64_t fresh = qcow2_co_alloc_clusters(bs, 1);     /* refcount 1 */
+
+        if (fresh < 0) {
+            return fresh;
+        }
+        if (offset && ((offset + cs - 1) & ~(cs - 1)) == (uint64_t)fresh) {
+            /* Spans the end of the current cluster into the next one. */
+            ret = qcow2_co_update_refcount(bs, offset, 1, 1);
+        } else {
+            offset = fresh;
+            ret = 0;
+        }
+    } else {
+        ret = qcow2_co_update_refcount(bs, offset, size, 1);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->free_byte_offset = (offset + size) & (cs - 1) ? offset + size : 0;
+    return (int64_t)offset;
 }
 
 int coroutine_fn qcow2_co_free_l2_entry(BlockDriverState *bs, uint64_t entry)

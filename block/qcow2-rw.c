@@ -250,11 +250,97 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     return 0;
 }
 
+/* One compressed cluster at guest offset pos (cluster aligned); data is
+ * cluster_size bytes (zero padded at the image's end). */
+static int coroutine_fn write_compressed_cluster(BlockDriverState *bs, uint64_t pos,
+                                                 const uint8_t *data)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, entry, n, nsect, value;
+    g_autofree uint8_t *out = g_malloc(cs);
+    Qcow2InflightAlloc inflight = { .start = pos, .end = pos + cs };
+    ssize_t len = qcow2_compress(s, data, cs, out, cs - 1);
+    int64_t host;
+    int ret;
+
+    if (len < 0) {
+        /* Does not shrink: stored as an ordinary cluster, as QEMU does. */
+        QIOVector v;
+
+        qiov_init_buf(&v, (void *)data, MIN(cs, s->header.size - pos));
+        return qcow2_co_pwritev(bs, pos, MIN(cs, s->header.size - pos), &v, 0);
+    }
+    qco_mutex_lock(&s->lock);
+    qcow2_co_wait_inflight(bs, pos, cs);
+    ret = qcow2_co_get_mapping(bs, pos, cs, &entry, &n);
+    if (ret == 0 && (entry & QCOW2_L2E_OFFSET_MASK)) {
+        ret = -EIO;     /* compression never overwrites allocated clusters */
+    }
+    if (ret == 0) {
+        ret = qcow2_co_prepare_l2(bs, pos);
+    }
+    host = ret < 0 ? ret : qcow2_co_alloc_bytes(bs, len);
+    if (host >= 0) {
+        ret = qcow2_co_check_data_write(bs, host, len);
+    }
+    if (host < 0 || ret < 0) {
+        qco_mutex_unlock(&s->lock);
+        return host < 0 ? (int)host : ret;
+    }
+    qco_queue_init(&inflight.waiters);
+    s->inflight = g_list_prepend(s->inflight, &inflight);
+    qco_mutex_unlock(&s->lock);
+
+    ret = bdrv_co_pwrite(bs->file, host, len, out, 0);
+
+    qco_mutex_lock(&s->lock);
+    s->inflight = g_list_remove(s->inflight, &inflight);
+    qco_queue_restart_all(&inflight.waiters);
+    if (ret == 0) {
+        nsect = ((host + len - 1) >> 9) - ((uint64_t)host >> 9);
+        value = (uint64_t)host | QCOW2_OFLAG_COMPRESSED | (nsect << s->csize_shift);
+        ret = qcow2_co_set_l2_entries(bs, pos, 1, &value);
+    }
+    if (ret < 0) {
+        qcow2_co_update_refcount(bs, host, len, -1);
+    }
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
+int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs, uint64_t offset,
+                                             uint64_t bytes, QIOVector *qiov)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    g_autofree uint8_t *buf = g_malloc(cs);
+
+    if ((offset & (cs - 1)) || ((bytes & (cs - 1)) && offset + bytes != s->header.size)) {
+        return -EINVAL;
+    }
+    for (uint64_t done = 0; done < bytes; done += cs) {
+        uint64_t n = MIN(cs, bytes - done);
+        int ret;
+
+        memset(buf, 0, cs);
+        qiov_to_buf(qiov, done, buf, n);
+        ret = write_compressed_cluster(bs, offset + done, buf);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
 int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   QIOVector *qiov, BdrvRequestFlags flags)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t done = 0;
+
+    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
+        return qcow2_co_pwritev_compressed(bs, offset, bytes, qiov);
+    }
 
     while (done < (uint64_t)bytes) {
         uint64_t pos = offset + done, entry, n;

@@ -554,6 +554,7 @@ static int qcow2_open(BlockDriverState *bs, QblkOpts *options, int flags, GError
     bs->bl.pwrite_zeroes_alignment = s->cluster_size;
     bs->bl.pdiscard_alignment = s->cluster_size;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP;
+    bs->supported_write_flags = BDRV_REQ_WRITE_COMPRESSED;
     return 0;
 }
 

@@ -121,6 +121,7 @@ typedef struct BDRVQcow2State {
     uint64_t *refcount_table;       /* host order */
     uint32_t refcount_table_size;   /* entries */
     uint64_t free_cluster_index;
+    uint64_t free_byte_offset;      /* where the next compressed cluster may go, or 0 */
     uint64_t file_end;              /* bytes: end of the host file as we know it */
 
     Qcow2Snapshot *snapshots;
@@ -168,6 +169,9 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
                                           uint64_t len, int64_t addend);
 /* Host offset of n contiguous free clusters, their refcounts set to 1. */
 int64_t coroutine_fn qcow2_co_alloc_clusters(BlockDriverState *bs, uint64_t n);
+/* Host bytes for one compressed cluster, packed after the previous one;
+ * the refcount of every cluster it touches counts it. */
+int64_t coroutine_fn qcow2_co_alloc_bytes(BlockDriverState *bs, uint64_t size);
 /* Frees one reference of the host clusters an L2 entry points at. */
 int coroutine_fn qcow2_co_free_l2_entry(BlockDriverState *bs, uint64_t entry);
 /* Sets cluster refcounts directly, growing refcount structures as needed
@@ -216,12 +220,20 @@ int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, in
  * backing file (v3), unallocated otherwise or when full. Lock held. */
 int coroutine_fn qcow2_co_discard_clusters(BlockDriverState *bs, uint64_t offset,
                                            uint64_t bytes, bool full);
+/* Whole clusters (the last may end at the image's end), each stored
+ * compressed when that saves space. Only unallocated or zero clusters. */
+int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs, uint64_t offset,
+                                             uint64_t bytes, QIOVector *qiov);
 int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                                        int64_t bytes, int64_t *pnum, int64_t *map,
                                        BlockDriverState **file);
 
 /* qcow2-compress.c */
+/* Compresses one cluster into out; the compressed size, or -1 when it
+ * does not fit in out_cap. */
+ssize_t qcow2_compress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
+                       uint8_t *out, size_t out_cap);
 /* Decompresses one cluster (deflate or zstd by the header) into out. */
 int qcow2_decompress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
                      uint8_t *out, size_t out_len);

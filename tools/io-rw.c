@@ -232,8 +232,10 @@ static int write_f(int argc, char **argv)
     }
 
     start = io_now();
-    if (vmstate || compressed) {
-        ret = -ENOTSUP;     /* no driver here stores VM state or compresses */
+    if (vmstate) {
+        ret = -ENOTSUP;     /* no driver here stores VM state */
+    } else if (compressed) {
+        ret = bdrv_pwrite(io_bs, offset, count, buf, flags | BDRV_REQ_WRITE_COMPRESSED);
     } else if (zero) {
         ret = bdrv_pwrite_zeroes(io_bs, offset, count, flags);
     } else {

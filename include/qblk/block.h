@@ -26,6 +26,9 @@ typedef enum {
     /* Write: data is stable on return. Emulated with one flush when the
      * driver does not honour it. */
     BDRV_REQ_FUA          = 0x10,
+    /* Write: store the data compressed (whole clusters of unallocated
+     * space; drivers that cannot fail with -ENOTSUP, no fallback). */
+    BDRV_REQ_WRITE_COMPRESSED = 0x20,
     /* Write: the data equals what reads already return (copy-on-read), so
      * losing it in a crash loses nothing: drivers may order its metadata
      * lazily. */
