@@ -513,6 +513,21 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return -ENOTSUP;
 }
 
+int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
+{
+    *list = NULL;
+    return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, list) : 0;
+}
+
+void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n)
+{
+    for (int i = 0; i < n; i++) {
+        g_free(list[i].id);
+        g_free(list[i].name);
+    }
+    g_free(list);
+}
+
 GVariant *bdrv_get_specific_info(BlockDriverState *bs)
 {
     return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs) : NULL;

@@ -365,6 +365,7 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
         if (extra >= 16) {
             sn->disk_size = qcow2_be64(var + 8);
         }
+        sn->icount = extra >= 24 ? qcow2_be64(var + 16) : UINT64_MAX;
         sn->id_str = g_strndup((char *)var + extra, id_len);
         sn->name = g_strndup((char *)var + extra + id_len, name_len);
         s->nb_snapshots = i + 1;        /* freed from here on, even on error */
@@ -605,6 +606,24 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+static int qcow2_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *list = g_new0(BdrvSnapshotInfo, MAX(s->nb_snapshots, 1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        const Qcow2Snapshot *sn = &s->snapshots[i];
+
+        (*list)[i] = (BdrvSnapshotInfo) {
+            .id = g_strdup(sn->id_str), .name = g_strdup(sn->name),
+            .vm_state_size = sn->vm_state_size, .date_sec = sn->date_sec,
+            .date_nsec = sn->date_nsec, .vm_clock_nsec = sn->vm_clock_nsec,
+            .icount = sn->icount,
+        };
+    }
+    return (int)s->nb_snapshots;
+}
+
 static GVariant *qcow2_get_specific_info(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -743,4 +762,5 @@ const BlockDriver bdrv_qcow2 = {
     .getlength = qcow2_getlength,
     .get_info = qcow2_get_info,
     .get_specific_info = qcow2_get_specific_info,
+    .snapshot_list = qcow2_snapshot_list,
 };

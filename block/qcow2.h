@@ -96,6 +96,7 @@ typedef struct Qcow2Snapshot {
     uint64_t vm_clock_nsec;
     uint64_t vm_state_size;
     uint64_t disk_size;
+    uint64_t icount;                /* UINT64_MAX when not recorded */
 } Qcow2Snapshot;
 
 /* Guest clusters [start, end) being allocated: their data is written

@@ -35,8 +35,10 @@ typedef struct ImageInfo {
     char *backing_filename;            /* as stored in the image, or NULL */
     char *full_backing_filename;       /* resolved, or NULL */
     char *backing_filename_format;     /* as stored, or NULL */
-    /* {"type": fmt, "data": {...}} or NULL. No driver provides it yet. */
+    /* {"type": fmt, "data": {...}} or NULL. */
     ImgJson *format_specific;
+    BdrvSnapshotInfo *snapshots;
+    int nb_snapshots;
 } ImageInfo;
 
 static void image_info_free(gpointer p)
@@ -49,6 +51,7 @@ static void image_info_free(gpointer p)
     g_free(info->full_backing_filename);
     g_free(info->backing_filename_format);
     img_json_free(info->format_specific);
+    bdrv_snapshot_list_free(info->snapshots, info->nb_snapshots);
     g_free(info);
 }
 
@@ -93,8 +96,10 @@ static ImageInfo *query_image_info(BlockDriverState *bs, GError **errp)
         info->full_backing_filename = g_strdup(bs->full_backing_filename);
         info->backing_filename_format = fmt && *fmt ? g_strdup(fmt) : NULL;
     }
-    /* TODO(integrator): snapshots ("Snapshot list:" / "snapshots") once the
-     * block layer lists internal snapshots. */
+    info->nb_snapshots = bdrv_snapshot_list(bs, &info->snapshots);
+    if (info->nb_snapshots < 0) {
+        info->nb_snapshots = 0;
+    }
     return info;
 }
 
@@ -125,6 +130,10 @@ static ImgJson *image_info_to_json(const ImageInfo *info)
     }
     if (info->format_specific) {
         img_json_set(obj, "format-specific", img_json_copy(info->format_specific));
+    }
+    if (info->nb_snapshots) {
+        img_json_set(obj, "snapshots", img_snapshots_to_json(info->snapshots,
+                                                             info->nb_snapshots));
     }
     return obj;
 }
@@ -161,6 +170,10 @@ static void print_human(const ImageInfo *info)
     }
     if (info->backing_filename_format) {
         printf("backing file format: %s\n", info->backing_filename_format);
+    }
+    if (info->nb_snapshots) {
+        printf("Snapshot list:\n");
+        img_print_snapshot_table(info->snapshots, info->nb_snapshots);
     }
     if (info->format_specific) {
         ImgJson *data = img_json_get(info->format_specific, "data");

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <glib.h>
+#include "qblk/block.h"
 
 typedef enum {
     IMG_JSON_NULL,
@@ -89,6 +90,8 @@ void img_json_print(FILE *f, const ImgJson *value);
  * shown as ' ', nested objects and lists ("[i]:") one level deeper, each
  * level indent * 4 spaces. value must be an object or an array. */
 void img_json_dump_human(FILE *f, const ImgJson *value, int indent);
+/* info's "snapshots" array. */
+ImgJson *img_snapshots_to_json(const BdrvSnapshotInfo *list, int n);
 /* {type, data} from bdrv_get_specific_info()'s "(sa{sv})". */
 ImgJson *img_json_from_specific_info(GVariant *v);
 

@@ -41,6 +41,8 @@ static const ImgCmd img_cmds[] = {
     { "map", img_map,
       "map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] "
       "[--max-length=len] [--output=ofmt] [-U] filename" },
+    { "snapshot", img_snapshot,
+      "snapshot [--image-opts] [-U] [-q] [-l] filename" },
 };
 
 int img_help(void)

@@ -15,6 +15,10 @@ int img_check(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
+int img_snapshot(int argc, char **argv);
+
+/* The "ID TAG VM SIZE ..." table of qemu-img info and snapshot -l. */
+void img_print_snapshot_table(const BdrvSnapshotInfo *list, int n);
 
 /* Prints the full help text on stdout (for -h/--help of every command).
  * Returns 0, the exit status that goes with it. */

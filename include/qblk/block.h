@@ -116,6 +116,21 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
  * driver has none. Caller unrefs. */
 GVariant *bdrv_get_specific_info(BlockDriverState *bs);
 
+/* ----- Internal snapshots ----- */
+typedef struct BdrvSnapshotInfo {
+    char *id;
+    char *name;
+    uint64_t vm_state_size;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;               /* UINT64_MAX: not recorded */
+} BdrvSnapshotInfo;
+/* The image's internal snapshots: their number (0 when the format has
+ * none), *list set to an array the caller frees with
+ * bdrv_snapshot_list_free. */
+int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list);
+void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n);
+
 /* ----- Consistency check ----- */
 
 typedef struct BdrvCheckResult {

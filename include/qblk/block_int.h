@@ -124,6 +124,8 @@ struct BlockDriver {
     int64_t (*get_allocated_file_size)(BlockDriverState *bs);
     /* Missing: cluster size 0, vm state offset 0. */
     int (*get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    /* Missing: no internal snapshots. Same contract as bdrv_snapshot_list. */
+    int (*snapshot_list)(BlockDriverState *bs, BdrvSnapshotInfo **list);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
     GVariant *(*get_specific_info)(BlockDriverState *bs);
 };
