@@ -48,3 +48,15 @@ echo "Zero 4 MiB of copied data: the clusters' space goes back to the host:"
 run "$QIO" -f qed -c "write -z 0 4M" -c "read -P 0 0 4M" "$top"
 echo "  top image allocated on disk: $(( $(stat -c %b "$top") * $(stat -c %B "$top") / 1024 )) KiB"
 run "$QIMG" check "$top"
+
+echo "== qcow2: zero clusters, compressed clusters, check =="
+q=$dir/demo.qcow2
+run "$QIMG" create -f qcow2 "$q" 1G
+run "$QIO" -f qcow2 -c "write -P 0x33 0 8M" -c "write -c -P 0x44 8M 1M" "$q"
+echo "Zero 4 MiB: the clusters keep their place with the zero flag (no data written);"
+echo "with -u they are freed and reused by the next allocation:"
+run "$QIO" -f qcow2 -c "write -z 0 2M" -c "write -z -u 2M 2M" -c "read -P 0 0 4M" -c "read -P 0x44 8M 1M" "$q"
+run "$QIMG" map --output=json "$q"
+run "$QIMG" check "$q"
+run "$QIMG" info "$q"
+
