@@ -280,6 +280,16 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
     if (!len) {
         return 0;
     }
+    if (addend < 0) {
+        /* A cluster must not look free on disk while a table on disk still
+         * points at it (it could be handed out twice after a crash): the
+         * L2 changes that dropped the references go first. */
+        int ret = qcow2_cache_flush(bs, &s->l2_cache);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
     for (uint64_t c = first; c <= last; c++) {
         uint64_t t = c >> s->refblock_bits, v;
         uint8_t *block;

@@ -671,6 +671,10 @@ static int coroutine_fn shrink(BlockDriverState *bs, uint64_t offset)
         }
         s->l1_table[i] = 0;
         ret = bdrv_co_pwrite(bs->file, s->header.l1_table_offset + 8 * i, 8, zero, 0);
+        if (ret == 0) {
+            /* The L1 entry is gone on disk before its table looks free. */
+            ret = bdrv_co_flush(bs->file);
+        }
         if (ret == 0 && l2) {
             qcow2_cache_discard(&s->l2_cache, l2);
             ret = qcow2_co_update_refcount(bs, l2, cs, -1);
