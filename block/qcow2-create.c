@@ -10,7 +10,8 @@
 const QblkOptDesc qcow2_create_opts[] = {
     { "cluster_size", QBLK_OPT_SIZE, "qcow2 cluster size", "65536" },
     { "extended_l2", QBLK_OPT_BOOL, "Extended L2 tables", "off" },
-    { "preallocation", QBLK_OPT_STRING, "Preallocation mode (allowed values: off)", NULL },
+    { "preallocation", QBLK_OPT_STRING, "Preallocation mode (allowed values: off, metadata, "
+      "falloc, full)", NULL },
     { "compression_type", QBLK_OPT_STRING, "Compression method used for image cluster "
       "compression", "zlib" },
     { "size", QBLK_OPT_SIZE, "Virtual disk size", NULL },
@@ -40,6 +41,7 @@ static void put_ext(uint8_t *c0, uint64_t *off, uint32_t type, const void *data,
 }
 
 typedef struct {
+    PreallocMode prealloc;
     int version;
     uint32_t cluster_bits;
     uint32_t refcount_order;
@@ -101,8 +103,9 @@ static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing
         qblk_error_set(errp, "extended_l2=on is not supported by qblk's qcow2 driver");
         return false;
     }
-    if (prealloc && strcmp(prealloc, "off")) {
-        qblk_error_set(errp, "Unsupported preallocation mode '%s' (qblk supports off)", prealloc);
+    p->prealloc = prealloc ? prealloc_mode_parse(prealloc) : PREALLOC_MODE_OFF;
+    if ((int)p->prealloc < 0) {
+        qblk_error_set(errp, "Parameter 'preallocation' does not accept value '%s'", prealloc);
         return false;
     }
     if (backing_fmt && !backing) {
@@ -228,7 +231,7 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     if (!img) {
         return -EIO;
     }
-    ret = bdrv_co_truncate(img, size, false, PREALLOC_MODE_OFF, errp);
+    ret = bdrv_co_truncate(img, size, false, p.prealloc, errp);
     bdrv_unref(img);
     return ret;
 }

@@ -588,6 +588,30 @@ int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t
     return ret;
 }
 
+/* QEMU's test: more than 10/9 (and 2 more) as many clusters referenced
+ * as the host file has allocated. */
+static bool coroutine_fn detect_metadata_prealloc(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t real = bdrv_get_allocated_file_size(bs->file);
+    uint64_t real_clusters, threshold, used = 0;
+
+    if (real < 0) {
+        return false;
+    }
+    real_clusters = (uint64_t)real >> s->cluster_bits;
+    threshold = MAX(real_clusters * 10 / 9, real_clusters + 2);
+    for (uint64_t i = 0; i < s->file_end >> s->cluster_bits && used <= threshold; i++) {
+        uint64_t rc;
+
+        if (qcow2_co_get_refcount(bs, i, &rc) < 0) {
+            return false;
+        }
+        used += rc > 0;
+    }
+    return used > threshold;
+}
+
 int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                                        int64_t bytes, int64_t *pnum, int64_t *map,
                                        BlockDriverState **file)
@@ -597,6 +621,10 @@ int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero, int
     int ret;
 
     qco_mutex_lock(&s->lock);
+    if (!s->metadata_prealloc_checked) {
+        s->metadata_prealloc = detect_metadata_prealloc(bs);
+        s->metadata_prealloc_checked = true;
+    }
     ret = qcow2_co_get_mapping(bs, offset, bytes, &entry, &n);
     qco_mutex_unlock(&s->lock);
     if (ret < 0) {
@@ -614,7 +642,7 @@ int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero, int
         ret = BDRV_BLOCK_ZERO;
         break;
     default:
-        ret = BDRV_BLOCK_DATA;
+        ret = BDRV_BLOCK_DATA | (s->metadata_prealloc ? BDRV_BLOCK_RECURSE : 0);
         break;
     }
     *map = (entry & QCOW2_L2E_OFFSET_MASK) + (offset & (s->cluster_size - 1));

@@ -700,6 +700,59 @@ static int coroutine_fn shrink(BlockDriverState *bs, uint64_t offset)
     return ret;
 }
 
+/* Allocates the clusters of [from, to) that have none, L2 tables first,
+ * then extends the file over them: sparse (metadata), fallocated or
+ * written with zeroes (full). Lock held. */
+static int coroutine_fn preallocate(BlockDriverState *bs, uint64_t from, uint64_t to,
+                                    PreallocMode mode)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, pos = from & ~(uint64_t)(cs - 1);
+    int64_t flen;
+    int ret = 0;
+
+    while (pos < to && ret == 0) {
+        uint64_t entry, n, k;
+        Qcow2ClusterType type;
+
+        ret = qcow2_co_get_mapping(bs, pos, to - pos, &entry, &n);
+        if (ret < 0) {
+            break;
+        }
+        type = qcow2_cluster_type(s, entry);
+        k = (n + cs - 1) >> s->cluster_bits;
+        if (type == QCOW2_CLUSTER_UNALLOCATED || type == QCOW2_CLUSTER_ZERO_PLAIN) {
+            g_autofree uint64_t *values = g_new(uint64_t, k);
+            int64_t host;
+
+            ret = qcow2_co_prepare_l2(bs, pos);
+            host = ret < 0 ? ret : qcow2_co_alloc_clusters(bs, k);
+            if (host < 0) {
+                return (int)host;
+            }
+            for (uint64_t i = 0; i < k; i++) {
+                /* Keep reading zeroes where the cluster was a zero cluster. */
+                values[i] = ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED |
+                            (type == QCOW2_CLUSTER_ZERO_PLAIN ? QCOW2_OFLAG_ZERO : 0);
+            }
+            ret = qcow2_co_set_l2_entries(bs, pos, k, values);
+        }
+        pos += k << s->cluster_bits;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    flen = bdrv_co_getlength(bs->file);
+    if (flen < 0) {
+        return (int)flen;
+    }
+    if (s->file_end > (uint64_t)flen) {
+        ret = bdrv_co_truncate(bs->file, s->file_end, false,
+                               mode == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : mode, NULL);
+    }
+    return ret;
+}
+
 static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                                           PreallocMode prealloc, GError **errp)
 {
@@ -716,12 +769,6 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, 
         qblk_error_set(errp, "Preallocation can't be used for shrinking an image");
         return -EINVAL;
     }
-    if (prealloc != PREALLOC_MODE_OFF) {
-        qblk_error_set(errp, "Unsupported preallocation mode '%s'",
-                       prealloc == PREALLOC_MODE_METADATA ? "metadata" :
-                       prealloc == PREALLOC_MODE_FALLOC ? "falloc" : "full");
-        return -ENOTSUP;
-    }
     if ((uint64_t)offset != old && s->nb_snapshots) {
         qblk_error_set(errp, "Can't resize an image which has snapshots");
         return -ENOTSUP;
@@ -731,6 +778,9 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, 
         ret = shrink(bs, offset);
     } else {
         ret = qcow2_co_grow_l1(bs, ((uint64_t)offset + l2_span - 1) / l2_span);
+        if (ret == 0 && prealloc != PREALLOC_MODE_OFF) {
+            ret = preallocate(bs, old, offset, prealloc);
+        }
     }
     if (ret == 0) {
         s->header.size = offset;

@@ -133,7 +133,10 @@ typedef struct BDRVQcow2State {
     /* Every metadata lookup and change. */
     CoMutex lock;
     GList *inflight;                /* Qcow2InflightAlloc* */
-    bool dirty_set;                 /* we set the dirty bit (lazy refcounts) */
+    /* Far more clusters referenced than the host file holds: the image was
+     * preallocated with metadata only, so data clusters may be host holes
+     * (block status then asks the file). Found once, as QEMU does. */
+    bool metadata_prealloc, metadata_prealloc_checked;
 } BDRVQcow2State;
 
 /* qcow2.c */

@@ -72,9 +72,10 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
         int file_ret = block_status(local_file, want_zero, local_map, *pnum,
                                     &file_pnum, NULL, NULL);
 
-        if (file_ret >= 0 && (file_ret & BDRV_BLOCK_ZERO) && file_pnum > 0) {
+        /* The answer holds only as far as the file's own answer does. */
+        if (file_ret >= 0 && file_pnum > 0) {
             *pnum = MIN(*pnum, file_pnum);
-            ret |= BDRV_BLOCK_ZERO;
+            ret |= file_ret & BDRV_BLOCK_ZERO;
         }
     }
     ret &= ~BDRV_BLOCK_RECURSE;
