@@ -23,6 +23,9 @@ typedef struct FileState {
     bool no_punch_hole;     /* fallocate FALLOC_FL_PUNCH_HOLE */
     bool no_falloc;         /* fallocate mode 0 */
     bool no_seek_data;      /* lseek SEEK_DATA/SEEK_HOLE */
+    /* The file's length as this node last saw it: writes past it grow the
+     * file and take the engine's path for that (see QBLK_IO_WRITE_GROW). */
+    int64_t size_hint;
 } FileState;
 
 /* Largest alignment O_DIRECT probing considers (and the safe guess). */
@@ -171,6 +174,8 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         goto fail;
     }
 
+    /* Devices never grow: their writes never take the growing path. */
+    s->size_hint = S_ISREG(st.st_mode) ? st.st_size : INT64_MAX;
     bs->bl.request_alignment = 1;
     if (oflags & O_DIRECT) {
         file_probe_alignment(s->fd, S_ISBLK(st.st_mode), &bs->bl);
@@ -214,8 +219,14 @@ static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, in
                                         QIOVector *qiov, BdrvRequestFlags flags)
 {
     FileState *s = bs->opaque;
+    bool grow = offset + bytes > s->size_hint;
+    int ret = qblk_co_io(s->fd, grow ? QBLK_IO_WRITE_GROW : QBLK_IO_WRITE, offset, bytes,
+                         qiov, 0);
 
-    return qblk_co_io(s->fd, QBLK_IO_WRITE, offset, bytes, qiov, 0);
+    if (ret == 0 && grow) {
+        s->size_hint = MAX(s->size_hint, offset + bytes);
+    }
+    return ret;
 }
 
 static int coroutine_fn file_co_flush(BlockDriverState *bs)
@@ -280,16 +291,20 @@ static int coroutine_fn file_co_pwrite_zeroes(BlockDriverState *bs, int64_t offs
                                               int64_t bytes, BdrvRequestFlags flags)
 {
     FileState *s = bs->opaque;
+    int ret;
 
     if (flags & BDRV_REQ_MAY_UNMAP) {
-        int ret = file_co_punch_zeroes(s, offset, bytes);
-
+        ret = file_co_punch_zeroes(s, offset, bytes);
         if (ret != -ENOTSUP) {
             return ret;
         }
     }
     /* Without KEEP_SIZE, ZERO_RANGE also extends the file. */
-    return file_co_fallocate(s, FALLOC_FL_ZERO_RANGE, offset, bytes, &s->no_zero_range);
+    ret = file_co_fallocate(s, FALLOC_FL_ZERO_RANGE, offset, bytes, &s->no_zero_range);
+    if (ret == 0 && offset + bytes > s->size_hint) {
+        s->size_hint = offset + bytes;
+    }
+    return ret;
 }
 
 static int coroutine_fn file_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
@@ -526,7 +541,10 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset, b
     }
     if (S_ISREG(st.st_mode)) {
         /* A regular file always takes the new size, exact or not. */
-        return file_co_resize(s->fd, st.st_size, offset, prealloc, errp);
+        int ret = file_co_resize(s->fd, st.st_size, offset, prealloc, errp);
+
+        s->size_hint = MAX(file_fd_length(s->fd), 0);
+        return ret;
     }
     if (!S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode)) {
         qblk_error_set(errp, "Resizing this file is not supported");

@@ -77,11 +77,27 @@ static int coroutine_fn zero_native(BlockDriverState *bs, int64_t offset, int64_
     return 0;
 }
 
+/* A head or tail piece: the driver sees it first when it respects the
+ * request alignment (it may still be cheap, e.g. when the rest of its
+ * cluster already reads as zeroes); otherwise, or when the driver
+ * declines, zero buffers. */
+static int coroutine_fn zero_piece(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                   BdrvRequestFlags flags)
+{
+    int64_t align = MAX(bs->bl.request_alignment, 1);
+
+    if (bytes == 0) {
+        return 0;
+    }
+    if (offset % align == 0 && bytes % align == 0) {
+        return zero_native(bs, offset, bytes, flags);
+    }
+    return (flags & BDRV_REQ_NO_FALLBACK) ? -ENOTSUP : zero_fallback(bs, offset, bytes, flags);
+}
+
 /* Splits the request into an unaligned head, an aligned middle and an
- * unaligned tail. The driver sees each piece first (an unaligned piece
- * may still be cheap, e.g. when the rest of its cluster already reads as
- * zeroes); whatever it declines is written as zero buffers. FUA is
- * stripped from every piece and honoured with one flush at the end. */
+ * unaligned tail (see zero_piece). FUA is stripped from every piece and
+ * honoured with one flush at the end. */
 static int coroutine_fn do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                          int64_t bytes, BdrvRequestFlags flags)
 {
@@ -99,14 +115,14 @@ static int coroutine_fn do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
     mid_start = bdrv_round_up(offset, align);
     mid_end = (offset + bytes) / align * align;
     if (mid_end <= mid_start) {
-        return zero_native(bs, offset, bytes, flags);
+        return zero_piece(bs, offset, bytes, flags);
     }
-    ret = mid_start > offset ? zero_native(bs, offset, mid_start - offset, flags) : 0;
+    ret = zero_piece(bs, offset, mid_start - offset, flags);
     if (ret == 0) {
         ret = zero_native(bs, mid_start, mid_end - mid_start, flags);
     }
-    if (ret == 0 && offset + bytes > mid_end) {
-        ret = zero_native(bs, mid_end, offset + bytes - mid_end, flags);
+    if (ret == 0) {
+        ret = zero_piece(bs, mid_end, offset + bytes - mid_end, flags);
     }
     return ret;
 }

@@ -38,7 +38,7 @@ typedef struct UringState {
     unsigned inflight;          /* prepared SQEs not yet completed */
     bool submit_scheduled;
     CoQueue slot_waiters;
-    bool op_ok[QBLK_IO_FALLOCATE + 1];
+    bool op_ok[QBLK_IO_WRITE_GROW + 1];     /* WRITE_GROW stays false */
 } UringState;
 
 typedef struct UringReq {
@@ -164,6 +164,7 @@ static int coroutine_fn uring_co_submit(int fd, QblkIoOp op, int64_t offset,
         io_uring_prep_readv(sqe, fd, iov, niov, offset);
         break;
     case QBLK_IO_WRITE:
+    case QBLK_IO_WRITE_GROW:
         io_uring_prep_writev(sqe, fd, iov, niov, offset);
         break;
     case QBLK_IO_FDATASYNC:
@@ -204,6 +205,7 @@ static int thread_io(void *opaque)
         ret = preadv(r->fd, r->iov, r->niov, r->offset);
         break;
     case QBLK_IO_WRITE:
+    case QBLK_IO_WRITE_GROW:
         ret = pwritev(r->fd, r->iov, r->niov, r->offset);
         break;
     case QBLK_IO_FDATASYNC:
@@ -351,6 +353,7 @@ int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
     switch (op) {
     case QBLK_IO_READ:
     case QBLK_IO_WRITE:
+    case QBLK_IO_WRITE_GROW:
         /* The transfer size is qiov->size; len only matters to the other
          * ops (callers pass qiov->size). */
         if (!qiov) {

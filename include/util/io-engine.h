@@ -12,6 +12,10 @@ typedef enum {
     QBLK_IO_WRITE,
     QBLK_IO_FDATASYNC,
     QBLK_IO_FALLOCATE,  /* len bytes at offset, mode in `fallocate_mode` */
+    /* A write past the end of the file. Always run in the thread pool:
+     * io_uring punts such writes to its workers and runs those for one
+     * file one at a time, while threads let the filesystem overlap them. */
+    QBLK_IO_WRITE_GROW,
 } QblkIoOp;
 
 typedef enum {
