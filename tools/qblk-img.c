@@ -43,6 +43,9 @@ static const ImgCmd img_cmds[] = {
       "[--max-length=len] [--output=ofmt] [-U] filename" },
     { "snapshot", img_snapshot,
       "snapshot [--image-opts] [-U] [-q] [-l] filename" },
+    { "resize", img_resize,
+      "resize [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "
+      "filename [+ | -]size" },
 };
 
 int img_help(void)
@@ -116,6 +119,7 @@ int img_unrecognized_option(const char *arg)
 
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags)
 {
+    bool probed_raw = false;
     QblkOpts *opts = qblk_opts_new();
     GError *err = NULL;
     BlockDriverState *bs;
@@ -136,11 +140,18 @@ BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opt
         if (fmt) {
             qblk_opts_set(opts, "driver", fmt);
         }
-        bs = bdrv_open(filename, opts, flags, NULL, &err);
+        bs = bdrv_open(filename, opts, flags, &probed_raw, &err);
     }
     if (!bs) {
         error_report("Could not open '%s': %s", filename, err->message);
         g_error_free(err);
+    } else if (probed_raw && (flags & BDRV_O_RDWR)) {
+        fprintf(stderr,
+                "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+                "         Automatically detecting the format is dangerous for raw images, "
+                "write operations on block 0 will be restricted.\n"
+                "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+                filename);
     }
     return bs;
 }

@@ -15,6 +15,7 @@ int img_check(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
+int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
 /* The "ID TAG VM SIZE ..." table of qemu-img info and snapshot -l. */
