@@ -31,6 +31,9 @@ typedef struct ImgCmd {
 
 /* The command table, in qemu-img's help order. */
 static const ImgCmd img_cmds[] = {
+    { "compare", img_compare,
+      "compare [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] "
+      "filename1 filename2" },
     { "create", img_create,
       "create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]" },
     { "check", img_check,

@@ -12,6 +12,7 @@
 #include "qblk/block.h"
 
 int img_check(int argc, char **argv);
+int img_compare(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
