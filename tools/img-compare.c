@@ -14,37 +14,6 @@ enum { OPTION_IMAGE_OPTS = 256 };
 
 #define COMPARE_CHUNK (2 * 1024 * 1024)
 
-/* Status of [offset, offset+bytes) through bs's backing chain, as the
- * layer that decides it answers (ALLOCATED, ZERO, DATA); past every layer,
- * unallocated zeroes. */
-static int chain_status(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
-{
-    int64_t n = bytes;
-
-    for (BlockDriverState *p = bs; p; p = bdrv_backing(p)) {
-        int64_t len = bdrv_getlength(p), cur;
-        int ret;
-
-        if (len < 0) {
-            return (int)len;
-        }
-        if (offset >= len) {
-            break;          /* past a shorter layer: zeroes from here down */
-        }
-        ret = bdrv_block_status(p, offset, MIN(n, len - offset), &cur, NULL, NULL);
-        if (ret < 0) {
-            return ret;
-        }
-        n = MIN(n, cur);
-        if (ret & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO)) {
-            *pnum = n;
-            return ret & (BDRV_BLOCK_ZERO | BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED);
-        }
-    }
-    *pnum = n;
-    return BDRV_BLOCK_ZERO;
-}
-
 /* Offset of the first 512-byte sector where a and b differ, or -1. */
 static int64_t first_difference(const uint8_t *a, const uint8_t *b, int64_t len)
 {
@@ -88,8 +57,8 @@ static int compare_range(BlockDriverState *bs1, BlockDriverState *bs2, int64_t s
 {
     for (int64_t off = start; off < end;) {
         int64_t n1, n2, n;
-        int s1 = chain_status(bs1, off, end - off, &n1);
-        int s2 = chain_status(bs2, off, end - off, &n2);
+        int s1 = img_chain_status(bs1, off, end - off, &n1);
+        int s2 = img_chain_status(bs2, off, end - off, &n2);
 
         if (s1 < 0 || s2 < 0) {
             error_report("Block status error at offset %" PRId64 ": %s", off,
@@ -209,7 +178,7 @@ int img_compare(int argc, char **argv)
 
         for (int64_t off = MIN(len1, len2), end = MAX(len1, len2); off < end && ret == 0;) {
             int64_t n;
-            int s = chain_status(big, off, end - off, &n);
+            int s = img_chain_status(big, off, end - off, &n);
 
             if (s < 0) {
                 error_report("Block status error at offset %" PRId64 ": %s", off,

@@ -642,6 +642,18 @@ static int64_t parse_image_size(const char *arg)
     return size;
 }
 
+bool img_create_target(const char *filename, const char *fmt, const char *options,
+                       const char *base, const char *base_fmt, int64_t size, GError **errp)
+{
+    CreateArgs a = {
+        .filename = filename, .fmt = fmt, .base = base, .base_fmt = base_fmt,
+        .options = options, .size = size, .unsafe = true, .quiet = true,
+    };
+    g_autofree char *hint = NULL;
+
+    return create_image(&a, &hint, errp);
+}
+
 int img_create(int argc, char **argv)
 {
     static const struct option long_options[] = {

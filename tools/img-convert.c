@@ -1,0 +1,377 @@
+/* qblk-img convert: copies the guest contents of one or more images (joined
+ * end to end) into a new or existing image. Block status skips what reads
+ * as zeroes without reading it; read data is scanned with buffer_is_zero()
+ * at the -S granularity so zeroes become holes or zero clusters, never
+ * data; -B leaves out what the backing image already holds; -c compresses.
+ * A target this command created is removed again when the copy fails. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "qblk-img.h"
+#include "util/bufferiszero.h"
+#include "util/cutils.h"
+#include "util/error.h"
+
+enum { OPTION_IMAGE_OPTS = 256, OPTION_TARGET_IS_ZERO };
+
+#define CONVERT_CHUNK (2 * 1024 * 1024)
+#define MAX_SPARSE (16 * 1024 * 1024)
+
+typedef struct {
+    BlockDriverState **src;
+    int64_t *src_len;
+    int nb_src;
+    BlockDriverState *dst;
+    BlockDriverState *backing;      /* -B image, compared against */
+    int64_t total;
+    int64_t sparse;                 /* -S: 0 disables zero detection */
+    bool compress, target_zero, progress;
+    int64_t cluster;                /* target cluster size (compression unit) */
+    double last_pct;
+    uint8_t *buf, *bbuf;
+} Convert;
+
+static void progress(Convert *c, double pct, bool force)
+{
+    /* 100% is printed twice at the very end, as qemu-img does. */
+    if (c->progress && (force || (pct - c->last_pct >= 1.0 && pct < 100))) {
+        printf("    (%.2f/100%%)\r", pct);
+        fflush(stdout);
+        c->last_pct = pct;
+    }
+}
+
+/* Writes [off, off+n) of the target from buf, which holds that range of
+ * the source: runs of all-zero granules (-S, or the cluster size with -c)
+ * become zero writes, or nothing where the target already reads zeroes. */
+static int write_range(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
+{
+    int64_t gran = c->compress ? c->cluster : c->sparse ? c->sparse : n, done = 0;
+
+    while (done < n) {
+        int64_t len = MIN(gran, n - done), run = len;
+        bool detect = c->sparse || c->compress;
+        bool zero = detect && buffer_is_zero(buf + done, len);
+        int ret;
+
+        /* Neighbouring granules of the same kind go in one request. */
+        while (done + run < n) {
+            int64_t next = MIN(gran, n - done - run);
+
+            if ((detect && buffer_is_zero(buf + done + run, next)) != zero) {
+                break;
+            }
+            run += next;
+        }
+        if (zero) {
+            ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, off + done, run, 0);
+        } else {
+            /* Compression stores whole clusters only (the last may end at
+             * the image's end); anything else is written plainly. */
+            bool whole = (off + done) % c->cluster == 0 &&
+                         ((off + done + run) % c->cluster == 0 || off + done + run == c->total);
+
+            ret = bdrv_pwrite(c->dst, off + done, run, buf + done,
+                              c->compress && whole ? BDRV_REQ_WRITE_COMPRESSED : 0);
+        }
+        if (ret < 0) {
+            error_report("error while writing at byte %" PRId64 ": %s", off + done,
+                         strerror(-ret));
+            return ret;
+        }
+        done += run;
+    }
+    return 0;
+}
+
+/* With -B: writes only the clusters of [off, off+n) whose contents differ
+ * from the backing image's (which reads zeroes past its end). */
+static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
+{
+    int64_t blen = bdrv_getlength(c->backing), gran = MAX(c->cluster, 512);
+    int64_t avail = blen > off ? MIN(n, blen - off) : 0;
+    int ret;
+
+    memset(c->bbuf, 0, n);
+    ret = avail ? bdrv_pread(c->backing, off, avail, c->bbuf, 0) : 0;
+    if (ret < 0) {
+        error_report("error while reading the backing file at byte %" PRId64 ": %s", off,
+                     strerror(-ret));
+        return ret;
+    }
+    for (int64_t d = 0, len; d < n && ret == 0; d += len) {
+        len = MIN(gran - (off + d) % gran, n - d);
+
+        if (memcmp(buf + d, c->bbuf + d, len)) {
+            /* Zeroes over non-zero backing data must be written as zeroes. */
+            ret = buffer_is_zero(buf + d, len)
+                  ? bdrv_pwrite_zeroes(c->dst, off + d, len, 0)
+                  : bdrv_pwrite(c->dst, off + d, len, buf + d,
+                                c->compress && len == c->cluster ? BDRV_REQ_WRITE_COMPRESSED
+                                                                 : 0);
+        }
+    }
+    return ret;
+}
+
+/* The next piece of the source at off: as block status reports it, at
+ * most one buffer, and (with -c) ending on a target cluster boundary. */
+static int64_t piece_len(Convert *c, int64_t dst_off, int64_t off, int64_t len, int64_t n)
+{
+    int64_t chunk = MIN(n, CONVERT_CHUNK);
+
+    if (c->compress) {
+        int64_t end = MIN(len, off + CONVERT_CHUNK), abs_end = dst_off + end;
+
+        if (end < len) {
+            abs_end -= abs_end % c->cluster;
+        }
+        if (abs_end <= dst_off + off) {
+            abs_end = MIN(dst_off + len, dst_off + off + c->cluster - (dst_off + off) % c->cluster);
+        }
+        chunk = abs_end - (dst_off + off);
+    }
+    return chunk;
+}
+
+/* Copies one source of length len to target offset dst_off. */
+static int copy_source(Convert *c, BlockDriverState *src, int64_t dst_off, int64_t len,
+                       int64_t *copied)
+{
+    for (int64_t off = 0; off < len;) {
+        int64_t n, chunk;
+        int st = img_chain_status(src, off, len - off, &n);
+        int ret;
+
+        if (st < 0) {
+            error_report("error while reading block status at offset %" PRId64 ": %s", off,
+                         strerror(-st));
+            return st;
+        }
+        chunk = piece_len(c, dst_off, off, len, n);
+        if (c->compress && chunk > n) {
+            st = 0;     /* spans block status runs: read it all */
+        }
+        if ((st & BDRV_BLOCK_ZERO) && c->sparse && !c->backing) {
+            ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, dst_off + off, chunk, 0);
+        } else {
+            ret = (st & BDRV_BLOCK_ZERO) ? (memset(c->buf, 0, chunk), 0)
+                                         : bdrv_pread(src, off, chunk, c->buf, 0);
+            if (ret < 0) {
+                error_report("error while reading at byte %" PRId64 ": %s", off,
+                             strerror(-ret));
+                return ret;
+            }
+            ret = c->backing ? write_differing(c, dst_off + off, chunk, c->buf)
+                             : write_range(c, dst_off + off, chunk, c->buf);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        off += chunk;
+        *copied += chunk;
+        progress(c, 100.0 * *copied / MAX(c->total, 1), false);
+    }
+    return 0;
+}
+
+static int64_t parse_sparse(const char *arg)
+{
+    int64_t v;
+
+    if (qblk_strtosz(arg, &v, NULL) < 0) {
+        error_report("Invalid buffer size for sparse output specified. You may use k, M, G, "
+                     "T, P or E suffixes for ");
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        return -1;
+    }
+    if (v % 512 || v > MAX_SPARSE) {
+        error_report("Invalid buffer size for sparse output specified. Valid sizes are "
+                     "multiples of 512 up to %d. Select 0 to disable sparse detection "
+                     "(fully allocates output).", MAX_SPARSE);
+        return -1;
+    }
+    return v;
+}
+
+int img_convert(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL, *out_fmt = "raw", *base = NULL, *base_fmt = NULL, *out;
+    g_autofree char *options = NULL;
+    bool quiet = false, no_create = false, image_opts = false, created = false;
+    Convert c = { .sparse = 4096 };
+    int64_t copied = 0, pos = 0;
+    GError *err = NULL;
+    int ch, ret = 1, coroutines = 8;
+
+    while ((ch = getopt_long(argc, argv, ":f:O:o:B:F:S:m:t:T:l:cnpqWUh", long_options,
+                             NULL)) != -1) {
+        switch (ch) {
+        case ':':
+        case '?':
+        case 'h':
+            return img_common_option(ch, argv);
+        case 'f': fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'o':
+            options = options ? g_strconcat(g_steal_pointer(&options), ",", optarg, NULL)
+                              : g_strdup(optarg);
+            break;
+        case 'B': base = optarg; break;
+        case 'F': base_fmt = optarg; break;
+        case 'S':
+            c.sparse = parse_sparse(optarg);
+            if (c.sparse < 0) {
+                return 1;
+            }
+            break;
+        case 'm':
+            coroutines = atoi(optarg);
+            if (coroutines < 1 || coroutines > 16) {
+                error_report("Invalid number of coroutines. Allowed number of coroutines is "
+                             "between 1 and 16");
+                return 1;
+            }
+            break;
+        case 'c': c.compress = true; break;
+        case 'n': no_create = true; break;
+        case 'p': c.progress = true; break;
+        case 'q': quiet = true; break;
+        case 'l':
+            error_report("Snapshot conversion (-l) is not supported by qblk-img");
+            return 1;
+        case 't': case 'T': case 'W': case 'U': break;
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
+        }
+    }
+    (void)coroutines;   /* one request at a time; -m and -W change nothing here */
+    if (quiet) {
+        c.progress = false;
+    }
+    if (argc - optind < 2) {
+        error_report("Must specify image file name");
+        return 1;
+    }
+    out = argv[argc - 1];
+    if (c.target_zero && !no_create) {
+        error_report("--target-is-zero requires use of -n flag");
+        return 1;
+    }
+    if (base && !base_fmt) {
+        error_report("Use of backing file requires explicit backing format");
+        return 1;
+    }
+    c.nb_src = argc - 1 - optind;
+    c.src = g_new0(BlockDriverState *, c.nb_src);
+    c.src_len = g_new0(int64_t, c.nb_src);
+    for (int i = 0; i < c.nb_src; i++) {
+        c.src[i] = img_open(argv[optind + i], fmt, image_opts, 0);
+        if (!c.src[i]) {
+            goto out;
+        }
+        c.src_len[i] = bdrv_getlength(c.src[i]);
+        if (c.src_len[i] < 0) {
+            error_report("Could not get size of %s: %s", argv[optind + i],
+                         strerror((int)-c.src_len[i]));
+            goto out;
+        }
+        c.total += c.src_len[i];
+    }
+    if (c.compress && strcmp(out_fmt, "qcow2")) {
+        error_report("Compression not supported for this file format");
+        goto out;
+    }
+    if (!no_create) {
+        if (!img_create_target(out, out_fmt, options, base, base_fmt, c.total, &err)) {
+            error_report("%s", err->message);
+            g_clear_error(&err);
+            goto out;
+        }
+        created = true;
+    }
+    {
+        QblkOpts *o = qblk_opts_new();
+
+        qblk_opts_set(o, "driver", out_fmt);
+        c.dst = bdrv_open(out, o, BDRV_O_RDWR | BDRV_O_NO_BACKING, NULL, &err);
+    }
+    if (!c.dst) {
+        error_report("Could not open '%s': %s", out, err->message);
+        g_clear_error(&err);
+        goto out;
+    }
+    if (no_create && bdrv_getlength(c.dst) < c.total) {
+        error_report("output file is smaller than input file");
+        goto out;
+    }
+    if (base) {
+        c.backing = img_open(base, base_fmt, false, 0);
+        if (!c.backing) {
+            goto out;
+        }
+    }
+    {
+        BlockDriverInfo bdi;
+
+        c.cluster = bdrv_get_info(c.dst, &bdi) == 0 && bdi.cluster_size > 0 ? bdi.cluster_size
+                                                                            : 65536;
+    }
+    /* A fresh target without a backing file reads zeroes everywhere. */
+    if (created && !base) {
+        c.target_zero = true;
+    }
+    c.buf = g_malloc(CONVERT_CHUNK);
+    c.bbuf = g_malloc(CONVERT_CHUNK);
+    progress(&c, 0, true);
+    ret = 0;
+    for (int i = 0; i < c.nb_src && ret == 0; i++) {
+        ret = copy_source(&c, c.src[i], pos, c.src_len[i], &copied);
+        pos += c.src_len[i];
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(c.dst);
+        if (ret < 0) {
+            error_report("error while flushing the target: %s", strerror(-ret));
+        }
+    }
+    ret = ret < 0 ? 1 : 0;
+    if (ret == 0) {
+        progress(&c, 100, true);
+        progress(&c, 100, true);
+    }
+out:
+    if (c.progress) {
+        printf("\n");
+    }
+    if (c.dst) {
+        bdrv_unref(c.dst);
+    }
+    if (c.backing) {
+        bdrv_unref(c.backing);
+    }
+    for (int i = 0; i < c.nb_src; i++) {
+        if (c.src[i]) {
+            bdrv_unref(c.src[i]);
+        }
+    }
+    if (ret != 0 && created && unlink(out) == 0) {
+        error_report("removed the incomplete target '%s'", out);
+    }
+    g_free(c.src);
+    g_free(c.src_len);
+    g_free(c.buf);
+    g_free(c.bbuf);
+    return ret;
+}
