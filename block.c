@@ -528,6 +528,25 @@ void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n)
     g_free(list);
 }
 
+bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough)
+{
+    *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH);
+    *writethrough = false;
+    if (!strcmp(mode, "none") || !strcmp(mode, "off")) {
+        *flags |= BDRV_O_NOCACHE;
+    } else if (!strcmp(mode, "directsync")) {
+        *flags |= BDRV_O_NOCACHE;
+        *writethrough = true;
+    } else if (!strcmp(mode, "writethrough")) {
+        *writethrough = true;
+    } else if (!strcmp(mode, "unsafe")) {
+        *flags |= BDRV_O_NO_FLUSH;
+    } else if (strcmp(mode, "writeback")) {
+        return false;
+    }
+    return true;
+}
+
 GVariant *bdrv_get_specific_info(BlockDriverState *bs)
 {
     return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs) : NULL;

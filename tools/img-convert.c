@@ -213,7 +213,8 @@ int img_convert(int argc, char **argv)
     Convert c = { .sparse = 4096 };
     int64_t copied = 0, pos = 0;
     GError *err = NULL;
-    int ch, ret = 1, coroutines = 8;
+    int ch, ret = 1, coroutines = 8, dst_flags = BDRV_O_NO_FLUSH;
+    bool writethrough;
 
     while ((ch = getopt_long(argc, argv, ":f:O:o:B:F:S:m:t:T:l:cnpqWUh", long_options,
                              NULL)) != -1) {
@@ -251,7 +252,14 @@ int img_convert(int argc, char **argv)
         case 'l':
             error_report("Snapshot conversion (-l) is not supported by qblk-img");
             return 1;
-        case 't': case 'T': case 'W': case 'U': break;
+        case 't':
+            /* qemu-img's default for the target is unsafe: no flushes. */
+            if (!bdrv_parse_cache_mode(optarg, &dst_flags, &writethrough)) {
+                error_report("Invalid cache option: %s", optarg);
+                return 1;
+            }
+            break;
+        case 'T': case 'W': case 'U': break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
         }
@@ -305,7 +313,7 @@ int img_convert(int argc, char **argv)
         QblkOpts *o = qblk_opts_new();
 
         qblk_opts_set(o, "driver", out_fmt);
-        c.dst = bdrv_open(out, o, BDRV_O_RDWR | BDRV_O_NO_BACKING, NULL, &err);
+        c.dst = bdrv_open(out, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | dst_flags, NULL, &err);
     }
     if (!c.dst) {
         error_report("Could not open '%s': %s", out, err->message);

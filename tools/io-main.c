@@ -46,25 +46,6 @@ static void usage(const char *name)
            name, name);
 }
 
-bool io_parse_cache(const char *mode, int *flags, bool *writethrough)
-{
-    *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH);
-    *writethrough = false;
-    if (!strcmp(mode, "none") || !strcmp(mode, "off")) {
-        *flags |= BDRV_O_NOCACHE;
-    } else if (!strcmp(mode, "directsync")) {
-        *flags |= BDRV_O_NOCACHE;
-        *writethrough = true;
-    } else if (!strcmp(mode, "writethrough")) {
-        *writethrough = true;
-    } else if (!strcmp(mode, "unsafe")) {
-        *flags |= BDRV_O_NO_FLUSH;
-    } else if (strcmp(mode, "writeback")) {
-        return false;
-    }
-    return true;
-}
-
 bool io_parse_discard(const char *mode, int *flags)
 {
     if (!strcmp(mode, "ignore") || !strcmp(mode, "off")) {
@@ -207,7 +188,7 @@ int main(int argc, char **argv)
             }
             break;
         case 't':
-            if (!io_parse_cache(optarg, &flags, &writethrough)) {
+            if (!bdrv_parse_cache_mode(optarg, &flags, &writethrough)) {
                 error_report("Invalid cache option: %s", optarg);
                 return 1;
             }

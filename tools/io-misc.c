@@ -224,7 +224,7 @@ static int open_f(int argc, char **argv)
             break;
         case 'k': qblk_opts_set(opts, "file.aio", "native"); break;
         case 't':
-            if (!io_parse_cache(optarg, &flags, &writethrough)) {
+            if (!bdrv_parse_cache_mode(optarg, &flags, &writethrough)) {
                 error_report("Invalid cache option: %s", optarg);
                 return -1;
             }
@@ -403,7 +403,7 @@ static int reopen_f(int argc, char **argv)
     while ((c = getopt(argc, argv, "c:o:rw")) != -1) {
         switch (c) {
         case 'c':
-            if (!io_parse_cache(optarg, &flags, &writethrough)) {
+            if (!bdrv_parse_cache_mode(optarg, &flags, &writethrough)) {
                 error_report("Invalid cache option: %s", optarg);
                 return -1;
             }

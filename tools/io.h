@@ -64,8 +64,7 @@ struct timespec io_now(void);
 
 /* Opens the image for the command line or the open command. */
 int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts);
-/* Parses a -t cache mode into flags/writethrough; false if invalid. */
-bool io_parse_cache(const char *mode, int *flags, bool *writethrough);
+/* Parses a -d discard mode into flags; false if invalid. */
 bool io_parse_discard(const char *mode, int *flags);
 
 #endif

@@ -50,6 +50,11 @@ enum {
     BDRV_O_CHECK         = 0x8000,  /* opened by a checker: no repair on open */
 };
 
+/* A cache mode name (none/off, directsync, writethrough, writeback,
+ * unsafe) into open flags (BDRV_O_NOCACHE, BDRV_O_NO_FLUSH) and whether
+ * writes must be written through; false for an unknown name. */
+bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough);
+
 /* Largest request length for read/write (qemu-io's limit); write-zeroes,
  * discard and block status take any 64-bit length. */
 #define BDRV_REQUEST_MAX_BYTES 2147483136LL
