@@ -14,7 +14,9 @@
 #include "qblk-img.h"
 #include "util/bufferiszero.h"
 #include "util/cutils.h"
+#include "util/coroutine.h"
 #include "util/error.h"
+#include "util/main-loop.h"
 
 enum { OPTION_IMAGE_OPTS = 256, OPTION_TARGET_IS_ZERO };
 
@@ -32,7 +34,17 @@ typedef struct {
     bool compress, target_zero, progress;
     int64_t cluster;                /* target cluster size (compression unit) */
     double last_pct;
-    uint8_t *buf, *bbuf;
+    /* Workers claim the next piece under claim_lock (block status decides
+     * its extent), read it in parallel, and write in claim order unless
+     * out_of_order (-W). */
+    int64_t *src_base;              /* target offset of each source */
+    CoMutex claim_lock;
+    int cur_src;
+    int64_t cur_off, copied;
+    uint64_t next_seq, write_seq;
+    CoQueue write_turn;
+    bool out_of_order;
+    int running, ret;
 } Convert;
 
 static void progress(Convert *c, double pct, bool force)
@@ -90,14 +102,15 @@ static int write_range(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
 
 /* With -B: writes only the clusters of [off, off+n) whose contents differ
  * from the backing image's (which reads zeroes past its end). */
-static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
+static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *buf,
+                           uint8_t *bbuf)
 {
     int64_t blen = bdrv_getlength(c->backing), gran = MAX(c->cluster, 512);
     int64_t avail = blen > off ? MIN(n, blen - off) : 0;
     int ret;
 
-    memset(c->bbuf, 0, n);
-    ret = avail ? bdrv_pread(c->backing, off, avail, c->bbuf, 0) : 0;
+    memset(bbuf, 0, n);
+    ret = avail ? bdrv_pread(c->backing, off, avail, bbuf, 0) : 0;
     if (ret < 0) {
         error_report("error while reading the backing file at byte %" PRId64 ": %s", off,
                      strerror(-ret));
@@ -106,7 +119,7 @@ static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *bu
     for (int64_t d = 0, len; d < n && ret == 0; d += len) {
         len = MIN(gran - (off + d) % gran, n - d);
 
-        if (memcmp(buf + d, c->bbuf + d, len)) {
+        if (memcmp(buf + d, bbuf + d, len)) {
             /* Zeroes over non-zero backing data must be written as zeroes. */
             ret = buffer_is_zero(buf + d, len)
                   ? bdrv_pwrite_zeroes(c->dst, off + d, len, 0)
@@ -138,45 +151,97 @@ static int64_t piece_len(Convert *c, int64_t dst_off, int64_t off, int64_t len, 
     return chunk;
 }
 
-/* Copies one source of length len to target offset dst_off. */
-static int copy_source(Convert *c, BlockDriverState *src, int64_t dst_off, int64_t len,
-                       int64_t *copied)
-{
-    for (int64_t off = 0; off < len;) {
-        int64_t n, chunk;
-        int st = img_chain_status(src, off, len - off, &n);
-        int ret;
+typedef struct {
+    BlockDriverState *src;
+    int64_t src_off, dst_off, len;
+    bool zero;                      /* reads as zeroes: nothing to read */
+    uint64_t seq;
+} Piece;
 
+/* The next piece, or false when everything is claimed (or failed). */
+static bool coroutine_fn claim(Convert *c, Piece *p)
+{
+    bool ok = false;
+
+    qco_mutex_lock(&c->claim_lock);
+    while (c->ret == 0 && c->cur_src < c->nb_src) {
+        int64_t len = c->src_len[c->cur_src], n;
+        int st;
+
+        if (c->cur_off >= len) {
+            c->cur_src++;
+            c->cur_off = 0;
+            continue;
+        }
+        p->src = c->src[c->cur_src];
+        p->src_off = c->cur_off;
+        p->dst_off = c->src_base[c->cur_src] + c->cur_off;
+        st = img_chain_status(p->src, p->src_off, len - p->src_off, &n);
         if (st < 0) {
-            error_report("error while reading block status at offset %" PRId64 ": %s", off,
-                         strerror(-st));
-            return st;
+            error_report("error while reading block status at offset %" PRId64 ": %s",
+                         p->src_off, strerror(-st));
+            c->ret = st;
+            break;
         }
-        chunk = piece_len(c, dst_off, off, len, n);
-        if (c->compress && chunk > n) {
-            st = 0;     /* spans block status runs: read it all */
+        p->len = piece_len(c, c->src_base[c->cur_src], p->src_off, len, n);
+        /* A zero run is one piece however long (no buffer needed), unless
+         * compression has to see whole clusters. */
+        p->zero = (st & BDRV_BLOCK_ZERO) && !(c->compress && p->len > n);
+        if (p->zero && c->sparse && !c->backing && !c->compress) {
+            p->len = n;
         }
-        if ((st & BDRV_BLOCK_ZERO) && c->sparse && !c->backing) {
-            ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, dst_off + off, chunk, 0);
-        } else {
-            ret = (st & BDRV_BLOCK_ZERO) ? (memset(c->buf, 0, chunk), 0)
-                                         : bdrv_pread(src, off, chunk, c->buf, 0);
-            if (ret < 0) {
-                error_report("error while reading at byte %" PRId64 ": %s", off,
-                             strerror(-ret));
-                return ret;
-            }
-            ret = c->backing ? write_differing(c, dst_off + off, chunk, c->buf)
-                             : write_range(c, dst_off + off, chunk, c->buf);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-        off += chunk;
-        *copied += chunk;
-        progress(c, 100.0 * *copied / MAX(c->total, 1), false);
+        p->seq = c->next_seq++;
+        c->cur_off += p->len;
+        ok = true;
+        break;
     }
-    return 0;
+    qco_mutex_unlock(&c->claim_lock);
+    return ok;
+}
+
+/* One of the -m parallel workers. The read of a piece overlaps other
+ * workers' I/O; its writes wait for their turn unless -W. */
+static void coroutine_fn convert_worker(void *opaque)
+{
+    Convert *c = opaque;
+    g_autofree uint8_t *buf = g_malloc(CONVERT_CHUNK);
+    g_autofree uint8_t *bbuf = c->backing ? g_malloc(CONVERT_CHUNK) : NULL;
+    Piece p;
+
+    while (claim(c, &p)) {
+        int ret = 0;
+
+        if (!p.zero) {
+            ret = bdrv_pread(p.src, p.src_off, p.len, buf, 0);
+            if (ret < 0) {
+                error_report("error while reading at byte %" PRId64 ": %s", p.src_off,
+                             strerror(-ret));
+            }
+        }
+        while (!c->out_of_order && c->write_seq != p.seq) {
+            qco_queue_wait(&c->write_turn, NULL);
+        }
+        if (ret == 0 && c->ret == 0) {
+            if (p.zero && c->sparse && !c->backing && !c->compress) {
+                /* A zero run of any length, never read. */
+                ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, p.dst_off, p.len, 0);
+            } else {
+                if (p.zero) {
+                    memset(buf, 0, p.len);
+                }
+                ret = c->backing ? write_differing(c, p.dst_off, p.len, buf, bbuf)
+                                 : write_range(c, p.dst_off, p.len, buf);
+            }
+        }
+        if (ret < 0 && c->ret == 0) {
+            c->ret = ret;
+        }
+        c->write_seq++;
+        qco_queue_restart_all(&c->write_turn);
+        c->copied += p.len;
+        progress(c, 100.0 * c->copied / MAX(c->total, 1), false);
+    }
+    c->running--;
 }
 
 static int64_t parse_sparse(const char *arg)
@@ -211,7 +276,7 @@ int img_convert(int argc, char **argv)
     g_autofree char *options = NULL;
     bool quiet = false, no_create = false, image_opts = false, created = false;
     Convert c = { .sparse = 4096 };
-    int64_t copied = 0, pos = 0;
+    int64_t pos = 0;
     GError *err = NULL;
     int ch, ret = 1, coroutines = 8, dst_flags = BDRV_O_NO_FLUSH;
     bool writethrough;
@@ -259,12 +324,12 @@ int img_convert(int argc, char **argv)
                 return 1;
             }
             break;
-        case 'T': case 'W': case 'U': break;
+        case 'W': c.out_of_order = true; break;
+        case 'T': case 'U': break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
         }
     }
-    (void)coroutines;   /* one request at a time; -m and -W change nothing here */
     if (quiet) {
         c.progress = false;
     }
@@ -340,14 +405,22 @@ int img_convert(int argc, char **argv)
     if (created && !base) {
         c.target_zero = true;
     }
-    c.buf = g_malloc(CONVERT_CHUNK);
-    c.bbuf = g_malloc(CONVERT_CHUNK);
-    progress(&c, 0, true);
-    ret = 0;
-    for (int i = 0; i < c.nb_src && ret == 0; i++) {
-        ret = copy_source(&c, c.src[i], pos, c.src_len[i], &copied);
+    c.src_base = g_new0(int64_t, c.nb_src);
+    for (int i = 0; i < c.nb_src; i++) {
+        c.src_base[i] = pos;
         pos += c.src_len[i];
     }
+    qco_mutex_init(&c.claim_lock);
+    qco_queue_init(&c.write_turn);
+    progress(&c, 0, true);
+    c.running = coroutines;
+    for (int i = 0; i < coroutines; i++) {
+        qco_enter(qco_create(convert_worker, &c));
+    }
+    while (c.running) {
+        qblk_loop_iterate(true);
+    }
+    ret = c.ret;
     if (ret == 0) {
         ret = bdrv_flush(c.dst);
         if (ret < 0) {
@@ -379,7 +452,6 @@ out:
     }
     g_free(c.src);
     g_free(c.src_len);
-    g_free(c.buf);
-    g_free(c.bbuf);
+    g_free(c.src_base);
     return ret;
 }
