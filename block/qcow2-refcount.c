@@ -92,6 +92,20 @@ static int coroutine_fn find_free(BlockDriverState *bs, uint64_t n, uint64_t *in
 
 static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries);
 
+/* Writes a new refcount structure at offset, then makes it and every
+ * cached refcount stable: nothing may point at it before that. */
+static int coroutine_fn write_stable(BlockDriverState *bs, uint64_t offset, uint64_t len,
+                                     const void *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = bdrv_co_pwrite(bs->file, offset, len, buf, 0);
+
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, &s->refblock_cache);
+    }
+    return ret < 0 ? ret : bdrv_co_flush(bs->file);
+}
+
 /* Makes sure the refcount block for table index t exists. */
 static int coroutine_fn ensure_refblock(BlockDriverState *bs, uint64_t t)
 {
@@ -138,13 +152,7 @@ static int coroutine_fn ensure_refblock(BlockDriverState *bs, uint64_t t)
         if (b / per_block == t) {
             qcow2_refblock_set(s, block, b % per_block, 1);
         }
-        ret = bdrv_co_pwrite(bs->file, b << s->cluster_bits, s->cluster_size, block, 0);
-        if (ret == 0) {
-            ret = qcow2_cache_flush(bs, &s->refblock_cache);
-        }
-        if (ret == 0) {
-            ret = bdrv_co_flush(bs->file);
-        }
+        ret = write_stable(bs, b << s->cluster_bits, s->cluster_size, block);
         if (ret < 0) {
             return ret;
         }
@@ -241,14 +249,7 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     for (uint64_t i = 0; i < table_clusters * entries_per_cluster; i++) {
         qcow2_put_be64(tbuf + 8 * i, table[i]);
     }
-    ret = bdrv_co_pwrite(bs->file, start << s->cluster_bits, table_clusters * s->cluster_size,
-                         tbuf, 0);
-    if (ret == 0) {
-        ret = qcow2_cache_flush(bs, &s->refblock_cache);
-    }
-    if (ret == 0) {
-        ret = bdrv_co_flush(bs->file);
-    }
+    ret = write_stable(bs, start << s->cluster_bits, table_clusters * s->cluster_size, tbuf);
     if (ret < 0) {
         return ret;
     }

@@ -211,14 +211,7 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
         ret = bdrv_co_pwritev(bs->file, host + head, n, &v, 0);
         qiov_destroy(&v);
     } else if (ret == 0) {
-        qiov_init(&v, 3);
-        if (head) {
-            qiov_add(&v, head_buf, head);
-        }
-        qiov_concat(&v, data, data_off, n);
-        if (tail) {
-            qiov_add(&v, tail_buf, tail);
-        }
+        qiov_init_padded(&v, head_buf, head, data, data_off, n, tail_buf, tail);
         ret = bdrv_co_pwritev(bs->file, host, end - start, &v, 0);
         qiov_destroy(&v);
     }

@@ -90,14 +90,7 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
 
     host = s->file_size;
     s->file_size += end - start;
-    qiov_init(&v, 3);
-    if (head) {
-        qiov_add(&v, head_buf, head);
-    }
-    qiov_concat(&v, data, data_off, n);
-    if (tail) {
-        qiov_add(&v, tail_buf, tail);
-    }
+    qiov_init_padded(&v, head_buf, head, data, data_off, n, tail_buf, tail);
     ret = bdrv_co_pwritev(bs->file, host, end - start, &v, 0);
     qiov_destroy(&v);
     if (ret == 0 && bs->backing && !lazy) {

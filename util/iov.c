@@ -214,3 +214,16 @@ bool qiov_is_zero(const QIOVector *qiov, size_t offset, size_t len)
     qiov_walk(qiov, offset, len, piece_is_zero, &zero);
     return zero;
 }
+
+void qiov_init_padded(QIOVector *qiov, void *head, size_t head_len, const QIOVector *src,
+                      size_t offset, size_t len, void *tail, size_t tail_len)
+{
+    qiov_init(qiov, 3);
+    if (head_len) {
+        qiov_add(qiov, head, head_len);
+    }
+    qiov_concat(qiov, src, offset, len);
+    if (tail_len) {
+        qiov_add(qiov, tail, tail_len);
+    }
+}

@@ -25,6 +25,10 @@ void qiov_add(QIOVector *qiov, void *base, size_t len);
 /* Appends the iovecs for bytes [offset, offset+len) of src. */
 void qiov_concat(QIOVector *dst, const QIOVector *src, size_t offset, size_t len);
 void qiov_reset(QIOVector *qiov);
+/* head_len bytes of head (if any), then len bytes of src from offset, then
+ * tail_len bytes of tail (if any): a cluster written around guest data. */
+void qiov_init_padded(QIOVector *qiov, void *head, size_t head_len, const QIOVector *src,
+                      size_t offset, size_t len, void *tail, size_t tail_len);
 void qiov_destroy(QIOVector *qiov);
 
 size_t qiov_from_buf(const QIOVector *qiov, size_t offset, const void *buf, size_t len);
