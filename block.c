@@ -513,6 +513,28 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return -ENOTSUP;
 }
 
+typedef struct {
+    BlockDriverState *bs;
+    int ret;
+} MakeEmptyCo;
+
+static void coroutine_fn make_empty_entry(void *opaque)
+{
+    MakeEmptyCo *m = opaque;
+
+    m->ret = m->bs->drv->co_make_empty(m->bs);
+}
+
+int bdrv_make_empty(BlockDriverState *bs)
+{
+    MakeEmptyCo m = { bs, -ENOTSUP };
+
+    if (bs->drv->co_make_empty) {
+        bdrv_run_co(make_empty_entry, &m);
+    }
+    return m.ret;
+}
+
 int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
 {
     *list = NULL;

@@ -606,6 +606,20 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    qco_mutex_lock(&s->lock);
+    ret = qcow2_co_discard_clusters(bs, 0, s->header.size, true);
+    if (ret == 0) {
+        ret = qcow2_co_flush_caches(bs);
+    }
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
 static int qcow2_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -817,4 +831,5 @@ const BlockDriver bdrv_qcow2 = {
     .get_info = qcow2_get_info,
     .get_specific_info = qcow2_get_specific_info,
     .snapshot_list = qcow2_snapshot_list,
+    .co_make_empty = qcow2_co_make_empty,
 };

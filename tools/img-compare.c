@@ -57,8 +57,8 @@ static int compare_range(BlockDriverState *bs1, BlockDriverState *bs2, int64_t s
 {
     for (int64_t off = start; off < end;) {
         int64_t n1, n2, n;
-        int s1 = img_chain_status(bs1, off, end - off, &n1);
-        int s2 = img_chain_status(bs2, off, end - off, &n2);
+        int s1 = img_chain_status(bs1, NULL, off, end - off, &n1);
+        int s2 = img_chain_status(bs2, NULL, off, end - off, &n2);
 
         if (s1 < 0 || s2 < 0) {
             error_report("Block status error at offset %" PRId64 ": %s", off,
@@ -178,7 +178,7 @@ int img_compare(int argc, char **argv)
 
         for (int64_t off = MIN(len1, len2), end = MAX(len1, len2); off < end && ret == 0;) {
             int64_t n;
-            int s = img_chain_status(big, off, end - off, &n);
+            int s = img_chain_status(big, NULL, off, end - off, &n);
 
             if (s < 0) {
                 error_report("Block status error at offset %" PRId64 ": %s", off,

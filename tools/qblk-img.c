@@ -31,6 +31,8 @@ typedef struct ImgCmd {
 
 /* The command table, in qemu-img's help order. */
 static const ImgCmd img_cmds[] = {
+    { "commit", img_commit,
+      "commit [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
     { "compare", img_compare,
       "compare [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] "
       "filename1 filename2" },
@@ -249,11 +251,12 @@ int main(int argc, char **argv)
 /* Status of [offset, offset+bytes) through bs's backing chain, as the
  * layer that decides it answers (ALLOCATED, ZERO, DATA); past every layer,
  * unallocated zeroes. */
-int img_chain_status(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
+int img_chain_status(BlockDriverState *bs, BlockDriverState *base, int64_t offset,
+                     int64_t bytes, int64_t *pnum)
 {
     int64_t n = bytes;
 
-    for (BlockDriverState *p = bs; p; p = bdrv_backing(p)) {
+    for (BlockDriverState *p = bs; p && p != base; p = bdrv_backing(p)) {
         int64_t len = bdrv_getlength(p), cur;
         int ret;
 

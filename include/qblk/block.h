@@ -121,6 +121,10 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
  * driver has none. Caller unrefs. */
 GVariant *bdrv_get_specific_info(BlockDriverState *bs);
 
+/* Empties the image (every cluster unallocated again); -ENOTSUP when the
+ * format cannot. Synchronous. */
+int bdrv_make_empty(BlockDriverState *bs);
+
 /* ----- Internal snapshots ----- */
 typedef struct BdrvSnapshotInfo {
     char *id;

@@ -124,6 +124,9 @@ struct BlockDriver {
     int64_t (*get_allocated_file_size)(BlockDriverState *bs);
     /* Missing: cluster size 0, vm state offset 0. */
     int (*get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    /* Drops all data of this layer so reads see the backing chain again
+     * (after a commit). Missing: -ENOTSUP, the commit leaves it as is. */
+    int coroutine_fn (*co_make_empty)(BlockDriverState *bs);
     /* Missing: no internal snapshots. Same contract as bdrv_snapshot_list. */
     int (*snapshot_list)(BlockDriverState *bs, BdrvSnapshotInfo **list);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
