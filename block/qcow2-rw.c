@@ -377,28 +377,12 @@ int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t 
  * judged from block status alone (no data is read). */
 static int coroutine_fn chain_is_zero(BlockDriverState *bs, int64_t off, int64_t len)
 {
-    while (len > 0 && bs) {
-        int64_t blen = bdrv_getlength(bs), pnum;
-        int ret;
+    while (len > 0) {
+        int64_t pnum;
+        int ret = bdrv_co_block_status_above(bs, NULL, off, len, &pnum);
 
-        if (blen < 0) {
-            return (int)blen;
-        }
-        if (off >= blen) {
-            return 1;
-        }
-        ret = bdrv_co_block_status(bs, off, MIN(len, blen - off), &pnum, NULL, NULL);
-        if (ret < 0) {
-            return ret;
-        }
-        if (!(ret & BDRV_BLOCK_ZERO)) {
-            if (ret & BDRV_BLOCK_ALLOCATED) {
-                return 0;
-            }
-            ret = chain_is_zero(bs->backing, off, pnum);
-            if (ret <= 0) {
-                return ret;
-            }
+        if (ret <= 0 || !(ret & BDRV_BLOCK_ZERO)) {
+            return ret < 0 ? ret : 0;
         }
         off += pnum;
         len -= pnum;

@@ -146,3 +146,34 @@ int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverSta
     *pnum = n;
     return 0;
 }
+
+int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverState *base,
+                                            int64_t offset, int64_t bytes, int64_t *pnum)
+{
+    int64_t n = bytes;
+
+    /* Unlike allocation, content stops at a shorter layer's end: reads
+     * there return zeroes without looking further down. */
+    for (BlockDriverState *p = bs; p && p != base; p = p->backing) {
+        int64_t len = bdrv_getlength(p), cur;
+        int ret;
+
+        if (len < 0) {
+            return (int)len;
+        }
+        if (offset >= len) {
+            break;
+        }
+        ret = block_status(p, true, offset, MIN(n, len - offset), &cur, NULL, NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        n = MIN(n, cur);
+        if (ret & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO)) {
+            *pnum = n;
+            return ret & (BDRV_BLOCK_ZERO | BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED);
+        }
+    }
+    *pnum = n;
+    return BDRV_BLOCK_ZERO;
+}

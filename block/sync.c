@@ -148,11 +148,14 @@ int coroutine_fn bdrv_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t by
     return bdrv_co_pwritev(bs, offset, bytes, &qiov, flags);
 }
 
+typedef enum { STATUS_ONE_LAYER, STATUS_ALLOCATED, STATUS_ABOVE } StatusKind;
+
 typedef struct StatusReq {
     BlockDriverState *bs;
     int64_t offset, bytes, *pnum, *map;
     BlockDriverState **file;
-    bool allocated_only;
+    StatusKind kind;
+    BlockDriverState *base;
     int ret;
 } StatusReq;
 
@@ -160,15 +163,23 @@ static void coroutine_fn status_entry(void *opaque)
 {
     StatusReq *r = opaque;
 
-    r->ret = r->allocated_only
-           ? bdrv_co_is_allocated(r->bs, r->offset, r->bytes, r->pnum)
-           : bdrv_co_block_status(r->bs, r->offset, r->bytes, r->pnum, r->map, r->file);
+    switch (r->kind) {
+    case STATUS_ALLOCATED:
+        r->ret = bdrv_co_is_allocated(r->bs, r->offset, r->bytes, r->pnum);
+        break;
+    case STATUS_ABOVE:
+        r->ret = bdrv_co_block_status_above(r->bs, r->base, r->offset, r->bytes, r->pnum);
+        break;
+    default:
+        r->ret = bdrv_co_block_status(r->bs, r->offset, r->bytes, r->pnum, r->map, r->file);
+        break;
+    }
 }
 
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
-    StatusReq r = { bs, offset, bytes, pnum, map, file, false, 0 };
+    StatusReq r = { bs, offset, bytes, pnum, map, file, STATUS_ONE_LAYER, NULL, 0 };
 
     bdrv_run_co(status_entry, &r);
     return r.ret;
@@ -176,7 +187,16 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
 {
-    StatusReq r = { bs, offset, bytes, pnum, NULL, NULL, true, 0 };
+    StatusReq r = { bs, offset, bytes, pnum, NULL, NULL, STATUS_ALLOCATED, NULL, 0 };
+
+    bdrv_run_co(status_entry, &r);
+    return r.ret;
+}
+
+int bdrv_block_status_above(BlockDriverState *bs, BlockDriverState *base, int64_t offset,
+                            int64_t bytes, int64_t *pnum)
+{
+    StatusReq r = { bs, offset, bytes, pnum, NULL, NULL, STATUS_ABOVE, base, 0 };
 
     bdrv_run_co(status_entry, &r);
     return r.ret;

@@ -39,7 +39,7 @@ static int copy_to_base(BlockDriverState *top, BlockDriverState *base, BlockDriv
 
     for (int64_t off = 0; off < len;) {
         int64_t n;
-        int st = img_chain_status(top, base, off, len - off, &n), ret = 0;
+        int st = bdrv_block_status_above(top, base, off, len - off, &n), ret = 0;
 
         if (st < 0) {
             error_report("Block status error at offset %" PRId64 ": %s", off, strerror(-st));

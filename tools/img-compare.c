@@ -50,15 +50,16 @@ static void progress_print(Progress *p, double pct, bool force)
     }
 }
 
-/* 0 identical so far, 1 different (reported), or 3/4 on errors. */
+/* 0 identical so far, 1 different (reported), or 3/4 on errors. bs2 may
+ * be NULL: the range must then read as zeroes in bs1. */
 static int compare_range(BlockDriverState *bs1, BlockDriverState *bs2, int64_t start,
                          int64_t end, bool strict, bool quiet, uint8_t *buf1, uint8_t *buf2,
                          Progress *prog, int64_t total)
 {
     for (int64_t off = start; off < end;) {
         int64_t n1, n2, n;
-        int s1 = img_chain_status(bs1, NULL, off, end - off, &n1);
-        int s2 = img_chain_status(bs2, NULL, off, end - off, &n2);
+        int s1 = bdrv_block_status_above(bs1, NULL, off, end - off, &n1);
+        int s2 = bdrv_block_status_above(bs2, NULL, off, end - off, &n2);
 
         if (s1 < 0 || s2 < 0) {
             error_report("Block status error at offset %" PRId64 ": %s", off,
@@ -175,38 +176,9 @@ int img_compare(int argc, char **argv)
         if (!quiet) {
             printf("Warning: Image size mismatch!\n");
         }
-
-        for (int64_t off = MIN(len1, len2), end = MAX(len1, len2); off < end && ret == 0;) {
-            int64_t n;
-            int s = img_chain_status(big, NULL, off, end - off, &n);
-
-            if (s < 0) {
-                error_report("Block status error at offset %" PRId64 ": %s", off,
-                             g_strerror(-s));
-                ret = 3;
-                break;
-            }
-            n = MIN(n, COMPARE_CHUNK);
-            if (!(s & BDRV_BLOCK_ZERO)) {
-                int64_t nz;
-
-                if (bdrv_pread(big, off, n, buf1, 0) < 0) {
-                    error_report("Error while reading offset %" PRId64, off);
-                    ret = 4;
-                    break;
-                }
-                nz = first_nonzero(buf1, n);
-                if (nz >= 0) {
-                    if (!quiet) {
-                        printf("Content mismatch at offset %" PRId64 "!\n", off + nz);
-                    }
-                    ret = 1;
-                    break;
-                }
-            }
-            off += n;
-            progress_print(&prog, 100.0 * off / end, false);
-        }
+        /* Against no image at all: a missing layer reads as zeroes. */
+        ret = compare_range(big, NULL, MIN(len1, len2), MAX(len1, len2), false, quiet, buf1,
+                            buf2, &prog, MAX(len1, len2));
     }
     if (ret == 0) {
         progress_print(&prog, 100, true);

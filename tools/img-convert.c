@@ -176,7 +176,7 @@ static bool coroutine_fn claim(Convert *c, Piece *p)
         p->src = c->src[c->cur_src];
         p->src_off = c->cur_off;
         p->dst_off = c->src_base[c->cur_src] + c->cur_off;
-        st = img_chain_status(p->src, NULL, p->src_off, len - p->src_off, &n);
+        st = bdrv_block_status_above(p->src, NULL, p->src_off, len - p->src_off, &n);
         if (st < 0) {
             error_report("error while reading block status at offset %" PRId64 ": %s",
                          p->src_off, strerror(-st));

@@ -247,35 +247,3 @@ int main(int argc, char **argv)
     }
     return img_usage_error("Command not found: %s", cmdname);
 }
-
-/* Status of [offset, offset+bytes) through bs's backing chain, as the
- * layer that decides it answers (ALLOCATED, ZERO, DATA); past every layer,
- * unallocated zeroes. */
-int img_chain_status(BlockDriverState *bs, BlockDriverState *base, int64_t offset,
-                     int64_t bytes, int64_t *pnum)
-{
-    int64_t n = bytes;
-
-    for (BlockDriverState *p = bs; p && p != base; p = bdrv_backing(p)) {
-        int64_t len = bdrv_getlength(p), cur;
-        int ret;
-
-        if (len < 0) {
-            return (int)len;
-        }
-        if (offset >= len) {
-            break;          /* past a shorter layer: zeroes from here down */
-        }
-        ret = bdrv_block_status(p, offset, MIN(n, len - offset), &cur, NULL, NULL);
-        if (ret < 0) {
-            return ret;
-        }
-        n = MIN(n, cur);
-        if (ret & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO)) {
-            *pnum = n;
-            return ret & (BDRV_BLOCK_ZERO | BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED);
-        }
-    }
-    *pnum = n;
-    return BDRV_BLOCK_ZERO;
-}

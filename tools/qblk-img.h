@@ -38,12 +38,6 @@ int img_unrecognized_option(const char *arg);
 /* Opens an image for a command (flags BDRV_O_*), reporting
  * "Could not open 'X': ..." and returning NULL on failure. */
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags);
-/* Block status of [offset, offset+bytes) through bs's backing chain down
- * to (not including) base, NULL for the whole chain, as the deciding layer
- * answers (BDRV_BLOCK_ALLOCATED, _ZERO, _DATA); past every layer,
- * unallocated zeroes. *pnum as bdrv_block_status. */
-int img_chain_status(BlockDriverState *bs, BlockDriverState *base, int64_t offset,
-                     int64_t bytes, int64_t *pnum);
 /* Creates a convert target: like create, but silent and without opening
  * the backing file (its format must be given). */
 bool img_create_target(const char *filename, const char *fmt, const char *options,

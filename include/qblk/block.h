@@ -182,6 +182,12 @@ int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
 /* 1 if [offset, offset+*pnum) is allocated in bs itself, 0 if not. */
 int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, int64_t *pnum);
+/* Status of the range through bs's backing chain down to (not including)
+ * base (NULL: the whole chain), as the layer that decides its content
+ * answers: BDRV_BLOCK_ALLOCATED, _ZERO and _DATA; past every layer (or past
+ * a shorter layer's end) unallocated zeroes, BDRV_BLOCK_ZERO. */
+int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverState *base,
+                                            int64_t offset, int64_t bytes, int64_t *pnum);
 /* 1 if allocated in any layer from bs down to (not including) base. */
 int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverState *base,
                                             int64_t offset, int64_t bytes, int64_t *pnum);
@@ -213,6 +219,8 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int bdrv_flush(BlockDriverState *bs);
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       int64_t *pnum, int64_t *map, BlockDriverState **file);
+int bdrv_block_status_above(BlockDriverState *bs, BlockDriverState *base, int64_t offset,
+                            int64_t bytes, int64_t *pnum);
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       int64_t *pnum);
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact,
