@@ -143,26 +143,6 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
     return 0;
 }
 
-/* Size of the snapshot table on disk. */
-static int coroutine_fn snapshot_table_len(CheckState *c, uint64_t *len)
-{
-    BDRVQcow2State *s = c->s;
-    uint64_t off = s->header.snapshots_offset;
-
-    for (uint32_t i = 0; i < s->header.nb_snapshots; i++) {
-        uint8_t h[40];
-        int ret = bdrv_co_pread(c->bs->file, off, sizeof(h), h, 0);
-
-        if (ret < 0) {
-            return ret;
-        }
-        off += (sizeof(h) + qcow2_be32(h + 36) + ((uint32_t)h[12] << 8 | h[13]) +
-                ((uint32_t)h[14] << 8 | h[15]) + 7) & ~UINT64_C(7);
-    }
-    *len = off - s->header.snapshots_offset;
-    return 0;
-}
-
 /* COPIED must be set exactly where the refcount is 1 (active tables). */
 static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
 {
@@ -244,7 +224,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     BDRVQcow2State *s = bs->opaque;
     CheckState c = { .bs = bs, .s = s, .res = res };
     int64_t flen;
-    uint64_t snap_len = 0, file_clusters;
+    uint64_t file_clusters;
     int ret;
 
     qco_mutex_lock(&s->lock);
@@ -266,8 +246,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         ret = check_l1(&c, s->snapshots[i].l1_table_offset, s->snapshots[i].l1_size, false);
     }
     if (ret == 0 && s->header.nb_snapshots) {
-        ret = snapshot_table_len(&c, &snap_len);
-        count(&c, s->header.snapshots_offset, snap_len);
+        count(&c, s->header.snapshots_offset, s->snapshots_size);
     }
     if (ret < 0) {
         goto out;

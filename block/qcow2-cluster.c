@@ -138,7 +138,7 @@ static const char *metadata_overlap(const BDRVQcow2State *s, uint64_t offset, ui
             return "active L2 table";
         }
     }
-    if (s->nb_snapshots && OVERLAPS(s->header.snapshots_offset, 40)) {
+    if (s->nb_snapshots && OVERLAPS(s->header.snapshots_offset, s->snapshots_size)) {
         return "snapshot table";
     }
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {

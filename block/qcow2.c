@@ -378,6 +378,7 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
         }
         off += (sizeof(h) + extra + id_len + name_len + 7) & ~UINT64_C(7);
     }
+    s->snapshots_size = off - s->header.snapshots_offset;
     return 0;
 }
 

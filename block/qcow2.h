@@ -127,6 +127,7 @@ typedef struct BDRVQcow2State {
 
     Qcow2Snapshot *snapshots;
     uint32_t nb_snapshots;
+    uint64_t snapshots_size;        /* bytes of the snapshot table, as parsed */
     char *backing_format_ext;       /* from the extension, or NULL */
 
     Qcow2Cache l2_cache, refblock_cache;
