@@ -148,6 +148,23 @@ again:
     }
 }
 
+/* Marks guest clusters [a->start, a->end) in flight and drops the lock,
+ * so their data can be written while other requests wait for them. */
+static void coroutine_fn inflight_begin(BDRVQcow2State *s, Qcow2InflightAlloc *a)
+{
+    qco_queue_init(&a->waiters);
+    s->inflight = g_list_prepend(s->inflight, a);
+    qco_mutex_unlock(&s->lock);
+}
+
+/* Retakes the lock and lets the requests waiting for a go on. */
+static void coroutine_fn inflight_end(BDRVQcow2State *s, Qcow2InflightAlloc *a)
+{
+    qco_mutex_lock(&s->lock);
+    s->inflight = g_list_remove(s->inflight, a);
+    qco_queue_restart_all(&a->waiters);
+}
+
 /* Writes [pos, pos+n) (one run of one entry type, from get_mapping) into
  * clusters of its own: fresh ones, or for a zero-allocated cluster we own,
  * the one it already has. The rest of each cluster keeps what it read
@@ -189,9 +206,7 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     if (ret < 0) {
         return ret;
     }
-    qco_queue_init(&inflight.waiters);
-    s->inflight = g_list_prepend(s->inflight, &inflight);
-    qco_mutex_unlock(&s->lock);
+    inflight_begin(s, &inflight);
 
     ret = read_old(bs, entry, start, head, head_buf);
     if (ret == 0) {
@@ -216,9 +231,7 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
         qiov_destroy(&v);
     }
 
-    qco_mutex_lock(&s->lock);
-    s->inflight = g_list_remove(s->inflight, &inflight);
-    qco_queue_restart_all(&inflight.waiters);
+    inflight_end(s, &inflight);
     if (ret < 0) {
         /* Nothing points at the new clusters yet: give them back. */
         if (!reuse) {
@@ -280,15 +293,11 @@ static int coroutine_fn write_compressed_cluster(BlockDriverState *bs, uint64_t 
         qco_mutex_unlock(&s->lock);
         return host < 0 ? (int)host : ret;
     }
-    qco_queue_init(&inflight.waiters);
-    s->inflight = g_list_prepend(s->inflight, &inflight);
-    qco_mutex_unlock(&s->lock);
+    inflight_begin(s, &inflight);
 
     ret = bdrv_co_pwrite(bs->file, host, len, out, 0);
 
-    qco_mutex_lock(&s->lock);
-    s->inflight = g_list_remove(s->inflight, &inflight);
-    qco_queue_restart_all(&inflight.waiters);
+    inflight_end(s, &inflight);
     if (ret == 0) {
         nsect = ((host + len - 1) >> 9) - ((uint64_t)host >> 9);
         value = (uint64_t)host | QCOW2_OFLAG_COMPRESSED | (nsect << s->csize_shift);
