@@ -186,7 +186,7 @@ static bool reject_leftovers(BlockDriverState *bs, QblkOpts *opts, GError **errp
 /* Like QEMU: a relative backing name is taken relative to the directory
  * part of the image's name exactly as written (everything up to its last
  * '/'), so "./a.qed" with "b.raw" gives "./b.raw". */
-static char *resolve_backing(const char *image, const char *backing)
+char *bdrv_resolve_backing_name(const char *image, const char *backing)
 {
     const char *slash;
 
@@ -209,7 +209,7 @@ static bool open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags
 {
     GError *local_err = NULL;
 
-    bs->full_backing_filename = resolve_backing(bs->filename, bs->backing_file);
+    bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
     if (!qblk_opts_has(backing_opts, "driver") && bs->backing_format) {
         /* A declared format is trusted: a raw backing file is never probed. */
         qblk_opts_set(backing_opts, "driver", bs->backing_format);
@@ -336,7 +336,7 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
             goto fail;
         }
     } else if (bs->backing_file) {
-        bs->full_backing_filename = resolve_backing(bs->filename, bs->backing_file);
+        bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
     }
     if (probed_raw) {
         *probed_raw = probed;
@@ -440,6 +440,33 @@ int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError
     return r.ret;
 }
 
+int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
+                 BlockMeasureInfo *info, GError **errp)
+{
+    const BlockDriver *drv = bdrv_find_format(fmt);
+    g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
+    guint n;
+    g_autofree const char **keys = qblk_opts_keys(opts, &n);
+
+    memset(info, 0, sizeof(*info));
+    if (!drv) {
+        qblk_error_set(errp, "Unknown file format '%s'", fmt);
+        return -EINVAL;
+    }
+    if (!drv->measure) {
+        qblk_error_set(errp, "Block driver '%s' does not support size measurement", fmt);
+        return -ENOTSUP;
+    }
+    for (guint i = 0; i < n; i++) {
+        if (!create_opt_known(drv->create_opts, keys[i]) &&
+            !create_opt_known(bdrv_file.create_opts, keys[i])) {
+            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
+            return -EINVAL;
+        }
+    }
+    return drv->measure(opts, in_bs, info, errp);
+}
+
 const char *bdrv_format_name(BlockDriverState *bs)
 {
     return bs->drv->format_name;
@@ -535,6 +562,50 @@ int bdrv_make_empty(BlockDriverState *bs)
     return m.ret;
 }
 
+typedef struct {
+    BlockDriverState *bs;
+    const char *file, *fmt;
+    int ret;
+} ChangeBackingCo;
+
+static void coroutine_fn change_backing_entry(void *opaque)
+{
+    ChangeBackingCo *c = opaque;
+
+    BlockDriverState *bs = c->bs;
+
+    c->ret = bs->drv->co_change_backing_file(bs, c->file, c->fmt);
+    if (c->ret < 0) {
+        return;
+    }
+    g_free(bs->backing_file);
+    g_free(bs->backing_format);
+    g_free(bs->full_backing_filename);
+    bs->backing_file = g_strdup(c->file);
+    bs->backing_format = g_strdup(c->fmt);
+    bs->full_backing_filename = c->file ? bdrv_resolve_backing_name(bs->filename, c->file) : NULL;
+    c->ret = bdrv_co_flush(bs);
+}
+
+bool bdrv_supports_backing(BlockDriverState *bs)
+{
+    return bs->drv->co_change_backing_file != NULL;
+}
+
+int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt)
+{
+    ChangeBackingCo c = { bs, file && *file ? file : NULL, NULL, -ENOTSUP };
+
+    c.fmt = c.file && fmt && *fmt ? fmt : NULL;
+    if (bdrv_is_read_only(bs)) {
+        return -EACCES;
+    }
+    if (bs->drv->co_change_backing_file) {
+        bdrv_run_co(change_backing_entry, &c);
+    }
+    return c.ret;
+}
+
 int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
 {
     *list = NULL;
@@ -590,12 +661,28 @@ static void coroutine_fn check_entry(void *opaque)
 
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
 {
+    return bdrv_check_with_progress(bs, res, fix, NULL, NULL);
+}
+
+int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                             BdrvProgressFunc *progress, void *opaque)
+{
     CheckReq r = { bs, res, fix, 0 };
 
     memset(res, 0, sizeof(*res));
     if (!bs->drv->co_check) {
         return -ENOTSUP;
     }
+    bs->check_progress = progress;
+    bs->check_progress_opaque = opaque;
     bdrv_run_co(check_entry, &r);
+    bs->check_progress = NULL;
     return r.ret;
+}
+
+void bdrv_check_report_progress(BlockDriverState *bs, double percent)
+{
+    if (bs->check_progress) {
+        bs->check_progress(bs->check_progress_opaque, percent);
+    }
 }

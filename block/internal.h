@@ -24,6 +24,7 @@ struct BdrvTrackedRequest {
     BdrvTrackedType type;
     bool serialising;
     CoQueue wait_queue;               /* requests waiting for this one */
+    BdrvTrackedRequest *prev, *next;  /* bs->tracked_requests */
 };
 
 /* Starts tracking; if serialise_align > 0 the request is serialising over

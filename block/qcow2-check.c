@@ -125,6 +125,11 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
     for (uint32_t i = 0; i < l1_size; i++) {
         uint64_t l2 = qcow2_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
 
+        /* The active table's L2 tables are most of the work. */
+        if (active) {
+            bdrv_check_report_progress(c->bs, 90.0 * i / l1_size);
+        }
+
         if (!l2) {
             continue;
         }
@@ -274,6 +279,10 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         uint64_t refcount, reference = i < c.nb ? c.refs[i] : 0;
         bool leak;
         bool repair;
+
+        if (i % 4096 == 0) {
+            bdrv_check_report_progress(bs, 90.0 + 10.0 * i / MAX(c.nb, file_clusters));
+        }
 
         ret = qcow2_co_get_refcount(bs, i, &refcount);
         if (ret < 0) {

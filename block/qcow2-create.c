@@ -29,17 +29,6 @@ static const struct { uint8_t type, bit; const char *name; } feature_table[] = {
     { 1, 0, "lazy refcounts" }, { 2, 0, "bitmaps" }, { 2, 1, "raw external data" },
 };
 
-/* Appends one header extension at *off (padded to 8). */
-static void put_ext(uint8_t *c0, uint64_t *off, uint32_t type, const void *data, uint32_t len)
-{
-    qcow2_put_be32(c0 + *off, type);
-    qcow2_put_be32(c0 + *off + 4, len);
-    if (len) {
-        memcpy(c0 + *off + 8, data, len);
-    }
-    *off += 8 + ((len + 7) & ~7u);
-}
-
 typedef struct {
     PreallocMode prealloc;
     int version;
@@ -94,8 +83,10 @@ static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing
                                                : NULL;
 
         if (what) {
-            qblk_error_set(errp, "%s %scompatibility level 1.1 and above (use version=v3 or "
-                           "greater)", what, rbits != 16 && !p->lazy ? "" : "with ");
+            bool refcount = rbits != 16 && !p->lazy;
+
+            qblk_error_set(errp, "%s %scompatibility level 1.1 %s above (use version=v3 or "
+                           "greater)", what, refcount ? "" : "with ", refcount ? "or" : "and");
             return false;
         }
     }
@@ -157,7 +148,7 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     c0 = g_malloc0(cs);
     off = h.header_length;
     if (backing_fmt) {
-        put_ext(c0, &off, QCOW2_EXT_BACKING_FORMAT, backing_fmt, strlen(backing_fmt));
+        qcow2_put_extension(c0, &off, cs, QCOW2_EXT_BACKING_FORMAT, backing_fmt, strlen(backing_fmt));
     }
     /* QEMU names the features only where clusters are larger than 4 KiB. */
     if (p.version >= 3 && cs > 4096) {
@@ -168,9 +159,9 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
             table[48 * i + 1] = feature_table[i].bit;
             memcpy(table + 48 * i + 2, feature_table[i].name, strlen(feature_table[i].name));
         }
-        put_ext(c0, &off, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
+        qcow2_put_extension(c0, &off, cs, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
     }
-    put_ext(c0, &off, QCOW2_EXT_END, NULL, 0);
+    qcow2_put_extension(c0, &off, cs, QCOW2_EXT_END, NULL, 0);
     if (backing) {
         if (off + strlen(backing) > cs) {
             qblk_error_set(errp, "Backing file name too long for the header cluster");
@@ -234,4 +225,206 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     ret = bdrv_co_truncate(img, size, false, p.prealloc, errp);
     bdrv_unref(img);
     return ret;
+}
+
+/* Clusters of refcount table and blocks that count `clusters` clusters
+ * and themselves (they need counting too, hence the fixed point). */
+static uint64_t refcount_metadata_clusters(uint64_t clusters, uint64_t cs,
+                                           uint32_t refcount_order)
+{
+    uint64_t per_block = cs * 8 >> refcount_order, blocks = 0, table = 0, last;
+
+    do {
+        last = blocks + table;
+        blocks = (clusters + blocks + table + per_block - 1) / per_block;
+        table = (blocks * 8 + cs - 1) / cs;
+    } while (blocks + table != last);
+    return blocks + table;
+}
+
+/* Header, L1, L2 and refcount clusters of an image of `size` bytes
+ * (a cluster multiple) with every cluster allocated. */
+static uint64_t metadata_bytes(uint64_t size, uint64_t cs, uint32_t refcount_order)
+{
+    uint64_t entries_per_table = cs / 8;
+    uint64_t l2_tables = (size / cs + entries_per_table - 1) / entries_per_table;
+    uint64_t l1_bytes = (l2_tables * 8 + cs - 1) / cs * cs;
+    uint64_t meta = cs + l2_tables * cs + l1_bytes;
+
+    return meta + refcount_metadata_clusters((meta + size) / cs, cs, refcount_order) * cs;
+}
+
+/* Clusters of size cs that hold any data of in_bs (zero ranges do not
+ * count: the copy makes them zero clusters or leaves them out). */
+static int data_clusters(BlockDriverState *in_bs, int64_t len, uint64_t cs, uint64_t *out,
+                         GError **errp)
+{
+    uint64_t count = 0, next = 0;   /* next: first cluster not yet counted */
+
+    for (int64_t off = 0; off < len;) {
+        int64_t n;
+        int st = bdrv_block_status_above(in_bs, NULL, off, len - off, &n);
+
+        if (st < 0) {
+            qblk_error_set_errno(errp, -st, "Unable to get block status");
+            return st;
+        }
+        if ((st & BDRV_BLOCK_DATA) && !(st & BDRV_BLOCK_ZERO)) {
+            uint64_t first = MAX((uint64_t)off / cs, next), end = ((uint64_t)off + n + cs - 1) / cs;
+
+            if (end > first) {
+                count += end - first;
+                next = end;
+            }
+        }
+        off += n;
+    }
+    *out = count * cs;
+    return 0;
+}
+
+/* Persistent bitmaps of a qcow2 v3 source, as a target with clusters of
+ * cs would store them: each one's data and table, and the directory. */
+static int bitmaps_bytes(BlockDriverState *in_bs, uint64_t cs, uint64_t *out, GError **errp)
+{
+    BDRVQcow2State *s = in_bs->opaque;
+    uint64_t hl = s->header.header_length, off, end, dir_size = 0, total = 0;
+    int64_t len = bdrv_getlength(in_bs);
+    g_autofree uint8_t *c0 = g_malloc0(s->cluster_size), *dir = NULL;
+    uint32_t nb = 0, dir_len = 0;
+    uint64_t dir_off = 0;
+    int ret;
+
+    *out = 0;
+    /* Without the autoclear bit the bitmaps are stale and dropped. */
+    if (!(s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+        return 0;
+    }
+    ret = bdrv_pread(in_bs->file, 0, s->cluster_size, c0, 0);
+    end = s->header.backing_file_offset ? s->header.backing_file_offset : s->cluster_size;
+    for (off = hl; ret == 0 && off + 8 <= end;) {
+        uint32_t type = qcow2_be32(c0 + off), elen = qcow2_be32(c0 + off + 4);
+
+        if (type == QCOW2_EXT_END || off + 8 + elen > end) {
+            break;
+        }
+        if (type == QCOW2_EXT_BITMAPS && elen >= 24) {
+            nb = qcow2_be32(c0 + off + 8);
+            dir_len = (uint32_t)MIN(qcow2_be64(c0 + off + 16), 64u * 1024 * 1024);
+            dir_off = qcow2_be64(c0 + off + 24);
+        }
+        off += 8 + ((elen + 7) & ~7u);
+    }
+    if (ret < 0 || len < 0) {
+        qblk_error_set_errno(errp, ret < 0 ? -ret : (int)-len, "Could not read the bitmaps");
+        return ret < 0 ? ret : (int)len;
+    }
+    dir = g_malloc0(MAX(dir_len, 1));
+    if (nb && bdrv_pread(in_bs->file, dir_off, dir_len, dir, 0) < 0) {
+        qblk_error_set(errp, "Could not read the bitmap directory");
+        return -EIO;
+    }
+    off = 0;
+    for (uint32_t i = 0; i < nb && off + 24 <= dir_len; i++) {
+        uint32_t gran_bits = dir[off + 17], name_len = dir[off + 18] << 8 | dir[off + 19];
+        uint32_t extra = qcow2_be32(dir + off + 20);
+        uint64_t entry = (24 + (uint64_t)extra + name_len + 7) & ~UINT64_C(7);
+        uint64_t bits, clusters;
+
+        if (gran_bits >= 63) {
+            break;
+        }
+        bits = ((uint64_t)len + (UINT64_C(1) << gran_bits) - 1) >> gran_bits;
+        clusters = (bits / 8 + (bits % 8 != 0) + cs - 1) / cs;
+        total += clusters * cs + (clusters * 8 + cs - 1) / cs * cs;
+        dir_size += entry;
+        off += entry;
+    }
+    *out = total + (dir_size + cs - 1) / cs * cs;
+    return 0;
+}
+
+int qcow2_measure(QblkOpts *options, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                  GError **errp)
+{
+    g_autofree char *backing = qblk_opts_take(options, "backing_file");
+    g_autofree char *compat = qblk_opts_take(options, "compat");
+    g_autofree char *prealloc_name = qblk_opts_take(options, "preallocation");
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    uint64_t cs, virt, data;
+    int64_t size, rbits, csize;
+    uint32_t refcount_order;
+    bool ext_l2;
+    int ret;
+
+    /* qemu-img measure checks only what changes the numbers, with texts of
+     * its own; the rest of the create options is accepted as given. */
+    if (!qblk_opts_take_size(options, "size", 0, &size, errp) ||
+        !qblk_opts_take_size(options, "cluster_size", 65536, &csize, errp) ||
+        !qblk_opts_take_size(options, "refcount_bits", 16, &rbits, errp) ||
+        !qblk_opts_take_bool(options, "extended_l2", false, &ext_l2, errp)) {
+        return -EINVAL;
+    }
+    if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3") && strcmp(compat, "0.10") &&
+        strcmp(compat, "v2")) {
+        qblk_error_set(errp, "Invalid compatibility level: '%s'", compat);
+        return -EINVAL;
+    }
+    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
+        qblk_error_set(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+        return -EINVAL;
+    }
+    if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2")) && rbits != 16) {
+        qblk_error_set(errp, "Different refcount widths than 16 bits require compatibility "
+                       "level 1.1 or above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    refcount_order = __builtin_ctzll(rbits);
+    cs = (uint64_t)csize;
+    if (csize < 512 || cs > 2 * 1024 * 1024 || (cs & (cs - 1))) {
+        qblk_error_set(errp, "Cluster size must be a power of two between 512 and 2048k");
+        return -EINVAL;
+    }
+    if (ext_l2) {
+        qblk_error_set(errp, "extended_l2=on is not supported by qblk's qcow2 driver");
+        return -ENOTSUP;
+    }
+    if (prealloc_name) {
+        prealloc = prealloc_mode_parse(prealloc_name);
+        if ((int)prealloc < 0) {
+            qblk_error_set(errp, "invalid parameter value: %s", prealloc_name);
+            return -EINVAL;
+        }
+    }
+    if (in_bs) {
+        size = bdrv_getlength(in_bs);
+        if (size < 0) {
+            qblk_error_set_errno(errp, (int)-size, "Unable to get image virtual_size");
+            return (int)size;
+        }
+    }
+    virt = ((uint64_t)size + cs - 1) / cs * cs;
+    if ((virt / cs + cs / 8 - 1) / (cs / 8) > QCOW2_MAX_L1_BYTES / 8) {
+        qblk_error_set(errp, "The image size is too large (try using a larger cluster size)");
+        return -EFBIG;
+    }
+    data = 0;
+    /* Over a backing file, which clusters will differ is not known. */
+    if (prealloc == PREALLOC_MODE_FALLOC || prealloc == PREALLOC_MODE_FULL ||
+        (in_bs && backing)) {
+        data = virt;
+    } else if (in_bs) {
+        ret = data_clusters(in_bs, size, cs, &data, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    info->fully_allocated = metadata_bytes(virt, cs, refcount_order) + virt;
+    info->required = info->fully_allocated - virt + data;
+    if (in_bs && in_bs->drv == &bdrv_qcow2 &&
+        ((BDRVQcow2State *)in_bs->opaque)->header.version >= 3) {
+        info->has_bitmaps = true;
+        return bitmaps_bytes(in_bs, cs, &info->bitmaps, errp);
+    }
+    return 0;
 }

@@ -91,6 +91,24 @@ void qcow2_header_encode(const Qcow2Header *h, uint8_t *b)
 /* Rewrites bytes [off, off+len) of the header from the in-memory copy and
  * flushes. Only named fields are written, so header extensions and bytes
  * this driver does not know stay as they are. */
+bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
+                         const void *data, uint32_t len)
+{
+    uint64_t padded = (len + 7) & ~7u;
+
+    if (*pos + 8 + padded > end) {
+        return false;
+    }
+    qcow2_put_be32(buf + *pos, type);
+    qcow2_put_be32(buf + *pos + 4, len);
+    if (len) {
+        memcpy(buf + *pos + 8, data, len);
+    }
+    memset(buf + *pos + 8 + len, 0, padded - len);
+    *pos += 8 + padded;
+    return true;
+}
+
 int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off, unsigned len)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -621,6 +639,72 @@ static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
     return ret;
 }
 
+/* The header area is rebuilt as QEMU lays it out: the backing format
+ * extension first, the other extensions as they were, the end marker,
+ * then the name. It is written in one request covering every byte the old
+ * layout used, so no stale name or extension bytes remain. */
+static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const char *file,
+                                                     const char *fmt)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, hl = s->header.header_length;
+    uint64_t old_end = s->header.backing_file_offset ? s->header.backing_file_offset : cs;
+    uint64_t pos = hl, off, used_end = hl, name_len = file ? strlen(file) : 0;
+    g_autofree uint8_t *old = g_malloc0(cs), *buf = g_malloc0(cs);
+    int64_t flen = bdrv_co_getlength(bs->file);
+    int ret;
+
+    if (name_len > QCOW2_MAX_BACKING_NAME || (fmt && strlen(fmt) > 1023)) {
+        return -EINVAL;
+    }
+    if (flen < 0) {
+        return (int)flen;
+    }
+    qco_mutex_lock(&s->lock);
+    ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, cs), old, 0);
+    if (ret < 0) {
+        goto out;
+    }
+    memcpy(buf, old, hl);
+    ret = -ENOSPC;
+    if (fmt && !qcow2_put_extension(buf, &pos, cs, QCOW2_EXT_BACKING_FORMAT, fmt, strlen(fmt))) {
+        goto out;
+    }
+    /* Open validated the old extensions, so each one fits before old_end. */
+    for (off = hl; off + 8 <= old_end;) {
+        uint32_t type = qcow2_be32(old + off), len = qcow2_be32(old + off + 4);
+
+        if (type == QCOW2_EXT_END) {
+            off += 8;
+            break;
+        }
+        if (type != QCOW2_EXT_BACKING_FORMAT &&
+            !qcow2_put_extension(buf, &pos, cs, type, old + off + 8, len)) {
+            goto out;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    used_end = MAX(off, s->header.backing_file_offset + s->header.backing_file_size);
+    if (pos + 8 + name_len > cs) {
+        goto out;
+    }
+    pos += 8;                                   /* end marker: zeroes */
+    memcpy(buf + pos, file ? file : "", name_len);
+    qcow2_put_be64(buf + 8, file ? pos : 0);
+    qcow2_put_be32(buf + 16, (uint32_t)name_len);
+    pos += name_len;
+    ret = bdrv_co_pwrite(bs->file, 0, MAX(pos, MIN(used_end, cs)), buf, 0);
+    if (ret == 0) {
+        s->header.backing_file_offset = file ? pos - name_len : 0;
+        s->header.backing_file_size = (uint32_t)name_len;
+        g_free(s->backing_format_ext);
+        s->backing_format_ext = g_strdup(fmt);
+    }
+out:
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
 static int qcow2_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -833,4 +917,6 @@ const BlockDriver bdrv_qcow2 = {
     .get_specific_info = qcow2_get_specific_info,
     .snapshot_list = qcow2_snapshot_list,
     .co_make_empty = qcow2_co_make_empty,
+    .co_change_backing_file = qcow2_co_change_backing_file,
+    .measure = qcow2_measure,
 };

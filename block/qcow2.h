@@ -27,6 +27,8 @@
 #define QCOW2_EXT_END               0x00000000u
 #define QCOW2_EXT_BACKING_FORMAT    0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE     0x6803f857u
+#define QCOW2_EXT_BITMAPS           0x23852875u
+#define QCOW2_AUTOCLEAR_BITMAPS     UINT64_C(1)
 
 #define QCOW2_OFLAG_COPIED          (UINT64_C(1) << 63)
 #define QCOW2_OFLAG_COMPRESSED      (UINT64_C(1) << 62)
@@ -150,6 +152,10 @@ uint32_t qcow2_be32(const uint8_t *p);
 void qcow2_put_be64(uint8_t *p, uint64_t v);
 void qcow2_put_be32(uint8_t *p, uint32_t v);
 void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
+/* Appends one header extension at *pos (padded to 8 bytes); false when it
+ * would not fit before end. */
+bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
+                         const void *data, uint32_t len);
 
 /* qcow2-cache.c */
 void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool is_l2);
@@ -249,6 +255,8 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
 
 /* qcow2-create.c */
 extern const QblkOptDesc qcow2_create_opts[];
+int qcow2_measure(QblkOpts *options, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                  GError **errp);
 int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError **errp);
 
 #endif

@@ -100,6 +100,8 @@ int coroutine_fn qed_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCh
     for (uint32_t i = 0; i < s->table_nelems && ret == 0; i++) {
         uint64_t e = s->l1_table[i];
 
+        bdrv_check_report_progress(bs, 100.0 * i / s->table_nelems);
+
         if (!e) {
             continue;
         }

@@ -515,6 +515,51 @@ static int coroutine_fn qed_co_truncate(BlockDriverState *bs, int64_t offset, bo
     return ret;
 }
 
+/* The name goes right after the header, as QEMU writes it; both go to disk
+ * in one request. Old name bytes past the new end are left as they are
+ * (QEMU does the same): nothing reads past backing_filename_size. */
+static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const char *file,
+                                                   const char *fmt)
+{
+    BDRVQEDState *s = bs->opaque;
+    QedHeader h = s->header;
+    size_t name_len = file ? strlen(file) : 0;
+    g_autofree uint8_t *buf = NULL;
+    int ret;
+
+    /* An unknown compatible feature may keep data after the header. */
+    if (file && h.compat_features) {
+        return -ENOTSUP;
+    }
+    if (name_len > QED_BACKING_NAME_MAX) {
+        return -EINVAL;
+    }
+    if (QED_HEADER_SIZE + name_len > (uint64_t)h.header_size * h.cluster_size) {
+        return -ENOSPC;
+    }
+    h.features &= ~(QED_F_BACKING_FILE | QED_F_BACKING_FORMAT_NO_PROBE);
+    if (file) {
+        h.features |= QED_F_BACKING_FILE;
+        if (fmt && !strcmp(fmt, "raw")) {
+            h.features |= QED_F_BACKING_FORMAT_NO_PROBE;
+        }
+    }
+    h.backing_filename_offset = QED_HEADER_SIZE;
+    h.backing_filename_size = (uint32_t)name_len;
+    buf = g_malloc0(QED_HEADER_SIZE + name_len);
+    qco_mutex_lock(&s->alloc_lock);
+    /* need-check may have changed while we waited; keep it as it is now. */
+    h.features = (h.features & ~QED_F_NEED_CHECK) | (s->header.features & QED_F_NEED_CHECK);
+    qed_header_encode(&h, buf);
+    memcpy(buf + QED_HEADER_SIZE, file ? file : "", name_len);
+    ret = bdrv_co_pwrite(bs->file, 0, QED_HEADER_SIZE + name_len, buf, 0);
+    if (ret == 0) {
+        s->header = h;
+    }
+    qco_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
 extern const QblkOptDesc qed_create_opts[];
 int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError **errp);
 
@@ -536,4 +581,5 @@ const BlockDriver bdrv_qed = {
     .co_check = qed_co_check,
     .getlength = qed_getlength,
     .get_info = qed_get_info,
+    .co_change_backing_file = qed_co_change_backing_file,
 };

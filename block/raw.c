@@ -127,6 +127,25 @@ static const QblkOptDesc raw_create_opts[] = {
     { NULL }
 };
 
+/* A raw image is as big as its disk, holes or not. */
+static int raw_measure(QblkOpts *options, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                       GError **errp)
+{
+    int64_t size;
+
+    if (in_bs) {
+        size = bdrv_getlength(in_bs);
+        if (size < 0) {
+            qblk_error_set_errno(errp, (int)-size, "Unable to get image virtual_size");
+            return (int)size;
+        }
+    } else if (!qblk_opts_take_size(options, "size", 0, &size, errp)) {
+        return -EINVAL;
+    }
+    info->required = info->fully_allocated = bdrv_round_up(size, RAW_SECTOR);
+    return 0;
+}
+
 static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     return bdrv_get_info(bs->file, bdi);
@@ -146,4 +165,5 @@ const BlockDriver bdrv_raw = {
     .co_truncate = raw_co_truncate,
     .getlength = raw_getlength,
     .get_info = raw_get_info,
+    .measure = raw_measure,
 };

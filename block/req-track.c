@@ -14,9 +14,7 @@ static bool ranges_overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
 /* The earliest request that req must wait for, or NULL. */
 static BdrvTrackedRequest *find_conflict(BdrvTrackedRequest *req)
 {
-    for (GList *l = req->bs->tracked_requests; l; l = l->next) {
-        BdrvTrackedRequest *other = l->data;
-
+    for (BdrvTrackedRequest *other = req->bs->tracked_requests; other; other = other->next) {
         if (other == req || other->seq > req->seq) {
             continue;
         }
@@ -58,7 +56,17 @@ void coroutine_fn bdrv_co_tracked_begin(BdrvTrackedRequest *req, BlockDriverStat
         req->overlap_offset = start;
         req->overlap_bytes = end - start;
     }
-    bs->tracked_requests = g_list_prepend(bs->tracked_requests, req);
+    req->next = bs->tracked_requests;
+    if (req->next) {
+        req->next->prev = req;
+    }
+    bs->tracked_requests = req;
+    bs->nb_serialising += req->serialising;
+    /* Two plain requests never wait for each other: with thousands in
+     * flight, scanning for nothing would make each request O(n). */
+    if (!req->serialising && bs->nb_serialising == 0) {
+        return;
+    }
 
     for (;;) {
         BdrvTrackedRequest *other = find_conflict(req);
@@ -73,6 +81,16 @@ void coroutine_fn bdrv_co_tracked_begin(BdrvTrackedRequest *req, BlockDriverStat
 
 void bdrv_tracked_end(BdrvTrackedRequest *req)
 {
-    req->bs->tracked_requests = g_list_remove(req->bs->tracked_requests, req);
+    BlockDriverState *bs = req->bs;
+
+    if (req->prev) {
+        req->prev->next = req->next;
+    } else {
+        bs->tracked_requests = req->next;
+    }
+    if (req->next) {
+        req->next->prev = req->prev;
+    }
+    bs->nb_serialising -= req->serialising;
     qco_queue_restart_all(&req->wait_queue);
 }

@@ -154,7 +154,9 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverSta
 
     /* Unlike allocation, content stops at a shorter layer's end: reads
      * there return zeroes without looking further down. */
-    for (BlockDriverState *p = bs; p && p != base; p = p->backing) {
+    BlockDriverState *p;
+
+    for (p = bs; p && p != base; p = p->backing) {
         int64_t len = bdrv_getlength(p), cur;
         int ret;
 
@@ -162,7 +164,9 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverSta
             return (int)len;
         }
         if (offset >= len) {
-            break;
+            /* This layer decides: zeroes, whatever lies below. */
+            *pnum = n;
+            return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
         }
         ret = block_status(p, true, offset, MIN(n, len - offset), &cur, NULL, NULL);
         if (ret < 0) {
@@ -175,5 +179,6 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverSta
         }
     }
     *pnum = n;
-    return BDRV_BLOCK_ZERO;
+    /* Past the whole chain reads are zeroes; above base they are base's. */
+    return p ? 0 : BDRV_BLOCK_ZERO;
 }

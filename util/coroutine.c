@@ -1,6 +1,8 @@
 /* Stackful coroutines: ucontext builds each stack's first frame once, then
  * every switch is a sigsetjmp/siglongjmp pair (no signal-mask syscall). */
 #undef _FORTIFY_SOURCE  /* __longjmp_chk rejects jumps between stacks */
+#include <errno.h>
+#include <string.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,13 +146,18 @@ static Coroutine *co_new(void)
     co->map_size = CO_STACK_SIZE + page;
     co->map = mmap(NULL, co->map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* Each live coroutine costs two mappings; vm.max_map_count (65530 by
+     * default) bounds how many can exist at once. */
     if (co->map == MAP_FAILED) {
-        fprintf(stderr, "qblk: cannot allocate a coroutine stack\n");
+        fprintf(stderr, "qblk: cannot allocate a coroutine stack (too many requests in "
+                "flight?): %s\n", strerror(errno));
         abort();
     }
     /* Guard page below the stack: an overflow faults instead of
      * silently corrupting the neighbouring allocation. */
     if (mprotect(co->map, page, PROT_NONE) < 0) {
+        fprintf(stderr, "qblk: cannot protect a coroutine stack guard page (too many "
+                "requests in flight?): %s\n", strerror(errno));
         abort();
     }
     co->stack_bottom = (char *)co->map + page;

@@ -125,6 +125,33 @@ GVariant *bdrv_get_specific_info(BlockDriverState *bs);
  * format cannot. Synchronous. */
 int bdrv_make_empty(BlockDriverState *bs);
 
+/* Makes the image name another backing file (file NULL or "": none) with
+ * format fmt (NULL: unrecorded), on disk and flushed. Only the link
+ * changes; the caller has already made the data right (see qblk-img
+ * rebase). -ENOTSUP when the format has no backing files, -ENOSPC when
+ * the name does not fit the header, -EINVAL when it is too long.
+ * Synchronous. */
+int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt);
+/* A backing file name as stored in image, resolved as opening does: a
+ * relative name is relative to the directory part of image's name as
+ * written. Caller frees. */
+char *bdrv_resolve_backing_name(const char *image, const char *backing);
+/* What an image of some format needs on its host file: for the data of
+ * an existing image, or for an empty image of some size. */
+typedef struct BlockMeasureInfo {
+    uint64_t required;          /* with the data (or empty), preallocation counted */
+    uint64_t fully_allocated;   /* with every cluster allocated */
+    uint64_t bitmaps;           /* persistent bitmaps carried over */
+    bool has_bitmaps;           /* the source can have such bitmaps */
+} BlockMeasureInfo;
+/* Measures a new image of format fmt made with the create options
+ * `options` (as for bdrv_create; "size" when in_bs is NULL), holding
+ * in_bs's content when in_bs is given (its length is then the size). */
+int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
+                 BlockMeasureInfo *info, GError **errp);
+/* Whether the format can record a backing file at all. */
+bool bdrv_supports_backing(BlockDriverState *bs);
+
 /* ----- Internal snapshots ----- */
 typedef struct BdrvSnapshotInfo {
     char *id;
@@ -156,6 +183,12 @@ typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } Bdrv
 /* Runs the driver's check (repairing what fix allows). -ENOTSUP when the
  * format has none; other -errno when the check could not complete. */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
+/* How far a long operation has come, 0..100. */
+typedef void BdrvProgressFunc(void *opaque, double percent);
+/* bdrv_check, calling progress(opaque, percent) as it goes (from the
+ * driver's check; formats without a way to tell report nothing). */
+int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                             BdrvProgressFunc *progress, void *opaque);
 
 /* ----- Coroutine request entry points (return 0 or -errno) ----- */
 
@@ -184,8 +217,9 @@ int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, int64_t *pnum);
 /* Status of the range through bs's backing chain down to (not including)
  * base (NULL: the whole chain), as the layer that decides its content
- * answers: BDRV_BLOCK_ALLOCATED, _ZERO and _DATA; past every layer (or past
- * a shorter layer's end) unallocated zeroes, BDRV_BLOCK_ZERO. */
+ * answers: BDRV_BLOCK_ALLOCATED, _ZERO and _DATA. Past a shorter layer's
+ * end, that layer decides (zeroes): ZERO | ALLOCATED. Unallocated down to
+ * base: 0; past the end of the whole chain (base NULL): BDRV_BLOCK_ZERO. */
 int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverState *base,
                                             int64_t offset, int64_t bytes, int64_t *pnum);
 /* 1 if allocated in any layer from bs down to (not including) base. */

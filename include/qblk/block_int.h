@@ -52,8 +52,17 @@ struct BlockDriverState {
     BdrvCapability cap_zero, cap_discard, cap_fua;
 
     unsigned in_flight;
-    GList *tracked_requests;       /* BdrvTrackedRequest* */
+    struct BdrvTrackedRequest *tracked_requests;  /* newest first, linked by next/prev */
+    unsigned nb_serialising;       /* of them serialising: without any, plain
+                                    * requests need not look at the list */
+
+    /* Set during bdrv_check_with_progress (else NULL). */
+    BdrvProgressFunc *check_progress;
+    void *check_progress_opaque;
 };
+
+/* For drivers' co_check: reports how far the check is (0..100). */
+void bdrv_check_report_progress(BlockDriverState *bs, double percent);
 
 /* Create-option descriptors: drive -o help, the "Formatting" line and
  * parsing. Listed in the driver's fixed order (the order qemu-img prints). */
@@ -131,6 +140,15 @@ struct BlockDriver {
     int (*snapshot_list)(BlockDriverState *bs, BdrvSnapshotInfo **list);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
     GVariant *(*get_specific_info)(BlockDriverState *bs);
+    /* Rewrites the image's link to its backing file on disk (file NULL:
+     * none; fmt may be NULL); the core updates bs->backing_* and flushes.
+     * The open backing node, if any, stays attached. Missing: -ENOTSUP. */
+    int coroutine_fn (*co_change_backing_file)(BlockDriverState *bs, const char *file,
+                                               const char *fmt);
+    /* See bdrv_measure; options were checked against create_opts. Not in
+     * a coroutine. Missing: "does not support size measurement". */
+    int (*measure)(QblkOpts *options, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                   GError **errp);
 };
 
 /* The driver registry, an explicit array (no constructor magic). */
