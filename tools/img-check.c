@@ -6,6 +6,7 @@
 #include <string.h>
 #include "qblk/block.h"
 #include "tools/img-json.h"
+#include "tools/img-progress.h"
 #include "tools/qblk-img.h"
 #include "util/error.h"
 
@@ -72,6 +73,11 @@ static void print_json(const BdrvCheckResult *r, const BdrvCheckResult *fixed,
     img_json_print(stdout, obj);
 }
 
+static void report_progress(void *opaque, double percent)
+{
+    img_progress_update(opaque, percent, 0);
+}
+
 int img_check(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -84,20 +90,22 @@ int img_check(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL, *output = NULL;
-    bool quiet = false, image_opts = false, json = false;
+    bool quiet = false, image_opts = false, json = false, show_progress = false;
     BdrvCheckMode fix = BDRV_FIX_NONE;
+    ImgProgress progress;
     BdrvCheckResult first, res;
     bool repaired = false;
     BlockDriverState *bs;
     int c, ret, status;
 
-    while ((c = getopt_long(argc, argv, ":f:hr:qT:U", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:hpr:qT:U", long_options, NULL)) != -1) {
         switch (c) {
         case ':':
         case '?':
         case 'h':
             return img_common_option(c, argv);
         case 'f': fmt = optarg; break;
+        case 'p': show_progress = true; break;   /* qblk's own: qemu-img check has no -p */
         case 'q': quiet = true; break;
         case 'T': break;   /* source cache mode: qblk keeps none */
         case 'U': break;   /* qblk takes no image locks */
@@ -126,7 +134,14 @@ int img_check(int argc, char **argv)
     if (!bs) {
         return CHECK_FAILED;
     }
-    ret = bdrv_check(bs, &first, fix);
+    /* JSON output stays one document: no progress lines in it. */
+    img_progress_init(&progress, show_progress && !quiet && !json, 1.0);
+    img_progress_print(&progress, 0);
+    ret = bdrv_check_with_progress(bs, &first, fix, report_progress, &progress);
+    if (ret == 0) {
+        img_progress_print(&progress, 100);
+    }
+    img_progress_end(&progress);
     if (ret == -ENOTSUP) {
         error_report("This image format does not support checks");
         bdrv_unref(bs);

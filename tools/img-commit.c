@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "img-progress.h"
 #include "qblk-img.h"
 #include "util/bufferiszero.h"
 #include "util/error.h"
@@ -31,11 +32,10 @@ static BlockDriverState *find_base(BlockDriverState *top, const char *name)
 
 /* Copies every range allocated above base into base_rw. */
 static int copy_to_base(BlockDriverState *top, BlockDriverState *base, BlockDriverState *base_rw,
-                        bool show_progress)
+                        ImgProgress *progress)
 {
     int64_t len = bdrv_getlength(top);
     g_autofree uint8_t *buf = g_malloc(COMMIT_CHUNK);
-    double last = 0;
 
     for (int64_t off = 0; off < len;) {
         int64_t n;
@@ -63,11 +63,7 @@ static int copy_to_base(BlockDriverState *top, BlockDriverState *base, BlockDriv
             return ret;
         }
         off += n;
-        if (show_progress && 100.0 * off / len - last >= 1.0) {
-            last = 100.0 * off / len;
-            printf("    (%.2f/100%%)\r", last);
-            fflush(stdout);
-        }
+        img_progress_update(progress, 100.0 * off / len, off);
     }
     return 0;
 }
@@ -82,6 +78,7 @@ int img_commit(int argc, char **argv)
     bool quiet = false, drop = false, show_progress = false;
     BlockDriverState *top, *base, *base_rw = NULL;
     GError *err = NULL;
+    ImgProgress progress;
     int c, ret = 1;
 
     while ((c = getopt_long(argc, argv, ":f:t:b:r:dpqh", long_options, NULL)) != -1) {
@@ -98,9 +95,7 @@ int img_commit(int argc, char **argv)
         case 't': case 'r': break;  /* cache mode and rate limit: no effect here */
         }
     }
-    if (quiet) {
-        show_progress = false;
-    }
+    img_progress_init(&progress, show_progress && !quiet, 1.0);
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
@@ -134,16 +129,13 @@ int img_commit(int argc, char **argv)
         g_error_free(err);
         goto out;
     }
-    if (show_progress) {
-        printf("    (0.00/100%%)\r");
-        fflush(stdout);
-    }
+    img_progress_print(&progress, 0);
     if (bdrv_getlength(base_rw) < bdrv_getlength(top) &&
         bdrv_truncate(base_rw, bdrv_getlength(top), false, PREALLOC_MODE_OFF, &err) < 0) {
         error_report_err(err);
         goto out;
     }
-    if (copy_to_base(top, base, base_rw, show_progress) < 0 || bdrv_flush(base_rw) < 0) {
+    if (copy_to_base(top, base, base_rw, &progress) < 0 || bdrv_flush(base_rw) < 0) {
         goto out;
     }
     /* The base holds everything now; the top can let go of it. A format
@@ -157,9 +149,8 @@ int img_commit(int argc, char **argv)
         }
     }
     ret = 0;
-    if (show_progress) {
-        printf("    (100.00/100%%)\r\n");
-    }
+    img_progress_print(&progress, 100);
+    img_progress_end(&progress);
     if (!quiet) {
         printf("Image committed.\n");
     }

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include "img-progress.h"
 #include "qblk-img.h"
 #include "util/bufferiszero.h"
 #include "util/error.h"
@@ -36,25 +37,11 @@ static int64_t first_nonzero(const uint8_t *a, int64_t len)
     return -1;
 }
 
-typedef struct {
-    bool progress;
-    double last;
-} Progress;
-
-static void progress_print(Progress *p, double pct, bool force)
-{
-    if (p->progress && (force ? pct != p->last || pct == 0 : pct - p->last >= 2.0)) {
-        printf("    (%.2f/100%%)\r", pct);
-        fflush(stdout);
-        p->last = pct;
-    }
-}
-
 /* 0 identical so far, 1 different (reported), or 3/4 on errors. bs2 may
  * be NULL: the range must then read as zeroes in bs1. */
 static int compare_range(BlockDriverState *bs1, BlockDriverState *bs2, int64_t start,
                          int64_t end, bool strict, bool quiet, uint8_t *buf1, uint8_t *buf2,
-                         Progress *prog, int64_t total)
+                         ImgProgress *prog, int64_t total)
 {
     for (int64_t off = start; off < end;) {
         int64_t n1, n2, n;
@@ -96,7 +83,7 @@ static int compare_range(BlockDriverState *bs1, BlockDriverState *bs2, int64_t s
             }
         }
         off += n;
-        progress_print(prog, total ? 100.0 * off / total : 100.0, false);
+        img_progress_update(prog, total ? 100.0 * off / total : 100.0, off);
     }
     return 0;
 }
@@ -111,7 +98,8 @@ int img_compare(int argc, char **argv)
     };
     const char *fmt1 = NULL, *fmt2 = NULL;
     bool quiet = false, strict = false, image_opts = false;
-    Progress prog = { false, 0 };
+    bool show_progress = false;
+    ImgProgress prog;
     g_autofree uint8_t *buf1 = NULL, *buf2 = NULL;
     BlockDriverState *bs1, *bs2 = NULL;
     int64_t len1, len2;
@@ -126,16 +114,14 @@ int img_compare(int argc, char **argv)
         case 'f': fmt1 = optarg; break;
         case 'F': fmt2 = optarg; break;
         case 'T': break;        /* cache mode: the default is fine for reads */
-        case 'p': prog.progress = true; break;
+        case 'p': show_progress = true; break;
         case 'q': quiet = true; break;
         case 's': strict = true; break;
         case 'U': break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         }
     }
-    if (quiet) {
-        prog.progress = false;
-    }
+    img_progress_init(&prog, show_progress && !quiet, 2.0);
     if (optind != argc - 2) {
         return img_usage_error("Expecting two image file names");
     }
@@ -149,7 +135,7 @@ int img_compare(int argc, char **argv)
         }
         return 2;
     }
-    progress_print(&prog, 0, true);
+    img_progress_print(&prog, 0);
     len1 = bdrv_getlength(bs1);
     len2 = bdrv_getlength(bs2);
     if (len1 < 0 || len2 < 0) {
@@ -181,15 +167,13 @@ int img_compare(int argc, char **argv)
                             buf2, &prog, MAX(len1, len2));
     }
     if (ret == 0) {
-        progress_print(&prog, 100, true);
+        img_progress_print(&prog, 100);
         if (!quiet) {
             printf("Images are identical.\n");
         }
     }
 out:
-    if (prog.progress) {
-        printf("\n");
-    }
+    img_progress_end(&prog);
     bdrv_unref(bs1);
     bdrv_unref(bs2);
     return ret;

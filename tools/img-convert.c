@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "img-progress.h"
 #include "qblk-img.h"
 #include "util/bufferiszero.h"
 #include "util/cutils.h"
@@ -31,9 +32,9 @@ typedef struct {
     BlockDriverState *backing;      /* -B image, compared against */
     int64_t total;
     int64_t sparse;                 /* -S: 0 disables zero detection */
-    bool compress, target_zero, progress;
+    bool compress, target_zero, show_progress;
+    ImgProgress progress;
     int64_t cluster;                /* target cluster size (compression unit) */
-    double last_pct;
     /* Workers claim the next piece under claim_lock (block status decides
      * its extent), read it in parallel, and write in claim order unless
      * out_of_order (-W). */
@@ -46,16 +47,6 @@ typedef struct {
     bool out_of_order;
     int running, ret;
 } Convert;
-
-static void progress(Convert *c, double pct, bool force)
-{
-    /* 100% is printed twice at the very end, as qemu-img does. */
-    if (c->progress && (force || (pct - c->last_pct >= 1.0 && pct < 100))) {
-        printf("    (%.2f/100%%)\r", pct);
-        fflush(stdout);
-        c->last_pct = pct;
-    }
-}
 
 /* Writes [off, off+n) of the target from buf, which holds that range of
  * the source: runs of all-zero granules (-S, or the cluster size with -c)
@@ -239,7 +230,7 @@ static void coroutine_fn convert_worker(void *opaque)
         c->write_seq++;
         qco_queue_restart_all(&c->write_turn);
         c->copied += p.len;
-        progress(c, 100.0 * c->copied / MAX(c->total, 1), false);
+        img_progress_update(&c->progress, 100.0 * c->copied / MAX(c->total, 1), c->copied);
     }
     c->running--;
 }
@@ -312,7 +303,7 @@ int img_convert(int argc, char **argv)
             break;
         case 'c': c.compress = true; break;
         case 'n': no_create = true; break;
-        case 'p': c.progress = true; break;
+        case 'p': c.show_progress = true; break;
         case 'q': quiet = true; break;
         case 'l':
             error_report("Snapshot conversion (-l) is not supported by qblk-img");
@@ -330,9 +321,7 @@ int img_convert(int argc, char **argv)
         case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
         }
     }
-    if (quiet) {
-        c.progress = false;
-    }
+    img_progress_init(&c.progress, c.show_progress && !quiet, 1.0);
     if (argc - optind < 2) {
         error_report("Must specify image file name");
         return 1;
@@ -412,7 +401,7 @@ int img_convert(int argc, char **argv)
     }
     qco_mutex_init(&c.claim_lock);
     qco_queue_init(&c.write_turn);
-    progress(&c, 0, true);
+    img_progress_print(&c.progress, 0);
     c.running = coroutines;
     for (int i = 0; i < coroutines; i++) {
         qco_enter(qco_create(convert_worker, &c));
@@ -429,13 +418,12 @@ int img_convert(int argc, char **argv)
     }
     ret = ret < 0 ? 1 : 0;
     if (ret == 0) {
-        progress(&c, 100, true);
-        progress(&c, 100, true);
+        /* 100% twice, as qemu-img prints it. */
+        img_progress_print(&c.progress, 100);
+        img_progress_print(&c.progress, 100);
     }
 out:
-    if (c.progress) {
-        printf("\n");
-    }
+    img_progress_end(&c.progress);
     if (c.dst) {
         bdrv_unref(c.dst);
     }

@@ -619,8 +619,7 @@ static bool create_image(const CreateArgs *a, char **hint, GError **errp)
     return ret >= 0;
 }
 
-/* qemu-img's cvtnum for the positional size; -1 after printing an error. */
-static int64_t parse_image_size(const char *arg)
+int64_t img_cvtnum(const char *name, const char *arg, int64_t max)
 {
     bool hex_suffix = false;
     int64_t size;
@@ -630,16 +629,53 @@ static int64_t parse_image_size(const char *arg)
         warn_report("Using a multiplier suffix on hex numbers is deprecated: %s", arg);
     }
     if (ret < 0 && ret != -ERANGE) {
-        error_report("Invalid image size specified. You may use k, M, G, T, P or E suffixes for");
+        error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes for", name);
         error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
         return -1;
     }
-    if (ret == -ERANGE || size < 0) {
-        error_report("Invalid image size specified. Must be between 0 and %" PRId64 ".",
-                     INT64_MAX);
+    if (ret == -ERANGE || size < 0 || size > max) {
+        error_report("Invalid %s specified. Must be between 0 and %" PRId64 ".", name, max);
         return -1;
     }
     return size;
+}
+
+int64_t img_parse_image_size(const char *arg)
+{
+    return img_cvtnum("image size", arg, INT64_MAX);
+}
+
+bool img_append_option_list(char **options, const char *arg)
+{
+    char *joined;
+
+    if (!valid_option_list(arg)) {
+        error_report("Invalid option list: %s", arg);
+        return false;
+    }
+    joined = *options ? g_strconcat(*options, ",", arg, NULL) : g_strdup(arg);
+    g_free(*options);
+    *options = joined;
+    return true;
+}
+
+QblkOpts *img_parse_format_options(const BlockDriver *drv, const char *options, char **hint,
+                                   GError **errp)
+{
+    g_autoptr(CreateOpts) co = create_opts_new(drv, bdrv_find_format("file"));
+    QblkOpts *opts;
+
+    if (options && !create_opts_parse(co, options, hint, errp)) {
+        return NULL;
+    }
+    opts = qblk_opts_new();
+    for (guint i = 0; i < co->descs->len; i++) {
+        if (co->value[i]) {
+            qblk_opts_set(opts, ((const QblkOptDesc *)g_ptr_array_index(co->descs, i))->name,
+                          co->value[i]);
+        }
+    }
+    return opts;
 }
 
 bool img_create_target(const char *filename, const char *fmt, const char *options,
@@ -682,17 +718,8 @@ int img_create(int argc, char **argv)
             a.fmt = optarg;
             break;
         case 'o':
-            if (!valid_option_list(optarg)) {
-                error_report("Invalid option list: %s", optarg);
+            if (!img_append_option_list(&options, optarg)) {
                 return 1;
-            }
-            if (options) {
-                char *joined = g_strconcat(options, ",", optarg, NULL);
-
-                g_free(options);
-                options = joined;
-            } else {
-                options = g_strdup(optarg);
             }
             break;
         case 'q':
@@ -713,7 +740,7 @@ int img_create(int argc, char **argv)
     }
     optind++;
     if (optind < argc) {
-        a.size = parse_image_size(argv[optind++]);
+        a.size = img_parse_image_size(argv[optind++]);
         if (a.size < 0) {
             return 1;
         }

@@ -31,6 +31,10 @@ typedef struct ImgCmd {
 
 /* The command table, in qemu-img's help order. */
 static const ImgCmd img_cmds[] = {
+    { "bench", img_bench,
+      "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] "
+      "[--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "
+      "[-t cache] [-w] [-U] filename" },
     { "commit", img_commit,
       "commit [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
     { "compare", img_compare,
@@ -43,15 +47,21 @@ static const ImgCmd img_cmds[] = {
     { "create", img_create,
       "create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]" },
     { "check", img_check,
-      "check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] "
+      "check [--object objectdef] [--image-opts] [-q] [-p] [-f fmt] [--output=ofmt] "
       "[-r [leaks | all]] [-T src_cache] [-U] filename" },
     { "info", img_info,
       "info [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
     { "map", img_map,
       "map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] "
       "[--max-length=len] [--output=ofmt] [-U] filename" },
+    { "measure", img_measure,
+      "measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--image-opts] "
+      "[-f fmt] filename]" },
     { "snapshot", img_snapshot,
       "snapshot [--image-opts] [-U] [-q] [-l] filename" },
+    { "rebase", img_rebase,
+      "rebase [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] "
+      "-b backing_file [-F backing_fmt] filename" },
     { "resize", img_resize,
       "resize [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "
       "filename [+ | -]size" },
@@ -128,8 +138,14 @@ int img_unrecognized_option(const char *arg)
 
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags)
 {
+    return img_open_opts(filename, fmt, image_opts, flags, NULL);
+}
+
+BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool image_opts,
+                                int flags, QblkOpts *extra)
+{
     bool probed_raw = false;
-    QblkOpts *opts = qblk_opts_new();
+    QblkOpts *opts = extra ? extra : qblk_opts_new();
     GError *err = NULL;
     BlockDriverState *bs;
 

@@ -9,8 +9,9 @@
 
 #include <glib.h>
 
-#include "qblk/block.h"
+#include "qblk/block_int.h"
 
+int img_bench(int argc, char **argv);
 int img_check(int argc, char **argv);
 int img_commit(int argc, char **argv);
 int img_compare(int argc, char **argv);
@@ -18,6 +19,8 @@ int img_convert(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
+int img_measure(int argc, char **argv);
+int img_rebase(int argc, char **argv);
 int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
@@ -38,10 +41,26 @@ int img_unrecognized_option(const char *arg);
 /* Opens an image for a command (flags BDRV_O_*), reporting
  * "Could not open 'X': ..." and returning NULL on failure. */
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags);
+/* img_open with more open options (taken; may be NULL), e.g. "file.aio". */
+BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool image_opts,
+                                int flags, QblkOpts *extra);
 /* Creates a convert target: like create, but silent and without opening
  * the backing file (its format must be given). */
 bool img_create_target(const char *filename, const char *fmt, const char *options,
                        const char *base, const char *base_fmt, int64_t size, GError **errp);
+/* Adds one -o argument to the comma-joined *options, after qemu-img's
+ * check of the list ("Invalid option list: ..."); false after reporting. */
+bool img_append_option_list(char **options, const char *arg);
+/* Parses a -o list against the create options of drv and of the file
+ * protocol, with create's value types and messages (*hint: extra lines for
+ * stderr). NULL after setting errp. */
+QblkOpts *img_parse_format_options(const BlockDriver *drv, const char *options, char **hint,
+                                   GError **errp);
+/* qemu-img's cvtnum: a size with suffixes in [0, max]; -1 after printing
+ * "Invalid <name> specified. ...". */
+int64_t img_cvtnum(const char *name, const char *arg, int64_t max);
+/* img_cvtnum for an image size. */
+int64_t img_parse_image_size(const char *arg);
 /* --output=human|json: sets *json; false after reporting anything else. */
 bool img_parse_output(const char *output, bool *json);
 /* Every command's answer to getopt's ':' and '?' and to -h (exit status). */
