@@ -238,8 +238,8 @@ int img_bench(int argc, char **argv)
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
-    if (b.step < 0) {
-        b.step = b.bufsize;
+    if (b.step <= 0) {
+        b.step = b.bufsize;     /* -S 0 means the default too */
     }
     if (b.flush_interval && b.flush_interval < b.depth) {
         error_report("Flush interval can't be smaller than depth");
@@ -275,7 +275,6 @@ int img_bench(int argc, char **argv)
     if (b.flush_interval) {
         printf("Sending flush every %" PRId64 " requests\n", b.flush_interval);
     }
-    fflush(stdout);
     start = g_get_monotonic_time();
     bench_submit(&b);
     while (b.in_flight) {
