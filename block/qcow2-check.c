@@ -49,10 +49,12 @@ static void count(CheckState *c, uint64_t offset, uint64_t len)
     c->max_used = MAX(c->max_used, last + 1);
 }
 
-/* Counts an L2 table and what it references; stats only for the active L1. */
-static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active,
-                                 uint64_t *next_host)
+/* Counts an L2 table and what it references; stats only for the active L1.
+ * As in qemu-img, contiguity is judged within one L2 table, and compressed
+ * clusters count as fragmented without breaking the run around them. */
+static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
 {
+    uint64_t next_host = 0;
     BDRVQcow2State *s = c->s;
     g_autofree uint8_t *table = g_malloc(s->cluster_size);
     int ret = bdrv_co_pread(c->bs->file, l2_offset, s->cluster_size, table, 0);
@@ -79,7 +81,6 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active,
                 c->res->allocated_clusters++;
                 c->res->compressed_clusters++;
                 c->res->fragmented_clusters++;
-                *next_host = 0;
             }
             break;
         case QCOW2_CLUSTER_NORMAL:
@@ -94,10 +95,10 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active,
             count(c, host, s->cluster_size);
             if (active) {
                 c->res->allocated_clusters++;
-                if (*next_host && host != *next_host) {
+                if (next_host && host != next_host) {
                     c->res->fragmented_clusters++;
                 }
-                *next_host = host + s->cluster_size;
+                next_host = host + s->cluster_size;
             }
             break;
         default:
@@ -112,7 +113,6 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
 {
     BDRVQcow2State *s = c->s;
     g_autofree uint8_t *l1 = g_malloc0(MAX((uint64_t)l1_size * 8, 8));
-    uint64_t next_host = 0;
     int ret;
 
     count(c, l1_offset, (uint64_t)l1_size * 8);
@@ -140,7 +140,7 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
             continue;
         }
         count(c, l2, s->cluster_size);
-        ret = check_l2(c, l2, active, &next_host);
+        ret = check_l2(c, l2, active);
         if (ret < 0) {
             return ret;
         }
@@ -224,10 +224,64 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
     return 0;
 }
 
+/* Compares every cluster's refcount with the references counted, printing
+ * qemu-img's line for each difference and repairing what fix allows.
+ * True when some refcount is below its references. */
+static bool coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uint64_t nb)
+{
+    BlockDriverState *bs = c->bs;
+    BdrvCheckResult *res = c->res;
+    bool too_low = false;
+
+    for (uint64_t i = 0; i < nb; i++) {
+        uint64_t refcount, reference = i < c->nb ? c->refs[i] : 0;
+        bool leak, repair;
+        int ret;
+
+        if (i % 4096 == 0 && fix == BDRV_FIX_NONE) {
+            bdrv_check_report_progress(bs, 90.0 + 10.0 * i / nb);
+        }
+        ret = qcow2_co_get_refcount(bs, i, &refcount);
+        if (ret < 0) {
+            fprintf(stderr, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
+                    g_strerror(-ret));
+            res->check_errors++;
+            continue;
+        }
+        if (refcount == reference) {
+            continue;
+        }
+        leak = refcount > reference;
+        too_low |= !leak;
+        repair = fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS);
+        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
+        if (repair) {
+            ret = qcow2_co_set_refcount(bs, i, reference);
+            if (ret < 0) {
+                res->check_errors++;
+                continue;
+            }
+            if (leak) {
+                res->leaks_fixed++;
+            } else {
+                res->corruptions_fixed++;
+            }
+        } else if (leak) {
+            res->leaks++;
+        } else {
+            res->corruptions++;
+        }
+    }
+    return too_low;
+}
+
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
 {
     BDRVQcow2State *s = bs->opaque;
     CheckState c = { .bs = bs, .s = s, .res = res };
+    BdrvCheckResult before;
+    bool need_rebuild;
     int64_t flen;
     uint64_t file_clusters;
     int ret;
@@ -275,44 +329,21 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     /* Repairs may need new refcount blocks: place them past everything
      * referenced, never on a cluster in use whose refcount is wrong. */
     s->free_cluster_index = MAX(c.nb, file_clusters);
-    for (uint64_t i = 0; i < MAX(c.nb, file_clusters); i++) {
-        uint64_t refcount, reference = i < c.nb ? c.refs[i] : 0;
-        bool leak;
-        bool repair;
-
-        if (i % 4096 == 0) {
-            bdrv_check_report_progress(bs, 90.0 + 10.0 * i / MAX(c.nb, file_clusters));
+    /* As qemu-img: a first pass reports every difference; a repair runs
+     * as a second pass, and refcounts below the references (which QEMU
+     * fixes only by rebuilding) refuse -r leaks without touching anything. */
+    before = *res;
+    need_rebuild = compare_refcounts(&c, BDRV_FIX_NONE, MAX(c.nb, file_clusters));
+    if (!bs->read_only && fix) {
+        if (need_rebuild && !(fix & BDRV_FIX_ERRORS)) {
+            fprintf(stderr, "ERROR need to rebuild refcount structures\n");
+            ret = -EIO;
+            s->free_cluster_index = 0;
+            goto out;
         }
-
-        ret = qcow2_co_get_refcount(bs, i, &refcount);
-        if (ret < 0) {
-            fprintf(stderr, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
-                    g_strerror(-ret));
-            res->check_errors++;
-            continue;
-        }
-        if (refcount == reference) {
-            continue;
-        }
-        leak = refcount > reference;
-        repair = !bs->read_only && (fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS));
-        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-                repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
-        if (repair) {
-            ret = qcow2_co_set_refcount(bs, i, reference);
-            if (ret < 0) {
-                res->check_errors++;
-                continue;
-            }
-            if (leak) {
-                res->leaks_fixed++;
-            } else {
-                res->corruptions_fixed++;
-            }
-        } else if (leak) {
-            res->leaks++;
-        } else {
-            res->corruptions++;
+        if (res->leaks || res->corruptions) {
+            *res = before;
+            compare_refcounts(&c, fix, MAX(c.nb, file_clusters));
         }
     }
     ret = check_copied(&c, bs->read_only ? BDRV_FIX_NONE : fix);
