@@ -60,3 +60,15 @@ run "$QIMG" map --output=json "$q"
 run "$QIMG" check "$q"
 run "$QIMG" info "$q"
 
+
+echo "== qblk-img rebase, measure, convert =="
+nb=$dir/demo-new.qcow2
+run "$QIMG" create -f qcow2 "$nb" 1G
+run "$QIMG" create -f qcow2 -b "$q" -F qcow2 "$dir/demo-top.qcow2"
+echo "Rebase onto an empty image: only what reads differently is copied in (the"
+echo "old backing file's zero clusters read like the empty image: nothing to copy):"
+run "$QIMG" rebase -b "$nb" -F qcow2 "$dir/demo-top.qcow2"
+run "$QIMG" map --output=json "$dir/demo-top.qcow2"
+run "$QIMG" measure -O qcow2 "$dir/demo-top.qcow2"
+run "$QIMG" convert -O qed "$dir/demo-top.qcow2" "$dir/demo.qed"
+run "$QIMG" compare "$dir/demo-top.qcow2" "$dir/demo.qed"
