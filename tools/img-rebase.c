@@ -206,7 +206,7 @@ int img_rebase(int argc, char **argv)
     bool quiet = false, unsafe = false, show_progress = false, image_opts = false;
     Rebase r = { 0 };
     BlockDriverInfo bdi;
-    int c, ret = 1, flags = BDRV_O_RDWR;
+    int c, err, ret = 1, flags = BDRV_O_RDWR;
     bool writethrough;
 
     while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_options, NULL)) != -1) {
@@ -286,11 +286,11 @@ int img_rebase(int argc, char **argv)
     }
     /* The data is stable before the link changes: a crash in between
      * leaves an image that reads the same through either chain. */
-    c = bdrv_change_backing_file(r.bs, backing, backing_fmt);
-    if (c < 0) {
+    err = bdrv_change_backing_file(r.bs, backing, backing_fmt);
+    if (err < 0) {
         error_report("Could not change the backing file to '%s': %s", backing,
-                     c == -ENOSPC ? "No space left in the image header for the name"
-                                  : strerror(-c));
+                     err == -ENOSPC ? "No space left in the image header for the name"
+                                    : strerror(-err));
         goto out;
     }
     img_progress_print(&r.progress, 100);
