@@ -33,7 +33,12 @@
 #else
 #define CO_STACK_SIZE (1u << 20)
 #endif
-#define CO_POOL_MAX 64
+/* The pool keeps as many finished coroutines as were recently alive at
+ * once (a queue depth of 1,000 would otherwise create and unmap hundreds of
+ * stacks per wave of requests), at least CO_POOL_MIN and at most
+ * CO_POOL_LIMIT: a pooled stack keeps the pages it touched. */
+#define CO_POOL_MIN 64
+#define CO_POOL_LIMIT 1024
 
 struct Coroutine {
     CoroutineEntry *entry;
@@ -59,7 +64,7 @@ static __thread Coroutine *switching_from;
 static __thread sigjmp_buf *creation_env;
 
 static Coroutine *pool;
-static unsigned pool_count;
+static unsigned pool_count, pool_max = CO_POOL_MIN, live_count;
 
 static void asan_start_switch(void **fake_save, Coroutine *to)
 {
@@ -199,6 +204,9 @@ Coroutine *qco_create(CoroutineEntry *entry, void *opaque)
     } else {
         co = co_new();
     }
+    if (++live_count > pool_max) {
+        pool_max = MIN(live_count, CO_POOL_LIMIT);
+    }
     co->entry = entry;
     co->opaque = opaque;
     co->terminated = false;
@@ -208,7 +216,8 @@ Coroutine *qco_create(CoroutineEntry *entry, void *opaque)
 
 static void co_release(Coroutine *co)
 {
-    if (pool_count < CO_POOL_MAX) {
+    live_count--;
+    if (pool_count < pool_max) {
         co->pool_next = pool;
         pool = co;
         pool_count++;
