@@ -56,9 +56,11 @@ run_unit "$ASAN_BUILD" asan
 # ASan build's output makes its golden comparison fail.
 for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed" \
              "$BUILD tests/iotests/check -qcow2" "$ASAN_BUILD tests/iotests/check -qcow2" \
-             "$BUILD tests/compat/run" "$BUILD tests/compat/img-run" "$BUILD tests/diff/run" \
+             "$BUILD tests/compat/run" "$BUILD tests/compat/img-run" \
+             "$BUILD tests/compat/img-random" "$BUILD tests/diff/run" \
              "$ASAN_BUILD tests/iotests/check -raw" "$ASAN_BUILD tests/iotests/check -qed" \
              "$ASAN_BUILD tests/compat/run" "$ASAN_BUILD tests/compat/img-run" \
+             "$ASAN_BUILD tests/compat/img-random 10 30" \
              "$ASAN_BUILD tests/diff/run"; do
     build=${suite%% *}
     suite=${suite#* }
