@@ -288,44 +288,26 @@ static int data_clusters(BlockDriverState *in_bs, int64_t len, uint64_t cs, uint
 static int bitmaps_bytes(BlockDriverState *in_bs, uint64_t cs, uint64_t *out, GError **errp)
 {
     BDRVQcow2State *s = in_bs->opaque;
-    uint64_t hl = s->header.header_length, off, end, dir_size = 0, total = 0;
+    uint32_t dir_len = (uint32_t)MIN(s->bitmaps_dir_size, 64u * 1024 * 1024);
     int64_t len = bdrv_getlength(in_bs);
-    g_autofree uint8_t *c0 = g_malloc0(s->cluster_size), *dir = NULL;
-    uint32_t nb = 0, dir_len = 0;
-    uint64_t dir_off = 0;
-    int ret;
+    uint64_t off = 0, dir_size = 0, total = 0;
+    g_autofree uint8_t *dir = NULL;
 
     *out = 0;
     /* Without the autoclear bit the bitmaps are stale and dropped. */
-    if (!(s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+    if (!s->bitmaps_nb || !(s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
         return 0;
     }
-    ret = bdrv_pread(in_bs->file, 0, s->cluster_size, c0, 0);
-    end = s->header.backing_file_offset ? s->header.backing_file_offset : s->cluster_size;
-    for (off = hl; ret == 0 && off + 8 <= end;) {
-        uint32_t type = qcow2_be32(c0 + off), elen = qcow2_be32(c0 + off + 4);
-
-        if (type == QCOW2_EXT_END || off + 8 + elen > end) {
-            break;
-        }
-        if (type == QCOW2_EXT_BITMAPS && elen >= 24) {
-            nb = qcow2_be32(c0 + off + 8);
-            dir_len = (uint32_t)MIN(qcow2_be64(c0 + off + 16), 64u * 1024 * 1024);
-            dir_off = qcow2_be64(c0 + off + 24);
-        }
-        off += 8 + ((elen + 7) & ~7u);
-    }
-    if (ret < 0 || len < 0) {
-        qblk_error_set_errno(errp, ret < 0 ? -ret : (int)-len, "Could not read the bitmaps");
-        return ret < 0 ? ret : (int)len;
+    if (len < 0) {
+        qblk_error_set_errno(errp, (int)-len, "Could not get the image length");
+        return (int)len;
     }
     dir = g_malloc0(MAX(dir_len, 1));
-    if (nb && bdrv_pread(in_bs->file, dir_off, dir_len, dir, 0) < 0) {
+    if (bdrv_pread(in_bs->file, s->bitmaps_dir_offset, dir_len, dir, 0) < 0) {
         qblk_error_set(errp, "Could not read the bitmap directory");
         return -EIO;
     }
-    off = 0;
-    for (uint32_t i = 0; i < nb && off + 24 <= dir_len; i++) {
+    for (uint32_t i = 0; i < s->bitmaps_nb && off + 24 <= dir_len; i++) {
         uint32_t gran_bits = dir[off + 17], name_len = dir[off + 18] << 8 | dir[off + 19];
         uint32_t extra = qcow2_be32(dir + off + 20);
         uint64_t entry = (24 + (uint64_t)extra + name_len + 7) & ~UINT64_C(7);

@@ -308,6 +308,10 @@ static bool read_extensions(BDRVQcow2State *s, const uint8_t *c0, uint64_t incom
         } else if (type == QCOW2_EXT_FEATURE_TABLE) {
             features = c0 + off + 8;
             features_len = len;
+        } else if (type == QCOW2_EXT_BITMAPS && len >= 24) {
+            s->bitmaps_nb = qcow2_be32(c0 + off + 8);
+            s->bitmaps_dir_size = qcow2_be64(c0 + off + 16);
+            s->bitmaps_dir_offset = qcow2_be64(c0 + off + 24);
         }
         off += 8 + ((len + 7) & ~7u);
     }

@@ -131,6 +131,9 @@ typedef struct BDRVQcow2State {
     uint32_t nb_snapshots;
     uint64_t snapshots_size;        /* bytes of the snapshot table, as parsed */
     char *backing_format_ext;       /* from the extension, or NULL */
+    /* The bitmaps extension as found at open (nb 0: none). */
+    uint32_t bitmaps_nb;
+    uint64_t bitmaps_dir_size, bitmaps_dir_offset;
 
     Qcow2Cache l2_cache, refblock_cache;
     /* Every metadata lookup and change. */
