@@ -15,21 +15,6 @@
 
 #define COMMIT_CHUNK (2 * 1024 * 1024)
 
-/* The layer of top's chain that -b names (by resolved path), or NULL. */
-static BlockDriverState *find_base(BlockDriverState *top, const char *name)
-{
-    g_autofree char *want = realpath(name, NULL);
-
-    for (BlockDriverState *p = bdrv_backing(top); p; p = bdrv_backing(p)) {
-        g_autofree char *have = realpath(bdrv_filename(p), NULL);
-
-        if (want && have && !strcmp(want, have)) {
-            return p;
-        }
-    }
-    return NULL;
-}
-
 /* Copies every range allocated above base into base_rw. */
 static int copy_to_base(BlockDriverState *top, BlockDriverState *base, BlockDriverState *base_rw,
                         ImgProgress *progress)
@@ -109,7 +94,7 @@ int img_commit(int argc, char **argv)
         goto out;
     }
     if (base_name) {
-        base = find_base(top, base_name);
+        base = img_find_in_chain(bdrv_backing(top), base_name);
         if (!base) {
             error_report("Did not find '%s' in the backing chain of '%s'", base_name,
                          argv[optind]);

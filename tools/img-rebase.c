@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "img-progress.h"
 #include "qblk-img.h"
 #include "util/bufferiszero.h"
@@ -25,25 +24,6 @@ typedef struct Rebase {
     int64_t cluster;               /* the image's unit of allocation */
     ImgProgress progress;
 } Rebase;
-
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
-/* The layer of chain that is the same file as `file`, or NULL. */
-static BlockDriverState *find_in_chain(BlockDriverState *chain, const char *file)
-{
-    for (BlockDriverState *p = chain; p; p = bdrv_backing(p)) {
-        if (same_file(bdrv_filename(p), file)) {
-            return p;
-        }
-    }
-    return NULL;
-}
 
 /* [off, off+n) as read through chain: zeroes past its end (or with no
  * chain), ranges that block status calls zero are not read. */
@@ -186,7 +166,7 @@ static BlockDriverState *open_new_chain(const char *image, const char *name, con
         g_error_free(err);
         return NULL;
     }
-    if (find_in_chain(bs, image)) {
+    if (img_find_in_chain(bs, image)) {
         error_report("Could not open new backing file '%s': its backing chain includes '%s'",
                      name, image);
         bdrv_unref(bs);
@@ -267,7 +247,7 @@ int img_rebase(int argc, char **argv)
             if (!r.new_chain) {
                 goto out;
             }
-            r.common = find_in_chain(r.old_chain, bdrv_filename(r.new_chain));
+            r.common = img_find_in_chain(r.old_chain, bdrv_filename(r.new_chain));
             if (r.common && strcmp(bdrv_format_name(r.common), bdrv_format_name(r.new_chain))) {
                 r.common = NULL;        /* the same file read as another format */
             }

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qblk/block.h"
 #include "trace/control.h"
@@ -179,6 +180,22 @@ BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool imag
                 filename);
     }
     return bs;
+}
+
+BlockDriverState *img_find_in_chain(BlockDriverState *chain, const char *file)
+{
+    struct stat want, have;
+
+    if (stat(file, &want) < 0) {
+        return NULL;
+    }
+    for (BlockDriverState *p = chain; p; p = bdrv_backing(p)) {
+        if (stat(bdrv_filename(p), &have) == 0 && have.st_dev == want.st_dev &&
+            have.st_ino == want.st_ino) {
+            return p;
+        }
+    }
+    return NULL;
 }
 
 bool img_parse_output(const char *output, bool *json)

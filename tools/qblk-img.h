@@ -44,6 +44,9 @@ BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opt
 /* img_open with more open options (taken; may be NULL), e.g. "file.aio". */
 BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool image_opts,
                                 int flags, QblkOpts *extra);
+/* The layer of chain (chain itself, then its backing files) that is the
+ * same file as `file` (same device and inode), or NULL. */
+BlockDriverState *img_find_in_chain(BlockDriverState *chain, const char *file);
 /* Creates a convert target: like create, but silent and without opening
  * the backing file (its format must be given). */
 bool img_create_target(const char *filename, const char *fmt, const char *options,
