@@ -410,12 +410,28 @@ static bool create_opt_known(const QblkOptDesc *d, const char *name)
     return d && d->name;
 }
 
+/* Every option is one of drv's create options or, for a format, of the
+ * protocol proto it creates on (NULL: none). */
+static bool create_opts_known(const BlockDriver *drv, const BlockDriver *proto, QblkOpts *opts,
+                              GError **errp)
+{
+    guint n;
+    g_autofree const char **keys = qblk_opts_keys(opts, &n);
+
+    for (guint i = 0; i < n; i++) {
+        if (!create_opt_known(drv->create_opts, keys[i]) &&
+            (!proto || !create_opt_known(proto->create_opts, keys[i]))) {
+            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError **errp)
 {
     const BlockDriver *drv = bdrv_find_format(fmt);
     g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
-    guint n;
-    g_autofree const char **keys = qblk_opts_keys(opts, &n);
     CreateReq r;
 
     if (!drv) {
@@ -426,14 +442,8 @@ int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError
         qblk_error_set(errp, "Driver '%s' does not support image creation", fmt);
         return -ENOTSUP;
     }
-    for (guint i = 0; i < n; i++) {
-        /* A format also takes the options of the protocol it creates on. */
-        if (!create_opt_known(drv->create_opts, keys[i]) &&
-            (drv->is_protocol || !create_opt_known(protocol_for(filename)->create_opts,
-                                                    keys[i]))) {
-            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
-            return -EINVAL;
-        }
+    if (!create_opts_known(drv, drv->is_protocol ? NULL : protocol_for(filename), opts, errp)) {
+        return -EINVAL;
     }
     r = (CreateReq) { drv, filename, opts, errp, 0 };
     bdrv_run_co(create_entry, &r);
@@ -445,8 +455,6 @@ int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
 {
     const BlockDriver *drv = bdrv_find_format(fmt);
     g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
-    guint n;
-    g_autofree const char **keys = qblk_opts_keys(opts, &n);
 
     memset(info, 0, sizeof(*info));
     if (!drv) {
@@ -457,12 +465,8 @@ int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
         qblk_error_set(errp, "Block driver '%s' does not support size measurement", fmt);
         return -ENOTSUP;
     }
-    for (guint i = 0; i < n; i++) {
-        if (!create_opt_known(drv->create_opts, keys[i]) &&
-            !create_opt_known(bdrv_file.create_opts, keys[i])) {
-            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
-            return -EINVAL;
-        }
+    if (!create_opts_known(drv, &bdrv_file, opts, errp)) {
+        return -EINVAL;
     }
     return drv->measure(opts, in_bs, info, errp);
 }
