@@ -38,6 +38,43 @@ typedef struct {
     uint8_t compression_type;
 } CreateParams;
 
+/* The checks create and measure share (each reports with its own texts
+ * where qemu-img's differ). */
+static bool valid_cluster_size(int64_t cs, GError **errp)
+{
+    if (cs < 512 || cs > 2 * 1024 * 1024 || (cs & (cs - 1))) {
+        qblk_error_set(errp, "Cluster size must be a power of two between 512 and 2048k");
+        return false;
+    }
+    return true;
+}
+
+static bool valid_refcount_bits(int64_t rbits, GError **errp)
+{
+    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
+        qblk_error_set(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+        return false;
+    }
+    return true;
+}
+
+/* compat= as a qcow2 version: 3 (default), 2, or 0 when unknown. */
+static int compat_version(const char *compat)
+{
+    if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3")) {
+        return 3;
+    }
+    return !strcmp(compat, "0.10") || !strcmp(compat, "v2") ? 2 : 0;
+}
+
+static bool no_extended_l2(bool ext_l2, GError **errp)
+{
+    if (ext_l2) {
+        qblk_error_set(errp, "extended_l2=on is not supported by qblk's qcow2 driver");
+    }
+    return !ext_l2;
+}
+
 static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing,
                          const char *backing_fmt, GError **errp)
 {
@@ -53,16 +90,12 @@ static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing
         !qblk_opts_take_size(options, "refcount_bits", 16, &rbits, errp)) {
         return false;
     }
-    if (cs < 512 || cs > 2 * 1024 * 1024 || (cs & (cs - 1))) {
-        qblk_error_set(errp, "Cluster size must be a power of two between 512 and 2048k");
+    if (!valid_cluster_size(cs, errp)) {
         return false;
     }
     p->cluster_bits = __builtin_ctzll(cs);
-    if (!compat || !strcmp(compat, "1.1") || !strcmp(compat, "v3")) {
-        p->version = 3;
-    } else if (!strcmp(compat, "0.10") || !strcmp(compat, "v2")) {
-        p->version = 2;
-    } else {
+    p->version = compat_version(compat);
+    if (!p->version) {
         qblk_error_set(errp, "Parameter 'version' does not accept value '%s'", compat);
         return false;
     }
@@ -71,8 +104,7 @@ static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing
         return false;
     }
     p->compression_type = ctype && !strcmp(ctype, "zstd");
-    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
-        qblk_error_set(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+    if (!valid_refcount_bits(rbits, errp)) {
         return false;
     }
     p->refcount_order = __builtin_ctzll(rbits);
@@ -90,8 +122,7 @@ static bool parse_params(QblkOpts *options, CreateParams *p, const char *backing
             return false;
         }
     }
-    if (ext_l2) {
-        qblk_error_set(errp, "extended_l2=on is not supported by qblk's qcow2 driver");
+    if (!no_extended_l2(ext_l2, errp)) {
         return false;
     }
     p->prealloc = prealloc ? prealloc_mode_parse(prealloc) : PREALLOC_MODE_OFF;
@@ -347,28 +378,24 @@ int qcow2_measure(QblkOpts *options, BlockDriverState *in_bs, BlockMeasureInfo *
         !qblk_opts_take_bool(options, "extended_l2", false, &ext_l2, errp)) {
         return -EINVAL;
     }
-    if (compat && strcmp(compat, "1.1") && strcmp(compat, "v3") && strcmp(compat, "0.10") &&
-        strcmp(compat, "v2")) {
+    if (!compat_version(compat)) {
         qblk_error_set(errp, "Invalid compatibility level: '%s'", compat);
         return -EINVAL;
     }
-    if (rbits < 1 || rbits > 64 || (rbits & (rbits - 1))) {
-        qblk_error_set(errp, "Refcount width must be a power of two and may not exceed 64 bits");
+    if (!valid_refcount_bits(rbits, errp)) {
         return -EINVAL;
     }
-    if (compat && (!strcmp(compat, "0.10") || !strcmp(compat, "v2")) && rbits != 16) {
+    if (compat_version(compat) == 2 && rbits != 16) {
         qblk_error_set(errp, "Different refcount widths than 16 bits require compatibility "
                        "level 1.1 or above (use compat=1.1 or greater)");
         return -EINVAL;
     }
     refcount_order = __builtin_ctzll(rbits);
-    cs = (uint64_t)csize;
-    if (csize < 512 || cs > 2 * 1024 * 1024 || (cs & (cs - 1))) {
-        qblk_error_set(errp, "Cluster size must be a power of two between 512 and 2048k");
+    if (!valid_cluster_size(csize, errp)) {
         return -EINVAL;
     }
-    if (ext_l2) {
-        qblk_error_set(errp, "extended_l2=on is not supported by qblk's qcow2 driver");
+    cs = (uint64_t)csize;
+    if (!no_extended_l2(ext_l2, errp)) {
         return -ENOTSUP;
     }
     if (prealloc_name) {
