@@ -60,7 +60,8 @@ static int coroutine_fn write_entry(BlockDriverState *bs, Qcow2Cache *c, Qcow2Ca
             return ret;
         }
     }
-    ret = bdrv_co_pwrite(bs->file, e->offset, s->cluster_size, e->data, 0);
+    ret = qcow2_co_pwrite_meta(bs, c->is_l2 ? QCOW2_META_L2 : QCOW2_META_REFBLOCK, e->offset,
+                               s->cluster_size, e->data);
     if (ret == 0) {
         e->dirty = false;
     }

@@ -148,6 +148,11 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
     return 0;
 }
 
+static void count_ref(void *opaque, uint64_t offset, uint64_t len, Qcow2MetaKind kind)
+{
+    count(opaque, offset, len);
+}
+
 /* COPIED must be set exactly where the refcount is 1 (active tables). */
 static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
 {
@@ -176,7 +181,8 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
 
                 s->l1_table[i] ^= QCOW2_OFLAG_COPIED;
                 qcow2_put_be64(buf, s->l1_table[i]);
-                ret = bdrv_co_pwrite(bs->file, s->header.l1_table_offset + 8 * i, 8, buf, 0);
+                ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1,
+                                           s->header.l1_table_offset + 8 * i, 8, buf);
                 if (ret < 0) {
                     return ret;
                 }
@@ -211,7 +217,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
 
                     qcow2_put_be64(buf, e ^ QCOW2_OFLAG_COPIED);
                     qcow2_cache_discard(&s->l2_cache, l2);
-                    ret = bdrv_co_pwrite(bs->file, l2 + 8 * j, 8, buf, 0);
+                    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L2, l2 + 8 * j, 8, buf);
                     if (ret < 0) {
                         return ret;
                     }
@@ -295,9 +301,23 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         return ret < 0 ? ret : (int)flen;
     }
     file_clusters = ((uint64_t)flen + s->cluster_size - 1) >> s->cluster_bits;
+    /* One counter per cluster of the file, as QEMU: its limit and its
+     * error ("File too large"), never an allocation sized by a sparse
+     * file's length that aborts. */
+    if (file_clusters > INT32_MAX) {
+        res->check_errors++;
+        qco_mutex_unlock(&s->lock);
+        return -EFBIG;
+    }
     c.file_clusters = file_clusters;
     c.nb = MAX(file_clusters, 1);
-    c.refs = g_new0(uint32_t, c.nb);
+    c.refs = g_try_new0(uint32_t, c.nb);
+    if (!c.refs) {
+        res->check_errors++;
+        qco_mutex_unlock(&s->lock);
+        return -ENOMEM;
+    }
+    s->in_check = true;
 
     count(&c, 0, s->cluster_size);
     ret = check_l1(&c, s->header.l1_table_offset, s->l1_size, true);
@@ -306,6 +326,16 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     }
     if (ret == 0 && s->header.nb_snapshots) {
         count(&c, s->header.snapshots_offset, s->snapshots_size);
+    }
+    if (ret == 0) {
+        g_autoptr(GError) err = NULL;
+
+        /* Bitmap directory, tables and data clusters are referenced too:
+         * calling them leaks would let -r free a valid bitmap. */
+        if (qcow2_co_walk_bitmaps(bs, count_ref, &c, &err) < 0) {
+            fprintf(stderr, "ERROR %s\n", err->message);
+            res->corruptions++;
+        }
     }
     if (ret < 0) {
         goto out;
@@ -362,6 +392,7 @@ out:
     if (ret < 0) {
         res->check_errors++;
     }
+    s->in_check = false;
     g_free(c.refs);
     qco_mutex_unlock(&s->lock);
     return ret < 0 ? ret : 0;

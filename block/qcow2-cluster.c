@@ -110,57 +110,6 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
     return 0;
 }
 
-/* Which metadata structure the host range [offset, offset+len) overlaps,
- * or NULL: data writes must never land on metadata, whatever a corrupt
- * table says. */
-static const char *metadata_overlap(const BDRVQcow2State *s, uint64_t offset, uint64_t len)
-{
-#define OVERLAPS(start, n) ((n) != 0 && offset < (start) + (n) && (start) < offset + len)
-    if (OVERLAPS(0, s->cluster_size)) {
-        return "qcow2_header";
-    }
-    if (OVERLAPS(s->header.l1_table_offset, (uint64_t)s->l1_size * 8)) {
-        return "active L1 table";
-    }
-    if (OVERLAPS(s->header.refcount_table_offset,
-                 (uint64_t)s->header.refcount_table_clusters << s->cluster_bits)) {
-        return "refcount table";
-    }
-    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
-        if (OVERLAPS(s->refcount_table[i], s->refcount_table[i] ? s->cluster_size : 0)) {
-            return "refcount block";
-        }
-    }
-    for (uint32_t i = 0; i < s->l1_size; i++) {
-        uint64_t l2 = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
-
-        if (OVERLAPS(l2, l2 ? s->cluster_size : 0)) {
-            return "active L2 table";
-        }
-    }
-    if (s->nb_snapshots && OVERLAPS(s->header.snapshots_offset, s->snapshots_size)) {
-        return "snapshot table";
-    }
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        if (OVERLAPS(s->snapshots[i].l1_table_offset, (uint64_t)s->snapshots[i].l1_size * 8)) {
-            return "inactive L1 table";
-        }
-    }
-    return NULL;
-#undef OVERLAPS
-}
-
-int coroutine_fn qcow2_co_check_data_write(BlockDriverState *bs, uint64_t offset, uint64_t len)
-{
-    const char *what = metadata_overlap(bs->opaque, offset, len);
-
-    if (!what) {
-        return 0;
-    }
-    return qcow2_co_mark_corrupt(bs, "Preventing invalid write on metadata (overlaps with %s)",
-                                 what);
-}
-
 static int coroutine_fn write_l1_entry(BlockDriverState *bs, uint64_t index)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -168,7 +117,7 @@ static int coroutine_fn write_l1_entry(BlockDriverState *bs, uint64_t index)
     int ret;
 
     qcow2_put_be64(buf, s->l1_table[index]);
-    ret = bdrv_co_pwrite(bs->file, s->header.l1_table_offset + index * 8, 8, buf, 0);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, s->header.l1_table_offset + index * 8, 8, buf);
     return ret < 0 ? ret : bdrv_co_flush(bs->file);
 }
 
@@ -199,6 +148,7 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     if (new_l2 < 0) {
         return (int)new_l2;
     }
+    qcow2_meta_add(s, new_l2, s->cluster_size, QCOW2_META_L2);
     ret = qcow2_cache_get(bs, &s->l2_cache, new_l2, true, &table);
     if (ret < 0) {
         return ret;
@@ -226,6 +176,8 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
         }
     }
     if (ret == 0 && old_l2) {
+        /* A snapshot may still use it: then it is an inactive L2 table. */
+        qcow2_meta_remove(s, old_l2, s->cluster_size, QCOW2_META_L2);
         ret = qcow2_co_update_refcount(bs, old_l2, 1, -1);
     }
     if (ret < 0) {
@@ -289,13 +241,14 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     if (off < 0) {
         return (int)off;
     }
+    qcow2_meta_add(s, off, (uint64_t)new_size * 8, QCOW2_META_L1);
     buf = g_malloc0((uint64_t)new_size * 8);
     for (uint32_t i = 0; i < s->l1_size; i++) {
         qcow2_put_be64(buf + 8 * i, s->l1_table[i]);
     }
     ret = qcow2_cache_flush(bs, &s->refblock_cache);
     if (ret == 0) {
-        ret = bdrv_co_pwrite(bs->file, off, (uint64_t)new_size * 8, buf, 0);
+        ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, off, (uint64_t)new_size * 8, buf);
     }
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
@@ -305,7 +258,7 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     }
     qcow2_put_be32(hdr, new_size);
     qcow2_put_be64(hdr + 4, off);
-    ret = bdrv_co_pwrite(bs->file, 36, sizeof(hdr), hdr, 0);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 36, sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }
@@ -317,5 +270,6 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     s->l1_size = new_size;
     s->header.l1_size = new_size;
     s->header.l1_table_offset = off;
+    qcow2_meta_remove(s, old_offset, old_size * 8, QCOW2_META_L1);
     return old_size ? qcow2_co_update_refcount(bs, old_offset, old_size * 8, -1) : 0;
 }

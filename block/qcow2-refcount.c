@@ -42,19 +42,41 @@ void qcow2_refblock_set(const BDRVQcow2State *s, uint8_t *block, uint64_t i, uin
     }
 }
 
+/* The refcount block of table index t (0: none). One past the end of the
+ * file is corruption: reading it would invent zero refcounts and writing
+ * it would grow the file to wherever the entry points. During check it
+ * reads as zeroes, as QEMU's check reads it, so the report is complete. */
+static int coroutine_fn refblock_offset(BlockDriverState *bs, uint64_t t, bool for_write,
+                                       uint64_t *offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *offset = t < s->refcount_table_size ? s->refcount_table[t] : 0;
+    if (*offset && *offset >= s->file_end) {
+        if (s->in_check && !for_write) {
+            *offset = 0;
+            return 0;
+        }
+        return qcow2_co_mark_corrupt(bs, "Refblock offset %#" PRIx64 " past the end of the "
+                                     "file (reftable index: %#" PRIx64 ")", *offset, t);
+    }
+    return 0;
+}
+
 int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_index,
                                        uint64_t *refcount)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t t = cluster_index >> s->refblock_bits;
+    uint64_t t = cluster_index >> s->refblock_bits, offset;
     uint8_t *block;
     int ret;
 
     *refcount = 0;
-    if (t >= s->refcount_table_size || !s->refcount_table[t]) {
-        return 0;
+    ret = refblock_offset(bs, t, false, &offset);
+    if (ret < 0 || !offset) {
+        return ret;
     }
-    ret = qcow2_cache_get(bs, &s->refblock_cache, s->refcount_table[t], false, &block);
+    ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
     if (ret < 0) {
         return ret;
     }
@@ -70,19 +92,37 @@ int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_in
 static int coroutine_fn find_free(BlockDriverState *bs, uint64_t n, uint64_t *index)
 {
     BDRVQcow2State *s = bs->opaque;
+    uint64_t end_index = s->file_end >> s->cluster_bits;
     uint64_t run = 0;
 
     while (run < n) {
         uint64_t idx = s->free_cluster_index++, rc;
+        Qcow2MetaKind kind;
         int ret;
 
         if ((idx << s->cluster_bits) >> s->cluster_bits != idx ||
             (idx << s->cluster_bits) > QCOW2_L2E_OFFSET_MASK) {
             return -EFBIG;
         }
+        /* Past the file's end only leaked refcounts can be found (a crash
+         * between allocation and write), a few clusters long: a long run
+         * of them means the refcounts are garbage, and scanning them one
+         * by one could take hours. */
+        if (idx > end_index + MAX(n, QCOW2_MAX_SCAN_PAST_END)) {
+            return qcow2_co_mark_corrupt(bs, "no free cluster in the %" PRIu64 " clusters past "
+                                         "the end of the file: refcounts are corrupt",
+                                         (uint64_t)MAX(n, QCOW2_MAX_SCAN_PAST_END));
+        }
         ret = qcow2_co_get_refcount(bs, idx, &rc);
         if (ret < 0) {
             return ret;
+        }
+        if (!rc && qcow2_meta_is_metadata(s, idx, &kind)) {
+            /* A structure in use counted as free: handing it out would
+             * let a write destroy it. */
+            return qcow2_co_mark_corrupt(bs, "Preventing invalid allocation of cluster %#"
+                                         PRIx64 ", which holds the %s, but has refcount 0",
+                                         idx << s->cluster_bits, qcow2_meta_name(kind));
         }
         run = rc ? 0 : run + 1;
     }
@@ -94,11 +134,14 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
 
 /* Writes a new refcount structure at offset, then makes it and every
  * cached refcount stable: nothing may point at it before that. */
-static int coroutine_fn write_stable(BlockDriverState *bs, uint64_t offset, uint64_t len,
-                                     const void *buf)
+static int coroutine_fn write_stable(BlockDriverState *bs, Qcow2MetaKind kind, uint64_t offset,
+                                    uint64_t len, const void *buf)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = bdrv_co_pwrite(bs->file, offset, len, buf, 0);
+    int ret;
+
+    qcow2_meta_add(s, offset, len, kind);
+    ret = qcow2_co_pwrite_meta(bs, kind, offset, len, buf);
 
     if (ret == 0) {
         ret = qcow2_cache_flush(bs, &s->refblock_cache);
@@ -152,13 +195,15 @@ static int coroutine_fn ensure_refblock(BlockDriverState *bs, uint64_t t)
         if (b / per_block == t) {
             qcow2_refblock_set(s, block, b % per_block, 1);
         }
-        ret = write_stable(bs, b << s->cluster_bits, s->cluster_size, block);
+        ret = write_stable(bs, QCOW2_META_REFBLOCK, b << s->cluster_bits, s->cluster_size,
+                           block);
         if (ret < 0) {
             return ret;
         }
         s->file_end = MAX(s->file_end, (b + 1) << s->cluster_bits);
         qcow2_put_be64((uint8_t *)&entry, b << s->cluster_bits);
-        ret = bdrv_co_pwrite(bs->file, s->header.refcount_table_offset + t * 8, 8, &entry, 0);
+        ret = qcow2_co_pwrite_meta(bs, QCOW2_META_REFTABLE,
+                                   s->header.refcount_table_offset + t * 8, 8, &entry);
         if (ret == 0) {
             ret = bdrv_co_flush(bs->file);
         }
@@ -188,6 +233,11 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     uint8_t hdr[12];
     int ret;
 
+    /* Fail before the loops below, which run over the new area's size:
+     * a corrupt offset can ask for any size. */
+    if (min_entries > QCOW2_MAX_REFTABLE_BYTES / 8) {
+        return -EFBIG;
+    }
     /* Blocks for the regions of the new area that have none, found by
      * iterating until the area stops growing. */
     for (;;) {
@@ -224,8 +274,10 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
             for (uint64_t c = MAX(start, r * per_block); c < MIN(end, (r + 1) * per_block); c++) {
                 qcow2_refblock_set(s, block, c % per_block, 1);
             }
-            ret = bdrv_co_pwrite(bs->file, next_block << s->cluster_bits, s->cluster_size,
-                                 block, 0);
+            qcow2_meta_add(s, next_block << s->cluster_bits, s->cluster_size,
+                           QCOW2_META_REFBLOCK);
+            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_REFBLOCK, next_block << s->cluster_bits,
+                                       s->cluster_size, block);
             if (ret < 0) {
                 return ret;
             }
@@ -249,13 +301,14 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     for (uint64_t i = 0; i < table_clusters * entries_per_cluster; i++) {
         qcow2_put_be64(tbuf + 8 * i, table[i]);
     }
-    ret = write_stable(bs, start << s->cluster_bits, table_clusters * s->cluster_size, tbuf);
+    ret = write_stable(bs, QCOW2_META_REFTABLE, start << s->cluster_bits,
+                       table_clusters * s->cluster_size, tbuf);
     if (ret < 0) {
         return ret;
     }
     qcow2_put_be64(hdr, start << s->cluster_bits);
     qcow2_put_be32(hdr + 8, table_clusters);
-    ret = bdrv_co_pwrite(bs->file, 48, sizeof(hdr), hdr, 0);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }
@@ -267,6 +320,7 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     g_free(s->refcount_table);
     s->refcount_table = g_steal_pointer(&table);
     s->refcount_table_size = table_clusters * entries_per_cluster;
+    qcow2_meta_remove(s, old_offset, old_clusters << s->cluster_bits, QCOW2_META_REFTABLE);
     return qcow2_co_update_refcount(bs, old_offset, old_clusters * s->cluster_size, -1);
 }
 
@@ -292,14 +346,28 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
         }
     }
     for (uint64_t c = first; c <= last; c++) {
-        uint64_t t = c >> s->refblock_bits, v;
+        uint64_t t = c >> s->refblock_bits, v, offset;
         uint8_t *block;
-        int ret = ensure_refblock(bs, t);
+        int ret = refblock_offset(bs, t, true, &offset);
 
         if (ret < 0) {
             return ret;
         }
-        ret = qcow2_cache_get(bs, &s->refblock_cache, s->refcount_table[t], false, &block);
+        if (!offset && addend < 0) {
+            /* No block counts it: its refcount is 0 and stays so. Building
+             * refcount structures to hold that would let a corrupt entry
+             * grow the file to wherever it points. */
+            return qcow2_co_mark_corrupt(bs, "refcount of cluster %" PRIu64 " would go from "
+                                         "0 to out of range (%+" PRId64 ")", c, addend);
+        }
+        if (!offset) {
+            ret = ensure_refblock(bs, t);
+            if (ret < 0) {
+                return ret;
+            }
+            offset = s->refcount_table[t];
+        }
+        ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
         if (ret < 0) {
             return ret;
         }

@@ -202,7 +202,7 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
             return (int)host;
         }
     }
-    ret = qcow2_co_check_data_write(bs, host, end - start);
+    ret = qcow2_co_check_write(bs, host, end - start, QCOW2_META_NONE);
     if (ret < 0) {
         return ret;
     }
@@ -287,7 +287,7 @@ static int coroutine_fn write_compressed_cluster(BlockDriverState *bs, uint64_t 
     }
     host = ret < 0 ? ret : qcow2_co_alloc_bytes(bs, len);
     if (host >= 0) {
-        ret = qcow2_co_check_data_write(bs, host, len);
+        ret = qcow2_co_check_write(bs, host, len, QCOW2_META_NONE);
     }
     if (host < 0 || ret < 0) {
         qco_mutex_unlock(&s->lock);
@@ -363,8 +363,8 @@ int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t 
             continue;
         }
         if (ret == 0) {
-            ret = qcow2_co_check_data_write(bs, (entry & QCOW2_L2E_OFFSET_MASK) +
-                                            (pos & (s->cluster_size - 1)), n);
+            ret = qcow2_co_check_write(bs, (entry & QCOW2_L2E_OFFSET_MASK) +
+                                       (pos & (s->cluster_size - 1)), n, QCOW2_META_NONE);
         }
         qco_mutex_unlock(&s->lock);
         if (ret < 0) {

@@ -117,7 +117,7 @@ int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off,
 
     g_assert(off + len <= sizeof(buf));
     qcow2_header_encode(&s->header, buf);
-    ret = bdrv_co_pwrite(bs->file, off, len, buf + off, 0);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, off, len, buf + off);
     return ret < 0 ? ret : bdrv_co_flush(bs->file);
 }
 
@@ -511,6 +511,13 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
         o->ret = ret;
         return;
     }
+    s->bitmaps_in_use = s->bitmaps_nb &&
+                        (s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS);
+    ret = qcow2_co_meta_build(bs, o->errp);
+    if (ret < 0) {
+        o->ret = ret;
+        return;
+    }
     qcow2_cache_init(&s->l2_cache, CLAMP((4u << 20) >> s->cluster_bits, 8u, 64u),
                      s->cluster_size, true);
     qcow2_cache_init(&s->refblock_cache, CLAMP((1u << 20) >> s->cluster_bits, 4u, 16u),
@@ -557,6 +564,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_clear_pointer(&s->refcount_table, g_free);
     g_clear_pointer(&s->backing_format_ext, g_free);
     free_snapshots(s);
+    qcow2_meta_destroy(s);
     if (s->l2_cache.entries) {
         qcow2_cache_destroy(&s->l2_cache);
         qcow2_cache_destroy(&s->refblock_cache);
@@ -569,6 +577,7 @@ static int qcow2_open(BlockDriverState *bs, QblkOpts *options, int flags, GError
     Qcow2OpenCo o = { bs, flags, errp, 0 };
 
     qco_mutex_init(&s->lock);
+    qcow2_meta_init(s);
     bdrv_run_co(qcow2_open_entry, &o);
     if (o.ret < 0) {
         qcow2_free_state(s);
@@ -697,7 +706,7 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     qcow2_put_be64(buf + 8, file ? pos : 0);
     qcow2_put_be32(buf + 16, (uint32_t)name_len);
     pos += name_len;
-    ret = bdrv_co_pwrite(bs->file, 0, MAX(pos, MIN(used_end, cs)), buf, 0);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
     if (ret == 0) {
         s->header.backing_file_offset = file ? pos - name_len : 0;
         s->header.backing_file_size = (uint32_t)name_len;
@@ -773,12 +782,14 @@ static int coroutine_fn shrink(BlockDriverState *bs, uint64_t offset)
             continue;
         }
         s->l1_table[i] = 0;
-        ret = bdrv_co_pwrite(bs->file, s->header.l1_table_offset + 8 * i, 8, zero, 0);
+        ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, s->header.l1_table_offset + 8 * i, 8,
+                                   zero);
         if (ret == 0) {
             /* The L1 entry is gone on disk before its table looks free. */
             ret = bdrv_co_flush(bs->file);
         }
         if (ret == 0 && l2) {
+            qcow2_meta_remove(s, l2, cs, QCOW2_META_L2);
             qcow2_cache_discard(&s->l2_cache, l2);
             ret = qcow2_co_update_refcount(bs, l2, cs, -1);
         }

@@ -14,6 +14,9 @@
 #define QCOW2_MAX_REFTABLE_BYTES    (8u * 1024 * 1024)
 #define QCOW2_MAX_SNAPSHOTS         65536u
 #define QCOW2_MAX_BACKING_NAME      1023u
+/* How far past the file's end allocation looks for a free cluster before
+ * it calls the refcounts corrupt (a crash leaves only a few leaked). */
+#define QCOW2_MAX_SCAN_PAST_END     (UINT64_C(1) << 20)
 
 #define QCOW2_INCOMPAT_DIRTY        UINT64_C(0x1)
 #define QCOW2_INCOMPAT_CORRUPT      UINT64_C(0x2)
@@ -108,6 +111,26 @@ typedef struct Qcow2InflightAlloc {
     CoQueue waiters;
 } Qcow2InflightAlloc;
 
+/* What a host cluster holds, for the metadata map (qcow2-meta.c). */
+typedef enum {
+    QCOW2_META_NONE,                /* guest data, or free */
+    QCOW2_META_HEADER,
+    QCOW2_META_L1,
+    QCOW2_META_REFTABLE,
+    QCOW2_META_REFBLOCK,
+    QCOW2_META_L2,
+    QCOW2_META_SNAPSHOTS,
+    QCOW2_META_INACTIVE_L1,
+    QCOW2_META_INACTIVE_L2,
+    QCOW2_META_BITMAP_DIR,
+    QCOW2_META_BITMAP_TABLE,
+    QCOW2_META_BITMAP_DATA,
+    QCOW2_META__MAX
+} Qcow2MetaKind;
+
+/* Called for each host range a structure references. */
+typedef void Qcow2RefFn(void *opaque, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
+
 typedef struct BDRVQcow2State {
     Qcow2Header header;
     uint32_t cluster_size;
@@ -134,6 +157,14 @@ typedef struct BDRVQcow2State {
     /* The bitmaps extension as found at open (nb 0: none). */
     uint32_t bitmaps_nb;
     uint64_t bitmaps_dir_size, bitmaps_dir_offset;
+    /* The extension was valid at open (autoclear bit set): QEMU keeps the
+     * bitmaps, so their clusters are referenced. */
+    bool bitmaps_in_use;
+    /* Host cluster index -> the metadata kinds it holds (qcow2-meta.c). */
+    GTree *meta;
+    /* During check, refcount blocks past the end of the file read as
+     * zeroes (as QEMU's check reads them) instead of failing. */
+    bool in_check;
 
     Qcow2Cache l2_cache, refblock_cache;
     /* Every metadata lookup and change. */
@@ -159,6 +190,34 @@ void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
  * would not fit before end. */
 bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
                          const void *data, uint32_t len);
+
+/* qcow2-meta.c */
+void qcow2_meta_init(BDRVQcow2State *s);
+void qcow2_meta_destroy(BDRVQcow2State *s);
+void qcow2_meta_add(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
+void qcow2_meta_remove(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
+/* The first kind other than own that holds a cluster of the host range,
+ * or QCOW2_META_NONE. */
+Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint64_t len,
+                                 Qcow2MetaKind own);
+bool qcow2_meta_is_metadata(const BDRVQcow2State *s, uint64_t cluster_index,
+                            Qcow2MetaKind *kind);
+const char *qcow2_meta_name(Qcow2MetaKind kind);
+/* -EIO (image marked corrupt) when a write of structure own (NONE: guest
+ * data) to [offset, offset+len) would land on another structure. */
+int coroutine_fn qcow2_co_check_write(BlockDriverState *bs, uint64_t offset, uint64_t len,
+                                      Qcow2MetaKind own);
+/* The one way metadata reaches the file: checked, then written. */
+int coroutine_fn qcow2_co_pwrite_meta(BlockDriverState *bs, Qcow2MetaKind own, uint64_t offset,
+                                      uint64_t len, const void *buf);
+/* Every structure the image holds at open: header, tables, refcount
+ * blocks, snapshot and bitmap structures. */
+int coroutine_fn qcow2_co_meta_build(BlockDriverState *bs, GError **errp);
+/* Calls fn for the bitmap directory, each bitmap table and each bitmap
+ * data cluster (nothing when bitmaps_in_use is false); -EINVAL with errp
+ * set for a directory or table that cannot be valid. */
+int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, void *opaque,
+                                       GError **errp);
 
 /* qcow2-cache.c */
 void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool is_l2);
@@ -210,10 +269,6 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
  * holds the lock. */
 int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, uint64_t n,
                                          const uint64_t *values);
-/* -EIO (image marked corrupt) when a data write to host range
- * [offset, offset+len) would overwrite metadata. */
-int coroutine_fn qcow2_co_check_data_write(BlockDriverState *bs, uint64_t offset,
-                                           uint64_t len);
 /* Makes the L2 table for offset writable now (allocating it before the
  * data clusters, which gives QEMU's layout). Lock held. */
 int coroutine_fn qcow2_co_prepare_l2(BlockDriverState *bs, uint64_t offset);
