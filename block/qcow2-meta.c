@@ -100,7 +100,7 @@ void qcow2_meta_remove(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2Me
 }
 
 Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint64_t len,
-                                 Qcow2MetaKind own)
+                                 Qcow2MetaKind own, uint64_t *where)
 {
     uint64_t first, last;
     GTreeNode *node;
@@ -109,6 +109,7 @@ Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint6
         return QCOW2_META_NONE;
     }
     if (offset + len < offset) {
+        *where = 0;
         return QCOW2_META_HEADER;   /* wraps around: nothing sane to allow */
     }
     first = offset >> s->cluster_bits;
@@ -123,6 +124,7 @@ Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint6
         }
         for (int k = QCOW2_META_NONE + 1; k < QCOW2_META__MAX; k++) {
             if (k != (int)own && kind_count(packed, k)) {
+                *where = c << s->cluster_bits;
                 return k;
             }
         }
@@ -133,20 +135,23 @@ Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint6
 bool qcow2_meta_is_metadata(const BDRVQcow2State *s, uint64_t cluster_index,
                             Qcow2MetaKind *kind)
 {
-    *kind = qcow2_meta_overlap(s, cluster_index << s->cluster_bits, 1, QCOW2_META_NONE);
+    uint64_t where;
+
+    *kind = qcow2_meta_overlap(s, cluster_index << s->cluster_bits, 1, QCOW2_META_NONE, &where);
     return *kind != QCOW2_META_NONE;
 }
 
 int coroutine_fn qcow2_co_check_write(BlockDriverState *bs, uint64_t offset, uint64_t len,
                                       Qcow2MetaKind own)
 {
-    Qcow2MetaKind hit = qcow2_meta_overlap(bs->opaque, offset, len, own);
+    uint64_t where;
+    Qcow2MetaKind hit = qcow2_meta_overlap(bs->opaque, offset, len, own, &where);
 
     if (hit == QCOW2_META_NONE) {
         return 0;
     }
-    return qcow2_co_mark_corrupt(bs, "Preventing invalid write on metadata (overlaps with %s)",
-                                 qcow2_meta_name(hit));
+    return qcow2_co_mark_corrupt(bs, "Preventing invalid write on metadata (overlaps with %s "
+                                 "at host offset %#" PRIx64 ")", qcow2_meta_name(hit), where);
 }
 
 int coroutine_fn qcow2_co_pwrite_meta(BlockDriverState *bs, Qcow2MetaKind own, uint64_t offset,

@@ -196,10 +196,10 @@ void qcow2_meta_init(BDRVQcow2State *s);
 void qcow2_meta_destroy(BDRVQcow2State *s);
 void qcow2_meta_add(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
 void qcow2_meta_remove(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
-/* The first kind other than own that holds a cluster of the host range,
- * or QCOW2_META_NONE. */
+/* The first kind other than own that holds a cluster of the host range
+ * (and that cluster's offset in *where), or QCOW2_META_NONE. */
 Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint64_t len,
-                                 Qcow2MetaKind own);
+                                 Qcow2MetaKind own, uint64_t *where);
 bool qcow2_meta_is_metadata(const BDRVQcow2State *s, uint64_t cluster_index,
                             Qcow2MetaKind *kind);
 const char *qcow2_meta_name(Qcow2MetaKind kind);
