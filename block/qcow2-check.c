@@ -14,7 +14,8 @@ typedef struct {
     BdrvCheckResult *res;
     uint32_t *refs;             /* references per host cluster (saturating) */
     uint64_t nb;                /* clusters in refs */
-    uint64_t file_clusters;     /* references must lie below */
+    uint64_t file_clusters;
+    uint64_t file_length;       /* references may end at most a cluster past it */
     uint64_t max_used;          /* one past the last referenced cluster */
 } CheckState;
 
@@ -27,15 +28,16 @@ static void count(CheckState *c, uint64_t offset, uint64_t len)
     }
     first = offset >> c->s->cluster_bits;
     last = (offset + len - 1) >> c->s->cluster_bits;
-    if (last >= c->file_clusters || offset + len < offset) {
-        /* Never grow the count array to whatever a corrupt entry says. */
-        fprintf(stderr, "ERROR: offset=%" PRIx64 " length=%" PRIu64 " lies past the end of "
-                "the file (%" PRIu64 " clusters)\n", offset, len, c->file_clusters);
+    if (offset + len < offset || offset + len > c->file_length + c->s->cluster_size) {
+        /* Never grow the count array to whatever a corrupt entry says;
+         * qemu-img's limit and words. */
+        fprintf(stderr, "ERROR: counting reference for region exceeding the end of the file by "
+                "one cluster or more: offset %#" PRIx64 " size %#" PRIx64 "\n", offset, len);
         c->res->corruptions++;
         return;
     }
     if (last >= c->nb) {
-        uint64_t nb = MAX(last + 1, c->nb * 2);
+        uint64_t nb = last + 1;
 
         c->refs = g_renew(uint32_t, c->refs, nb);
         memset(c->refs + c->nb, 0, (nb - c->nb) * sizeof(uint32_t));
@@ -67,6 +69,10 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
     for (uint32_t i = 0; i < s->l2_size; i++) {
         uint64_t e = qcow2_be64(table + 8 * i), host, len;
 
+        if (!(e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_L2E_RESERVED_MASK)) {
+            fprintf(stderr, "ERROR found l2 entry with reserved bits set: %" PRIx64 "\n", e);
+            c->res->corruptions++;
+        }
         switch (qcow2_cluster_type(s, e)) {
         case QCOW2_CLUSTER_COMPRESSED:
             if (e & QCOW2_OFLAG_COPIED) {
@@ -87,10 +93,13 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
         case QCOW2_CLUSTER_ZERO_ALLOC:
             host = e & QCOW2_L2E_OFFSET_MASK;
             if (host & (s->cluster_size - 1)) {
-                fprintf(stderr, "ERROR offset=%" PRIx64 ": Cluster is not properly aligned; "
-                        "L2 entry corrupted.\n", host);
+                /* Reported, then counted where it points, as qemu-img does:
+                 * the clusters it overlaps are not leaks to free. */
+                fprintf(stderr, "ERROR offset=%" PRIx64 ": %s cluster is not properly aligned; "
+                        "L2 entry corrupted.\n", host,
+                        qcow2_cluster_type(s, e) == QCOW2_CLUSTER_NORMAL ? "Data"
+                                                                         : "Preallocated");
                 c->res->corruptions++;
-                break;
             }
             count(c, host, s->cluster_size);
             if (active) {
@@ -123,7 +132,12 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
         return ret;
     }
     for (uint32_t i = 0; i < l1_size; i++) {
-        uint64_t l2 = qcow2_be64(l1 + 8 * i) & QCOW2_L1E_OFFSET_MASK;
+        uint64_t l1e = qcow2_be64(l1 + 8 * i), l2 = l1e & QCOW2_L1E_OFFSET_MASK;
+
+        if (l1e & QCOW2_L1E_RESERVED_MASK) {
+            fprintf(stderr, "ERROR found L1 entry with reserved bits set: %" PRIx64 "\n", l1e);
+            c->res->corruptions++;
+        }
 
         /* The active table's L2 tables are most of the work. */
         if (active) {
@@ -254,6 +268,10 @@ static bool coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
             res->check_errors++;
             continue;
         }
+        if (refcount) {
+            /* Leaked clusters end the image too, as in qemu-img. */
+            c->max_used = MAX(c->max_used, i + 1);
+        }
         if (refcount == reference) {
             continue;
         }
@@ -310,6 +328,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         return -EFBIG;
     }
     c.file_clusters = file_clusters;
+    c.file_length = (uint64_t)flen;
     c.nb = MAX(file_clusters, 1);
     c.refs = g_try_new0(uint32_t, c.nb);
     if (!c.refs) {

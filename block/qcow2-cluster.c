@@ -74,6 +74,13 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
     }
     e = qcow2_be64(table + 8 * l2_index);
     type = qcow2_cluster_type(s, e);
+    if (s->header.version < 3 && type != QCOW2_CLUSTER_COMPRESSED && (e & QCOW2_OFLAG_ZERO)) {
+        /* Bit 0 is reserved before v3: neither the data nor the backing
+         * file's can be trusted to be what the writer meant. */
+        qcow2_cache_put(&s->l2_cache, table);
+        return qcow2_co_mark_corrupt(bs, "Zero cluster entry found in pre-v3 image (L2 offset: "
+                                     "%#" PRIx64 ", L2 index: %#" PRIx64 ")", l2_off, l2_index);
+    }
     if ((type == QCOW2_CLUSTER_NORMAL || type == QCOW2_CLUSTER_ZERO_ALLOC) &&
         ((e & QCOW2_L2E_OFFSET_MASK & (s->cluster_size - 1)) ||
          (type == QCOW2_CLUSTER_NORMAL && (e & QCOW2_L2E_OFFSET_MASK) >= s->file_end))) {

@@ -455,6 +455,10 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
     if (!check_header(s, flen, o->errp)) {
         return;
     }
+    /* The guest sees whole sectors, as in QEMU: a size of 4095 is 3584 for
+     * info, reads, convert and compare alike. The field on disk changes
+     * only when the image is resized. */
+    s->header.size &= ~UINT64_C(511);
     c0 = g_malloc0(s->cluster_size);
     ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, s->cluster_size), c0, 0);
     if (ret < 0) {
