@@ -239,9 +239,16 @@ static int64_t parse_sparse(const char *arg)
 {
     int64_t v;
 
-    if (qblk_strtosz(arg, &v, NULL) < 0) {
+    int ret = qblk_strtosz(arg, &v, NULL);
+
+    if (ret == -ERANGE) {
+        error_report("Invalid buffer size for sparse output specified. Must be between 0 and "
+                     "%" PRId64 ".", INT64_MAX);
+        return -1;
+    }
+    if (ret < 0) {
         error_report("Invalid buffer size for sparse output specified. You may use k, M, G, "
-                     "T, P or E suffixes for ");
+                     "T, P or E suffixes for");
         error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
         return -1;
     }

@@ -1,5 +1,6 @@
 /* qblk-img resize: grow or (with --shrink) shrink an image to an absolute
  * or relative size, with qemu-img's messages and exit codes. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +13,19 @@ enum { OPTION_SHRINK = 256, OPTION_PREALLOCATION, OPTION_IMAGE_OPTS };
 /* The size argument: absolute, or +N / -N relative to the current size. */
 static bool parse_resize_size(const char *arg, int *sign, int64_t *n)
 {
+    uint64_t val;
+    int ret;
+
     *sign = arg[0] == '+' ? 1 : arg[0] == '-' ? -1 : 0;
-    if (qblk_strtosz(arg + (*sign != 0), n, NULL) < 0 || *n < 0) {
+    ret = qblk_strtosz_u64(arg + (*sign != 0), &val, NULL);
+    if (ret == -ERANGE) {
+        error_report("Value '%s' is out of range for parameter 'size'", arg + (*sign != 0));
+        return false;
+    }
+    /* A size from 2^63 on is negative once it is the signed size QEMU
+     * resizes to: its later check says the new size must be positive. */
+    *n = (int64_t)val;
+    if (ret < 0) {
         error_report("Parameter 'size' expects a non-negative number below 2^64");
         fprintf(stderr, "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, "
                 "peta-\nand exabytes, respectively.\n");
@@ -76,7 +88,9 @@ int img_resize(int argc, char **argv)
         return 1;
     }
     cur = bdrv_getlength(bs);
-    total = sign ? cur + sign * n : n;
+    /* Wrapping arithmetic, as QEMU's (built with -fwrapv): a size past
+     * 2^63 wraps negative and is refused below, never undefined. */
+    total = sign ? (int64_t)((uint64_t)cur + (uint64_t)sign * (uint64_t)n) : n;
     if (cur < 0) {
         error_report("Could not get the image size: %s", strerror((int)-cur));
         ret = 1;

@@ -42,7 +42,7 @@ static int parse_u64(const char *s, const char **end, int base, uint64_t *val)
     return ep == s ? -EINVAL : 0;
 }
 
-int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix)
+int qblk_strtosz_u64(const char *str, uint64_t *result, bool *hex_with_suffix)
 {
     const char *end;
     uint64_t val;
@@ -132,13 +132,23 @@ int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix)
         }
         val = (uint64_t)whole;
     }
+    *result = val;
+    return 0;
+}
+
+int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix)
+{
+    uint64_t val;
+    int ret = qblk_strtosz_u64(str, &val, hex_with_suffix);
 
     /* qemu-io and qemu-img both refuse what does not fit an int64_t. */
-    if (val > INT64_MAX) {
-        return -ERANGE;
+    if (ret == 0 && val > INT64_MAX) {
+        ret = -ERANGE;
     }
-    *result = (int64_t)val;
-    return 0;
+    if (ret == 0) {
+        *result = (int64_t)val;
+    }
+    return ret;
 }
 
 /* ---- qemu-io report formatting ----------------------------------------- */

@@ -17,6 +17,9 @@
  * hex number carried a suffix, even if the string then fails to parse, because
  * QEMU prints its deprecation warning before it looks at what follows. */
 int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix);
+/* The same for QEMU's option sizes (e.g. resize's): -ERANGE only for what
+ * does not fit 64 bits unsigned. */
+int qblk_strtosz_u64(const char *str, uint64_t *result, bool *hex_with_suffix);
 
 /* qemu-io cvtstr: "512 bytes", "4 KiB", "3.500 KiB", "868.254782 bytes",
  * "inf EiB".  Truncates to size like QEMU does for its 64-byte buffers. */
