@@ -264,7 +264,7 @@ static bool check_header(BlockDriverState *bs, GError **errp)
     }
     if (!qed_valid_table_offset(s, h->l1_table_offset)) {
         qblk_error_set(errp, "QED l1_table_offset 0x%" PRIx64 " is invalid (file size %"
-                       PRIu64 ")", h->l1_table_offset, s->file_size);
+                       PRIu64 ")", h->l1_table_offset, s->file_length);
         return false;
     }
     if (h->features & QED_F_BACKING_FILE) {
@@ -311,8 +311,12 @@ static void coroutine_fn qed_open_entry(void *opaque)
         return;
     }
     qed_header_decode(buf, &s->header);
+    s->file_length = (uint64_t)flen;
     if (s->header.magic == QED_MAGIC && valid_cluster_size(s->header.cluster_size)) {
-        s->file_size = (uint64_t)flen & ~((uint64_t)s->header.cluster_size - 1);
+        /* A cut-short last cluster still belongs to the image (QEMU reads
+         * it zero-filled): new clusters go after it, never onto it. */
+        s->file_size = ((uint64_t)flen + s->header.cluster_size - 1) &
+                       ~((uint64_t)s->header.cluster_size - 1);
     }
     if (!check_header(bs, o->errp)) {
         o->ret = (s->header.features & ~QED_FEATURE_MASK) ? -ENOTSUP : -EINVAL;

@@ -49,6 +49,7 @@ typedef struct BDRVQEDState {
     uint32_t l2_shift, l1_shift;
     uint64_t table_bytes;
     uint64_t file_size;             /* allocation end, a cluster multiple */
+    uint64_t file_length;           /* the file's length at open, for messages */
     /* Allocating writes (and any metadata change) run one at a time. */
     CoMutex alloc_lock;
     QedL2Table *l2_cache;
