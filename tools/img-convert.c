@@ -271,7 +271,7 @@ int img_convert(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL, *out_fmt = "raw", *base = NULL, *base_fmt = NULL, *out;
-    g_autofree char *options = NULL;
+    g_autofree char *options = NULL, *opt_base = NULL, *opt_base_fmt = NULL;
     bool quiet = false, no_create = false, image_opts = false, created = false;
     Convert c = { .sparse = 4096 };
     int64_t pos = 0;
@@ -338,7 +338,20 @@ int img_convert(int argc, char **argv)
         error_report("--target-is-zero requires use of -n flag");
         return 1;
     }
-    if (base && !base_fmt) {
+    if (options && !base) {
+        g_autoptr(QblkOpts) o = qblk_opts_new();
+
+        /* -o backing_file=B means what -B B means, as in qemu-img: only
+         * what reads differently from B is written (the target names B
+         * through the options themselves). A list that does not parse is
+         * left for the create step to report. */
+        if (qblk_opts_parse(o, options, NULL, NULL) && qblk_opts_get(o, "backing_file")) {
+            opt_base = g_strdup(qblk_opts_get(o, "backing_file"));
+            opt_base_fmt = g_strdup(base_fmt ? base_fmt : qblk_opts_get(o, "backing_fmt"));
+            base_fmt = opt_base_fmt;
+        }
+    }
+    if ((base || opt_base) && !base_fmt) {
         error_report("Use of backing file requires explicit backing format");
         return 1;
     }
@@ -385,8 +398,11 @@ int img_convert(int argc, char **argv)
         error_report("output file is smaller than input file");
         goto out;
     }
-    if (base) {
-        c.backing = img_open(base, base_fmt, false, 0);
+    if (base || opt_base) {
+        /* The name is the target's: relative to the target's folder. */
+        g_autofree char *path = bdrv_resolve_backing_name(out, base ? base : opt_base);
+
+        c.backing = img_open(path, base_fmt, false, 0);
         if (!c.backing) {
             goto out;
         }
