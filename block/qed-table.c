@@ -271,6 +271,14 @@ static int coroutine_fn set_entries_deferred(BlockDriverState *bs, uint64_t l1_i
         if (!entries) {
             return -ENOMEM;
         }
+        /* The table's space is written (empty) now, not at the commit:
+         * on a full disk the copy fails here, instead of every copied
+         * cluster waiting for a table that can never be written. */
+        ret = bdrv_co_pwrite(bs->file, s->file_size, s->table_bytes, entries, 0);
+        if (ret < 0) {
+            g_free(entries);
+            return ret;
+        }
         qed_l2_insert(s, s->file_size, entries);
         s->l1_table[l1_index] = s->file_size;
         s->file_size += s->table_bytes;
