@@ -198,3 +198,13 @@ void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)
         e->dirty = false;
     }
 }
+
+void qcow2_cache_drop_all(Qcow2Cache *c)
+{
+    for (unsigned i = 0; i < c->len; i++) {
+        if (!c->entries[i].pins) {
+            c->entries[i].offset = 0;
+            c->entries[i].dirty = false;
+        }
+    }
+}

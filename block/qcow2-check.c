@@ -245,13 +245,14 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
 }
 
 /* Compares every cluster's refcount with the references counted, printing
- * qemu-img's line for each difference and repairing what fix allows.
- * True when some refcount is below its references. */
-static bool coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uint64_t nb)
+ * qemu-img's line for each difference and repairing what fix allows. A
+ * referenced cluster with refcount 0 cannot be repaired in place (the
+ * block counting it may be what is missing): *rebuild, as in QEMU. */
+static void coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uint64_t nb,
+                                           bool *rebuild)
 {
     BlockDriverState *bs = c->bs;
     BdrvCheckResult *res = c->res;
-    bool too_low = false;
 
     for (uint64_t i = 0; i < nb; i++) {
         uint64_t refcount, reference = i < c->nb ? c->refs[i] : 0;
@@ -276,8 +277,12 @@ static bool coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
             continue;
         }
         leak = refcount > reference;
-        too_low |= !leak;
-        repair = fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS);
+        if (!refcount) {
+            *rebuild = true;
+            repair = false;
+        } else {
+            repair = fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS);
+        }
         fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
                 repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
         if (repair) {
@@ -297,7 +302,100 @@ static bool coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
             res->corruptions++;
         }
     }
-    return too_low;
+}
+
+/* Counts every reference the image holds, as qemu-img counts them: the
+ * header, active and snapshot tables, the snapshot table, bitmaps, and
+ * the refcount structures (a refcount block must be referenced exactly
+ * once, else the structure is rebuilt). */
+static int coroutine_fn calculate_refcounts(CheckState *c, bool *rebuild)
+{
+    BlockDriverState *bs = c->bs;
+    BDRVQcow2State *s = c->s;
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    count(c, 0, s->cluster_size);
+    ret = check_l1(c, s->header.l1_table_offset, s->l1_size, true);
+    for (uint32_t i = 0; ret == 0 && i < s->nb_snapshots; i++) {
+        ret = check_l1(c, s->snapshots[i].l1_table_offset, s->snapshots[i].l1_size, false);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->header.nb_snapshots) {
+        count(c, s->header.snapshots_offset, s->snapshots_size);
+    }
+    /* Bitmap directory, tables and data clusters are referenced too:
+     * calling them leaks would let -r free a valid bitmap. */
+    if (qcow2_co_walk_bitmaps(bs, count_ref, c, &err) < 0) {
+        fprintf(stderr, "ERROR %s\n", err->message);
+        c->res->corruptions++;
+    }
+    count(c, s->header.refcount_table_offset,
+          (uint64_t)s->header.refcount_table_clusters << s->cluster_bits);
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t b = s->refcount_table[i], cluster = b >> s->cluster_bits;
+
+        if (!b) {
+            continue;
+        }
+        if (cluster >= c->file_clusters) {
+            fprintf(stderr, "ERROR refcount block %" PRIu32 " is outside image\n", i);
+            c->res->corruptions++;
+            continue;
+        }
+        count(c, b, s->cluster_size);
+        if (c->refs[cluster] != 1) {
+            fprintf(stderr, "ERROR refcount block %" PRIu32 " refcount=%" PRIu32 "\n", i,
+                    c->refs[cluster]);
+            c->res->corruptions++;
+            *rebuild = true;
+        }
+    }
+    return 0;
+}
+
+/* New refcount structures from the counted references, then a recount
+ * against them whose leaks (the old structures) are freed, as qemu-img
+ * does it, lines and counts alike. */
+static int coroutine_fn rebuild(CheckState *c)
+{
+    BdrvCheckResult *res = c->res, old = *res, fresh = { 0 };
+    bool again = false;
+    int ret;
+
+    fprintf(stderr, "Rebuilding refcount structure\n");
+    ret = qcow2_co_rebuild_refcounts(c->bs, &c->refs, &c->nb);
+    if (ret < 0) {
+        fprintf(stderr, "ERROR rebuilding refcount structure: %s\n", g_strerror(-ret));
+        return ret;
+    }
+    res->corruptions = res->leaks = 0;
+    memset(c->refs, 0, c->nb * sizeof(uint32_t));
+    c->max_used = 0;
+    c->file_clusters = MAX(c->file_clusters, c->nb);
+    c->file_length = MAX(c->file_length, c->nb << c->s->cluster_bits);
+    ret = calculate_refcounts(c, &again);
+    if (ret < 0) {
+        return ret;
+    }
+    if (res->corruptions < old.corruptions) {
+        res->corruptions_fixed += old.corruptions - res->corruptions;
+    }
+    if (res->leaks < old.leaks) {
+        res->leaks_fixed += old.leaks - res->leaks;
+    }
+    c->res = &fresh;
+    compare_refcounts(c, BDRV_FIX_LEAKS, c->nb, &again);
+    c->res = res;
+    if (again) {
+        fprintf(stderr, "ERROR rebuilt refcount structure is still broken\n");
+    }
+    /* Leaks the rebuild itself left behind that could not be freed. */
+    res->leaks += fresh.leaks;
+    res->check_errors += fresh.check_errors;
+    return 0;
 }
 
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
@@ -305,7 +403,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     BDRVQcow2State *s = bs->opaque;
     CheckState c = { .bs = bs, .s = s, .res = res };
     BdrvCheckResult before;
-    bool need_rebuild;
+    bool need_rebuild = false;
     int64_t flen;
     uint64_t file_clusters;
     int ret;
@@ -338,53 +436,27 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     }
     s->in_check = true;
 
-    count(&c, 0, s->cluster_size);
-    ret = check_l1(&c, s->header.l1_table_offset, s->l1_size, true);
-    for (uint32_t i = 0; ret == 0 && i < s->nb_snapshots; i++) {
-        ret = check_l1(&c, s->snapshots[i].l1_table_offset, s->snapshots[i].l1_size, false);
-    }
-    if (ret == 0 && s->header.nb_snapshots) {
-        count(&c, s->header.snapshots_offset, s->snapshots_size);
-    }
-    if (ret == 0) {
-        g_autoptr(GError) err = NULL;
-
-        /* Bitmap directory, tables and data clusters are referenced too:
-         * calling them leaks would let -r free a valid bitmap. */
-        if (qcow2_co_walk_bitmaps(bs, count_ref, &c, &err) < 0) {
-            fprintf(stderr, "ERROR %s\n", err->message);
-            res->corruptions++;
-        }
-    }
+    ret = calculate_refcounts(&c, &need_rebuild);
     if (ret < 0) {
         goto out;
-    }
-    count(&c, s->header.refcount_table_offset,
-          (uint64_t)s->header.refcount_table_clusters << s->cluster_bits);
-    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
-        uint64_t b = s->refcount_table[i];
-
-        if (!b) {
-            continue;
-        }
-        if ((b >> s->cluster_bits) >= file_clusters) {
-            fprintf(stderr, "ERROR refcount block %" PRIu32 " is outside image\n", i);
-            res->corruptions++;
-            continue;
-        }
-        count(&c, b, s->cluster_size);
     }
 
     /* Repairs may need new refcount blocks: place them past everything
      * referenced, never on a cluster in use whose refcount is wrong. */
     s->free_cluster_index = MAX(c.nb, file_clusters);
     /* As qemu-img: a first pass reports every difference; a repair runs
-     * as a second pass, and refcounts below the references (which QEMU
-     * fixes only by rebuilding) refuse -r leaks without touching anything. */
+     * as a second pass, or as a rebuild of the refcount structures when
+     * they cannot be repaired in place (-r leaks then refuses). */
     before = *res;
-    need_rebuild = compare_refcounts(&c, BDRV_FIX_NONE, MAX(c.nb, file_clusters));
-    if (!bs->read_only && fix) {
-        if (need_rebuild && !(fix & BDRV_FIX_ERRORS)) {
+    compare_refcounts(&c, BDRV_FIX_NONE, MAX(c.nb, file_clusters), &need_rebuild);
+    if (!bs->read_only && need_rebuild && (fix & BDRV_FIX_ERRORS)) {
+        ret = rebuild(&c);
+        if (ret < 0) {
+            s->free_cluster_index = 0;
+            goto out;
+        }
+    } else if (!bs->read_only && fix) {
+        if (need_rebuild) {
             fprintf(stderr, "ERROR need to rebuild refcount structures\n");
             ret = -EIO;
             s->free_cluster_index = 0;
@@ -392,7 +464,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         }
         if (res->leaks || res->corruptions) {
             *res = before;
-            compare_refcounts(&c, fix, MAX(c.nb, file_clusters));
+            compare_refcounts(&c, fix, MAX(c.nb, file_clusters), &need_rebuild);
         }
     }
     ret = check_copied(&c, bs->read_only ? BDRV_FIX_NONE : fix);

@@ -231,6 +231,8 @@ void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *data);
 int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
 /* Forgets the cluster at offset (freed), dropping pending writes. */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
+/* Forgets every unpinned cluster (the structure it cached was replaced). */
+void qcow2_cache_drop_all(Qcow2Cache *c);
 /* Writes every dirty metadata cluster, refcounts first. */
 int coroutine_fn qcow2_co_flush_caches(BlockDriverState *bs);
 
@@ -310,6 +312,12 @@ int qcow2_decompress(const BDRVQcow2State *s, const uint8_t *in, size_t in_len,
 /* qcow2-check.c */
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
                                 BdrvCheckMode fix);
+
+/* qcow2-rebuild.c */
+/* Writes new refcount blocks and a new refcount table from refs (the
+ * references check counted, *nb clusters; both grow with the clusters
+ * the new structures take) and switches the header to them. */
+int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **refs, uint64_t *nb);
 
 /* qcow2-create.c */
 extern const QblkOptDesc qcow2_create_opts[];

@@ -12,7 +12,8 @@ QEMU's tools do the same on another, and asserts on qblk's copy:
     a clean one, it still does so after qblk acted;
   - with --strict-repair: a qblk-img check -r that exits 0 leaves an image
     Debian's qemu-img check finds clean.
-Usage: never-worse.py BUILD_DIR FIRST_SEED LAST_SEED [--strict-repair]
+Usage: never-worse.py BUILD_DIR FIRST_SEED LAST_SEED [--strict-repair] [--repair-only]
+(--repair-only: every operation is a check -r)
 Prints "ok/not ok N - seed S ..." per seed and "N passed, N failed"."""
 import os
 import random
@@ -117,12 +118,14 @@ def mutate(b, r):
     return bytes(out)
 
 
-def op_for(r, size):
+def op_for(r, size, repair_only):
     off = r.randrange(0, size, 512)
     n = r.choice([512, 4096, 65536, 3 * 4096 + 512])
     n = min(n, size - off) or 512
     kind = r.choice(["write -P 0x55", "write -z", "write -z -u", "discard", "write -c -P 0x66",
                      "check -r all", "check -r leaks"])
+    if repair_only:
+        kind = r.choice(["check -r all", "check -r leaks"])
     if kind.startswith("check"):
         return kind, None
     if kind.startswith("write -c"):
@@ -148,6 +151,7 @@ def vsize(path):
 def main():
     build, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     strict_repair = "--strict-repair" in sys.argv
+    repair_only = "--repair-only" in sys.argv
     qio, qimg = os.path.join(build, "qblk-io"), os.path.join(build, "qblk-img")
     d = tempfile.mkdtemp(prefix="qblk-never-worse.")
     passed = failed = 0
@@ -163,7 +167,7 @@ def main():
             for p in (a, bq, cq):
                 open(p, "wb").write(data)
             size = vsize(a) or (1 << 20)
-            cmd, _ = op_for(r, size)
+            cmd, _ = op_for(r, size, repair_only)
             if cmd.startswith("check"):
                 mode = cmd.split()[-1]
                 rc_b, out_b = run([qimg, "check", "-f", "qcow2", "-r", mode, bq])
