@@ -26,6 +26,11 @@ typedef struct FileState {
     /* The file's length as this node last saw it: writes past it grow the
      * file and take the engine's path for that (see QBLK_IO_WRITE_GROW). */
     int64_t size_hint;
+    /* The file's length, or -1: ask the file. Cached as QEMU caches a
+     * node's size (an fstat per request was most of convert's system
+     * calls): this node's own growing writes, zero ranges and truncates
+     * update or forget it. */
+    int64_t length;
 } FileState;
 
 /* Largest alignment O_DIRECT probing considers (and the safe guess). */
@@ -51,6 +56,30 @@ static int64_t file_fd_length(int fd)
         return end < 0 ? -errno : end;
     }
     return st.st_size;
+}
+
+static int64_t file_length(FileState *s)
+{
+    if (s->length < 0) {
+        int64_t len = file_fd_length(s->fd);
+
+        if (len < 0) {
+            return len;
+        }
+        s->length = len;
+    }
+    return s->length;
+}
+
+/* After a request that may have extended the file to end: a failure may
+ * have extended it partly, so the length is asked again. */
+static void file_note_end(FileState *s, int64_t end, int ret)
+{
+    if (ret < 0) {
+        s->length = -1;
+    } else if (s->length >= 0 && end > s->length) {
+        s->length = end;
+    }
 }
 
 /* ----- Open and close ----- */
@@ -176,6 +205,7 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
 
     /* Devices never grow: their writes never take the growing path. */
     s->size_hint = S_ISREG(st.st_mode) ? st.st_size : INT64_MAX;
+    s->length = -1;
     bs->bl.request_alignment = 1;
     if (oflags & O_DIRECT) {
         file_probe_alignment(s->fd, S_ISBLK(st.st_mode), &bs->bl);
@@ -226,6 +256,9 @@ static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, in
     if (ret == 0 && grow) {
         s->size_hint = MAX(s->size_hint, offset + bytes);
     }
+    if (grow || ret < 0 || offset + bytes > s->length) {
+        file_note_end(s, offset + bytes, ret);
+    }
     return ret;
 }
 
@@ -273,12 +306,13 @@ static int coroutine_fn file_co_punch_zeroes(FileState *s, int64_t offset, int64
     if (s->no_punch_hole) {
         return -ENOTSUP;
     }
-    len = file_fd_length(s->fd);
+    len = file_length(s);
     if (len < 0) {
         return (int)len;
     }
     if (end > len) {
         ret = file_co_fallocate(s, 0, end - 1, 1, &s->no_falloc);
+        file_note_end(s, end, ret);
         if (ret < 0) {
             return ret;
         }
@@ -303,6 +337,9 @@ static int coroutine_fn file_co_pwrite_zeroes(BlockDriverState *bs, int64_t offs
     ret = file_co_fallocate(s, FALLOC_FL_ZERO_RANGE, offset, bytes, &s->no_zero_range);
     if (ret == 0 && offset + bytes > s->size_hint) {
         s->size_hint = offset + bytes;
+    }
+    if (ret != -ENOTSUP) {
+        file_note_end(s, offset + bytes, ret);
     }
     return ret;
 }
@@ -357,7 +394,7 @@ static int coroutine_fn file_co_block_status(BlockDriverState *bs, bool want_zer
                                              int64_t *map, BlockDriverState **file)
 {
     FileState *s = bs->opaque;
-    int64_t len = file_fd_length(s->fd);
+    int64_t len = file_length(s);
     int ret = 0;
 
     if (len < 0) {
@@ -398,7 +435,7 @@ static int64_t file_getlength(BlockDriverState *bs)
 {
     FileState *s = bs->opaque;
 
-    return file_fd_length(s->fd);
+    return file_length(s);
 }
 
 static int64_t file_get_allocated_file_size(BlockDriverState *bs)
@@ -543,7 +580,8 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset, b
         /* A regular file always takes the new size, exact or not. */
         int ret = file_co_resize(s->fd, st.st_size, offset, prealloc, errp);
 
-        s->size_hint = MAX(file_fd_length(s->fd), 0);
+        s->length = -1;
+        s->size_hint = MAX(file_length(s), 0);
         return ret;
     }
     if (!S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode)) {

@@ -46,6 +46,10 @@ typedef struct {
     CoQueue write_turn;
     bool out_of_order;
     int running, ret;
+    /* The last block status answer, [status_start, status_end) of source
+     * status_src: a run longer than one piece is asked about once. */
+    int status_src, status;
+    int64_t status_start, status_end;
 } Convert;
 
 /* Writes [off, off+n) of the target from buf, which holds that range of
@@ -167,7 +171,19 @@ static bool coroutine_fn claim(Convert *c, Piece *p)
         p->src = c->src[c->cur_src];
         p->src_off = c->cur_off;
         p->dst_off = c->src_base[c->cur_src] + c->cur_off;
-        st = bdrv_block_status_above(p->src, NULL, p->src_off, len - p->src_off, &n);
+        if (c->status_src == c->cur_src && p->src_off >= c->status_start &&
+            p->src_off < c->status_end) {
+            st = c->status;
+            n = c->status_end - p->src_off;
+        } else {
+            st = bdrv_block_status_above(p->src, NULL, p->src_off, len - p->src_off, &n);
+            if (st >= 0) {
+                c->status_src = c->cur_src;
+                c->status = st;
+                c->status_start = p->src_off;
+                c->status_end = p->src_off + n;
+            }
+        }
         if (st < 0) {
             error_report("error while reading block status at offset %" PRId64 ": %s",
                          p->src_off, strerror(-st));
@@ -273,7 +289,7 @@ int img_convert(int argc, char **argv)
     const char *fmt = NULL, *out_fmt = "raw", *base = NULL, *base_fmt = NULL, *out;
     g_autofree char *options = NULL, *opt_base = NULL, *opt_base_fmt = NULL;
     bool quiet = false, no_create = false, image_opts = false, created = false;
-    Convert c = { .sparse = 4096 };
+    Convert c = { .sparse = 4096, .status_src = -1 };
     int64_t pos = 0;
     GError *err = NULL;
     int ch, ret = 1, coroutines = 8, dst_flags = BDRV_O_NO_FLUSH;
