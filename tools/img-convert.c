@@ -253,19 +253,9 @@ static void coroutine_fn convert_worker(void *opaque)
 
 static int64_t parse_sparse(const char *arg)
 {
-    int64_t v;
+    int64_t v = img_cvtnum("buffer size for sparse output", arg, INT64_MAX);
 
-    int ret = qblk_strtosz(arg, &v, NULL);
-
-    if (ret == -ERANGE) {
-        error_report("Invalid buffer size for sparse output specified. Must be between 0 and "
-                     "%" PRId64 ".", INT64_MAX);
-        return -1;
-    }
-    if (ret < 0) {
-        error_report("Invalid buffer size for sparse output specified. You may use k, M, G, "
-                     "T, P or E suffixes for");
-        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+    if (v < 0) {
         return -1;
     }
     if (v % 512 || v > MAX_SPARSE) {

@@ -621,6 +621,11 @@ static bool create_image(const CreateArgs *a, char **hint, GError **errp)
 
 int64_t img_cvtnum(const char *name, const char *arg, int64_t max)
 {
+    return img_cvtnum_full(name, arg, 0, max);
+}
+
+int64_t img_cvtnum_full(const char *name, const char *arg, int64_t min, int64_t max)
+{
     bool hex_suffix = false;
     int64_t size;
     int ret = qblk_strtosz(arg, &size, &hex_suffix);
@@ -633,8 +638,9 @@ int64_t img_cvtnum(const char *name, const char *arg, int64_t max)
         error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
         return -1;
     }
-    if (ret == -ERANGE || size < 0 || size > max) {
-        error_report("Invalid %s specified. Must be between 0 and %" PRId64 ".", name, max);
+    if (ret == -ERANGE || size < min || size > max) {
+        error_report("Invalid %s specified. Must be between %" PRId64 " and %" PRId64 ".", name,
+                     min, max);
         return -1;
     }
     return size;

@@ -62,6 +62,8 @@ QblkOpts *img_parse_format_options(const BlockDriver *drv, const char *options, 
 /* qemu-img's cvtnum: a size with suffixes in [0, max]; -1 after printing
  * "Invalid <name> specified. ...". */
 int64_t img_cvtnum(const char *name, const char *arg, int64_t max);
+/* The same in [min, max]. */
+int64_t img_cvtnum_full(const char *name, const char *arg, int64_t min, int64_t max);
 /* img_cvtnum for an image size. */
 int64_t img_parse_image_size(const char *arg);
 /* --output=human|json: sets *json; false after reporting anything else. */
