@@ -50,6 +50,9 @@ static const ImgCmd img_cmds[] = {
     { "check", img_check,
       "check [--object objectdef] [--image-opts] [-q] [-p] [-f fmt] [--output=ofmt] "
       "[-r [leaks | all]] [-T src_cache] [-U] filename" },
+    { "dd", img_dd,
+      "dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] "
+      "[skip=blocks] if=input of=output" },
     { "info", img_info,
       "info [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename" },
     { "map", img_map,
