@@ -616,6 +616,54 @@ int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
     return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, list) : 0;
 }
 
+typedef struct {
+    BlockDriverState *bs;
+    const char *name;
+    int (*fn)(BlockDriverState *bs, const char *name);
+    int ret;
+} SnapshotCo;
+
+static void coroutine_fn snapshot_entry(void *opaque)
+{
+    SnapshotCo *c = opaque;
+
+    c->ret = c->fn(c->bs, c->name);
+    if (c->ret == 0) {
+        c->ret = bdrv_co_flush(c->bs);
+    }
+}
+
+/* One snapshot operation run to completion; fn may be NULL (missing). */
+static int snapshot_run(BlockDriverState *bs, const char *name,
+                        int coroutine_fn (*fn)(BlockDriverState *, const char *))
+{
+    SnapshotCo c = { bs, name, fn, -ENOTSUP };
+
+    if (!fn) {
+        return -ENOTSUP;
+    }
+    if (bdrv_is_read_only(bs)) {
+        return -EACCES;
+    }
+    bdrv_run_co(snapshot_entry, &c);
+    return c.ret;
+}
+
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
+{
+    return snapshot_run(bs, name, bs->drv->co_snapshot_create);
+}
+
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name)
+{
+    return snapshot_run(bs, id_or_name, bs->drv->co_snapshot_goto);
+}
+
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name)
+{
+    return snapshot_run(bs, name, bs->drv->co_snapshot_delete);
+}
+
 void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n)
 {
     for (int i = 0; i < n; i++) {

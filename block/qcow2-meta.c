@@ -123,7 +123,10 @@ Qcow2MetaKind qcow2_meta_overlap(const BDRVQcow2State *s, uint64_t offset, uint6
             break;
         }
         for (int k = QCOW2_META_NONE + 1; k < QCOW2_META__MAX; k++) {
-            if (k != (int)own && kind_count(packed, k)) {
+            /* The L2 cache also writes tables a snapshot shares (their
+             * COPIED flags change when snapshots come and go). */
+            if (k != (int)own && !(own == QCOW2_META_L2 && k == QCOW2_META_INACTIVE_L2) &&
+                kind_count(packed, k)) {
                 *where = c << s->cluster_bits;
                 return k;
             }

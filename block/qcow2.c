@@ -327,8 +327,7 @@ static bool read_extensions(BDRVQcow2State *s, const uint8_t *c0, uint64_t incom
 static void free_snapshots(BDRVQcow2State *s)
 {
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        g_free(s->snapshots[i].id_str);
-        g_free(s->snapshots[i].name);
+        qcow2_snapshot_clear(&s->snapshots[i]);
     }
     g_clear_pointer(&s->snapshots, g_free);
     s->nb_snapshots = 0;
@@ -388,6 +387,11 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
             sn->disk_size = qcow2_be64(var + 8);
         }
         sn->icount = extra >= 24 ? qcow2_be64(var + 16) : UINT64_MAX;
+        if (extra < 16) {
+            sn->disk_size = s->header.size;     /* as QEMU assumes */
+        }
+        sn->extra = g_memdup2(var, extra);
+        sn->extra_size = extra;
         sn->id_str = g_strndup((char *)var + extra, id_len);
         sn->name = g_strndup((char *)var + extra + id_len, name_len);
         s->nb_snapshots = i + 1;        /* freed from here on, even on error */
@@ -935,6 +939,9 @@ const BlockDriver bdrv_qcow2 = {
     .get_info = qcow2_get_info,
     .get_specific_info = qcow2_get_specific_info,
     .snapshot_list = qcow2_snapshot_list,
+    .co_snapshot_create = qcow2_co_snapshot_create,
+    .co_snapshot_goto = qcow2_co_snapshot_goto,
+    .co_snapshot_delete = qcow2_co_snapshot_delete,
     .co_make_empty = qcow2_co_make_empty,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .measure = qcow2_measure,

@@ -102,6 +102,8 @@ typedef struct Qcow2Snapshot {
     uint64_t vm_state_size;
     uint64_t disk_size;
     uint64_t icount;                /* UINT64_MAX when not recorded */
+    uint8_t *extra;                 /* the extra data as read, kept when rewritten */
+    uint32_t extra_size;
 } Qcow2Snapshot;
 
 /* Guest clusters [start, end) being allocated: their data is written
@@ -318,6 +320,12 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
  * references check counted, *nb clusters; both grow with the clusters
  * the new structures take) and switches the header to them. */
 int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **refs, uint64_t *nb);
+
+/* qcow2-snapshot.c */
+int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name);
+int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
+int coroutine_fn qcow2_co_snapshot_delete(BlockDriverState *bs, const char *name);
+void qcow2_snapshot_clear(Qcow2Snapshot *sn);
 
 /* qcow2-create.c */
 extern const QblkOptDesc qcow2_create_opts[];

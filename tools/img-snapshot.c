@@ -1,9 +1,11 @@
 /* qblk-img snapshot: lists internal snapshots (-l, the default) in
- * qemu-img's table; the table printer is shared with info. Creating,
- * applying and deleting snapshots is not implemented yet. */
+ * qemu-img's table (the printer is shared with info), and creates (-c),
+ * applies (-a) and deletes (-d) them, with qemu-img's messages. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include "img-json.h"
 #include "qblk-img.h"
@@ -58,6 +60,28 @@ ImgJson *img_snapshots_to_json(const BdrvSnapshotInfo *list, int n)
     return arr;
 }
 
+typedef enum { SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE, SNAPSHOT_DELETE } SnapshotAction;
+
+/* The action's error in qemu-img's words. */
+static void snapshot_error(SnapshotAction action, const char *name, int ret)
+{
+    switch (action) {
+    case SNAPSHOT_CREATE:
+        error_report("Could not create snapshot '%s': %d (%s)", name, ret, strerror(-ret));
+        break;
+    case SNAPSHOT_APPLY:
+        error_report("Could not apply snapshot '%s': Failed to load snapshot: %s", name,
+                     strerror(-ret));
+        break;
+    case SNAPSHOT_DELETE:
+        error_report("Could not delete snapshot '%s': %s", name,
+                     ret == -ENOENT ? "snapshot not found" : strerror(-ret));
+        break;
+    default:
+        break;
+    }
+}
+
 int img_snapshot(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -66,45 +90,70 @@ int img_snapshot(int argc, char **argv)
         { "force-share", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
-    bool image_opts = false;
-    const char *action = NULL;
+    bool image_opts = false, force_share = false, chosen = false;
+    SnapshotAction action = SNAPSHOT_LIST;
+    const char *name = NULL;
     BdrvSnapshotInfo *list;
     BlockDriverState *bs;
-    int c, n;
+    int c, n, ret = 0;
 
     while ((c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, NULL)) != -1) {
+        SnapshotAction next = action;
+
         switch (c) {
         case ':':
         case '?':
         case 'h':
             return img_common_option(c, argv);
-        case 'l': break;
-        case 'a': action = "-a (apply)"; break;
-        case 'c': action = "-c (create)"; break;
-        case 'd': action = "-d (delete)"; break;
-        case 'q':
-        case 'U': break;
-        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case 'l': next = SNAPSHOT_LIST; break;
+        case 'a': next = SNAPSHOT_APPLY; name = optarg; break;
+        case 'c': next = SNAPSHOT_CREATE; name = optarg; break;
+        case 'd': next = SNAPSHOT_DELETE; name = optarg; break;
+        case 'q': continue;
+        case 'U': force_share = true; continue;
+        case OPTION_IMAGE_OPTS: image_opts = true; continue;
         }
+        if (chosen) {
+            return img_usage_error("Cannot mix '-l', '-a', '-c', '-d'");
+        }
+        chosen = true;
+        action = next;
     }
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
-    if (action) {
-        error_report("snapshot %s is not supported by qblk-img yet; it only lists snapshots",
-                     action);
+    if (action != SNAPSHOT_LIST && force_share) {
+        error_report("Could not open '%s': force-share=on can only be used with read-only "
+                     "images", argv[optind]);
         return 1;
     }
-    bs = img_open(argv[optind], NULL, image_opts, 0);
+    bs = img_open(argv[optind], NULL, image_opts, action == SNAPSHOT_LIST ? 0 : BDRV_O_RDWR);
     if (!bs) {
         return 1;
     }
-    n = bdrv_snapshot_list(bs, &list);
-    if (n > 0) {
-        printf("Snapshot list:\n");
-        img_print_snapshot_table(list, n);
+    switch (action) {
+    case SNAPSHOT_LIST:
+        n = bdrv_snapshot_list(bs, &list);
+        if (n > 0) {
+            printf("Snapshot list:\n");
+            img_print_snapshot_table(list, n);
+        }
+        bdrv_snapshot_list_free(list, MAX(n, 0));
+        ret = n < 0 ? n : 0;
+        break;
+    case SNAPSHOT_CREATE:
+        ret = bdrv_snapshot_create(bs, name);
+        break;
+    case SNAPSHOT_APPLY:
+        ret = bdrv_snapshot_goto(bs, name);
+        break;
+    case SNAPSHOT_DELETE:
+        ret = bdrv_snapshot_delete(bs, name);
+        break;
     }
-    bdrv_snapshot_list_free(list, MAX(n, 0));
+    if (ret < 0) {
+        snapshot_error(action, name, ret);
+    }
     bdrv_unref(bs);
-    return n < 0 ? 1 : 0;
+    return ret < 0 ? 1 : 0;
 }

@@ -62,7 +62,7 @@ static const ImgCmd img_cmds[] = {
       "measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--image-opts] "
       "[-f fmt] filename]" },
     { "snapshot", img_snapshot,
-      "snapshot [--image-opts] [-U] [-q] [-l] filename" },
+      "snapshot [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename" },
     { "rebase", img_rebase,
       "rebase [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] "
       "-b backing_file [-F backing_fmt] filename" },

@@ -166,6 +166,13 @@ typedef struct BdrvSnapshotInfo {
  * bdrv_snapshot_list_free. */
 int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list);
 void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n);
+/* Creates a snapshot of the disk named name (the id is the next free
+ * number), applies the snapshot with that id (else that name), deletes
+ * the first snapshot with that name. -ENOTSUP where the format has no
+ * snapshots, -ENOENT for no such snapshot, -EACCES read-only. Synchronous. */
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name);
 
 /* ----- Consistency check ----- */
 

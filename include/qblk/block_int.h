@@ -138,6 +138,10 @@ struct BlockDriver {
     int coroutine_fn (*co_make_empty)(BlockDriverState *bs);
     /* Missing: no internal snapshots. Same contract as bdrv_snapshot_list. */
     int (*snapshot_list)(BlockDriverState *bs, BdrvSnapshotInfo **list);
+    /* Missing: -ENOTSUP. See bdrv_snapshot_create/goto/delete. */
+    int coroutine_fn (*co_snapshot_create)(BlockDriverState *bs, const char *name);
+    int coroutine_fn (*co_snapshot_goto)(BlockDriverState *bs, const char *id_or_name);
+    int coroutine_fn (*co_snapshot_delete)(BlockDriverState *bs, const char *name);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
     GVariant *(*get_specific_info)(BlockDriverState *bs);
     /* Rewrites the image's link to its backing file on disk (file NULL:
