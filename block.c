@@ -3,6 +3,8 @@
  * images, and node properties. The request path is in block/io*.c. */
 #include <errno.h>
 #include <string.h>
+#include <inttypes.h>
+#include <unistd.h>
 #include "block/internal.h"
 #include "trace-events.h"
 
@@ -354,13 +356,68 @@ fail_opened_nothing:
     return NULL;
 }
 
+/* Snapshot mode: base (read-only) under a temporary qcow2 overlay that
+ * takes every write. The overlay's file is unlinked once open, so it
+ * vanishes with the process however that ends; its header names no
+ * backing file, base is attached in memory. */
+static BlockDriverState *open_snapshot_overlay(BlockDriverState *base, int flags,
+                                               GError **errp)
+{
+    g_autoptr(QblkOpts) create = qblk_opts_new();
+    g_autofree char *tmp = NULL;
+    g_autofree char *size = NULL;
+    BlockDriverState *overlay;
+    QblkOpts *opts;
+    int64_t len = bdrv_getlength(base);
+    int fd;
+
+    if (len < 0) {
+        qblk_error_set_errno(errp, (int)-len, "Could not get the image size");
+        return NULL;
+    }
+    fd = g_file_open_tmp("qblk-snapshot.XXXXXX", &tmp, NULL);
+    if (fd < 0) {
+        qblk_error_set_errno(errp, errno, "Could not create a temporary overlay");
+        return NULL;
+    }
+    close(fd);
+    size = g_strdup_printf("%" PRId64, len);
+    qblk_opts_set(create, "size", size);
+    if (bdrv_create("qcow2", tmp, create, errp) < 0) {
+        unlink(tmp);
+        return NULL;
+    }
+    opts = qblk_opts_new();
+    qblk_opts_set(opts, "driver", "qcow2");
+    overlay = open_node(tmp, opts, (flags | BDRV_O_RDWR | BDRV_O_NO_BACKING) & ~BDRV_O_SNAPSHOT,
+                        false, NULL, errp);
+    unlink(tmp);
+    if (overlay) {
+        overlay->backing = base;
+        bdrv_ref(base);
+    }
+    return overlay;
+}
+
 BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
                             bool *probed_raw, GError **errp)
 {
+    BlockDriverState *bs, *overlay;
+
     if (probed_raw) {
         *probed_raw = false;
     }
-    return open_node(filename, options, flags, false, probed_raw, errp);
+    if (!(flags & BDRV_O_SNAPSHOT)) {
+        return open_node(filename, options, flags, false, probed_raw, errp);
+    }
+    bs = open_node(filename, options, flags & ~(BDRV_O_RDWR | BDRV_O_SNAPSHOT), false,
+                   probed_raw, errp);
+    if (!bs) {
+        return NULL;
+    }
+    overlay = open_snapshot_overlay(bs, flags, errp);
+    bdrv_unref(bs);
+    return overlay;
 }
 
 void bdrv_ref(BlockDriverState *bs)
@@ -662,6 +719,52 @@ int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name)
 int bdrv_snapshot_delete(BlockDriverState *bs, const char *name)
 {
     return snapshot_run(bs, name, bs->drv->co_snapshot_delete);
+}
+
+typedef struct {
+    BlockDriverState *bs;
+    void *buf;
+    int64_t pos, size;
+    bool save;
+    int ret;
+} VmstateCo;
+
+static void coroutine_fn vmstate_entry(void *opaque)
+{
+    VmstateCo *v = opaque;
+    QIOVector qiov;
+
+    qiov_init_buf(&qiov, v->buf, v->size);
+    v->ret = v->save ? v->bs->drv->co_save_vmstate(v->bs, &qiov, v->pos)
+                     : v->bs->drv->co_load_vmstate(v->bs, &qiov, v->pos);
+    qiov_destroy(&qiov);
+}
+
+static int vmstate_run(BlockDriverState *bs, void *buf, int64_t pos, int64_t size, bool save)
+{
+    VmstateCo v = { bs, buf, pos, size, save, -ENOTSUP };
+
+    if (!(save ? bs->drv->co_save_vmstate : bs->drv->co_load_vmstate)) {
+        return -ENOTSUP;
+    }
+    if (pos < 0 || size < 0 || pos > INT64_MAX - size) {
+        return -EINVAL;
+    }
+    if (save && bdrv_is_read_only(bs)) {
+        return -EACCES;
+    }
+    bdrv_run_co(vmstate_entry, &v);
+    return v.ret;
+}
+
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t size)
+{
+    return vmstate_run(bs, (void *)buf, pos, size, true);
+}
+
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t size)
+{
+    return vmstate_run(bs, buf, pos, size, false);
 }
 
 void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n)

@@ -633,17 +633,53 @@ static int64_t qcow2_getlength(BlockDriverState *bs)
     return ((BDRVQcow2State *)bs->opaque)->header.size;
 }
 
+/* VM state lives past the last L2 span the disk uses, in clusters of the
+ * active tables (so snapshots keep it); the L1 table grows to reach it. */
+static uint64_t vm_state_offset(const BDRVQcow2State *s)
+{
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+
+    return (s->header.size + l2_span - 1) / l2_span * l2_span;
+}
+
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcow2State *s = bs->opaque;
 
     bdi->cluster_size = s->cluster_size;
     bdi->is_dirty = !!(s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY);
-    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
-
-    /* VM state lives past the last L2 span the disk uses. */
-    bdi->vm_state_offset = (s->header.size + l2_span - 1) / l2_span * l2_span;
+    bdi->vm_state_offset = vm_state_offset(s);
     return 0;
+}
+
+static int coroutine_fn qcow2_co_save_vmstate(BlockDriverState *bs, QIOVector *qiov,
+                                              int64_t pos)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start = vm_state_offset(s) + (uint64_t)pos, end = start + qiov->size;
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+    int ret = 0;
+
+    if (end < start || (end + l2_span - 1) / l2_span > QCOW2_MAX_L1_BYTES / 8) {
+        return -EFBIG;
+    }
+    qco_mutex_lock(&s->lock);
+    if ((end + l2_span - 1) / l2_span > s->l1_size) {
+        ret = qcow2_co_grow_l1(bs, (uint32_t)((end + l2_span - 1) / l2_span));
+    }
+    qco_mutex_unlock(&s->lock);
+    return ret < 0 ? ret : qcow2_co_pwritev(bs, (int64_t)start, qiov->size, qiov, 0);
+}
+
+static int coroutine_fn qcow2_co_load_vmstate(BlockDriverState *bs, QIOVector *qiov,
+                                              int64_t pos)
+{
+    uint64_t start = vm_state_offset(bs->opaque) + (uint64_t)pos;
+
+    if (start + qiov->size < start) {
+        return -EFBIG;
+    }
+    return qcow2_co_preadv(bs, (int64_t)start, qiov->size, qiov, 0);
 }
 
 static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
@@ -942,6 +978,8 @@ const BlockDriver bdrv_qcow2 = {
     .co_snapshot_create = qcow2_co_snapshot_create,
     .co_snapshot_goto = qcow2_co_snapshot_goto,
     .co_snapshot_delete = qcow2_co_snapshot_delete,
+    .co_save_vmstate = qcow2_co_save_vmstate,
+    .co_load_vmstate = qcow2_co_load_vmstate,
     .co_make_empty = qcow2_co_make_empty,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .measure = qcow2_measure,

@@ -27,7 +27,7 @@ static void usage(const char *name)
            "                       from the given string\n"
            "  -f, --format FMT     specifies the block driver to use\n"
            "  -r, --read-only      export read-only\n"
-           "  -s, --snapshot       use snapshot file (not supported)\n"
+           "  -s, --snapshot       use snapshot file\n"
            "  -n, --nocache        disable host cache, short for -t none\n"
            "  -C, --copy-on-read   enable copy-on-read\n"
            "  -m, --misalign       misalign allocations for O_DIRECT\n"
@@ -166,9 +166,7 @@ int main(int argc, char **argv)
         case 'c': g_ptr_array_add(cmds, optarg); break;
         case 'f': format = optarg; break;
         case 'r': readonly = true; break;
-        case 's':
-            error_report("snapshot mode (-s) is not supported");
-            return 1;
+        case 's': flags |= BDRV_O_SNAPSHOT; break;
         case 'n': flags |= BDRV_O_NOCACHE; writethrough = false; break;
         case 'C': flags |= BDRV_O_COPY_ON_READ; break;
         case 'm': io_misalign = true; break;

@@ -207,9 +207,7 @@ static int open_f(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "snCro:kt:d:i:U")) != -1) {
         switch (c) {
-        case 's':
-            error_report("snapshot mode (-s) is not supported");
-            return -1;
+        case 's': flags |= BDRV_O_SNAPSHOT; break;
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;

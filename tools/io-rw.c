@@ -113,8 +113,8 @@ static int read_f(int argc, char **argv)
 
     buf = io_buf_alloc(count, 0xab);
     start = io_now();
-    /* No driver keeps VM state: -b reads what a raw image answers. */
-    ret = vmstate ? -ENOTSUP : bdrv_pread(io_bs, offset, count, buf, 0);
+    ret = vmstate ? bdrv_load_vmstate(io_bs, buf, offset, count)
+                  : bdrv_pread(io_bs, offset, count, buf, 0);
     if (ret < 0) {
         printf("read failed: %s\n", strerror(-ret));
         io_buf_free(buf);
@@ -233,7 +233,7 @@ static int write_f(int argc, char **argv)
 
     start = io_now();
     if (vmstate) {
-        ret = -ENOTSUP;     /* no driver here stores VM state */
+        ret = bdrv_save_vmstate(io_bs, buf, offset, count);
     } else if (compressed) {
         ret = bdrv_pwrite(io_bs, offset, count, buf, flags | BDRV_REQ_WRITE_COMPRESSED);
     } else if (zero) {

@@ -42,6 +42,7 @@ typedef enum {
 /* Open flags. */
 enum {
     BDRV_O_RDWR          = 0x0002,
+    BDRV_O_SNAPSHOT      = 0x0008,  /* writes go to a temporary overlay (qemu-io -s) */
     BDRV_O_NOCACHE       = 0x0020,  /* O_DIRECT on the host file */
     BDRV_O_NO_FLUSH      = 0x0200,  /* cache=unsafe: flushes do nothing */
     BDRV_O_COPY_ON_READ  = 0x0400,
@@ -173,6 +174,11 @@ void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n);
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
 int bdrv_snapshot_delete(BlockDriverState *bs, const char *name);
+/* Writes or reads size bytes at pos of the image's VM state area (qcow2:
+ * clusters past the disk's end). -ENOTSUP where the format has none.
+ * Synchronous. */
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t size);
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t size);
 
 /* ----- Consistency check ----- */
 

@@ -142,6 +142,10 @@ struct BlockDriver {
     int coroutine_fn (*co_snapshot_create)(BlockDriverState *bs, const char *name);
     int coroutine_fn (*co_snapshot_goto)(BlockDriverState *bs, const char *id_or_name);
     int coroutine_fn (*co_snapshot_delete)(BlockDriverState *bs, const char *name);
+    /* VM state (qemu-io read/write -b): bytes at pos of the area the
+     * format keeps for it. Missing: -ENOTSUP. */
+    int coroutine_fn (*co_save_vmstate)(BlockDriverState *bs, QIOVector *qiov, int64_t pos);
+    int coroutine_fn (*co_load_vmstate)(BlockDriverState *bs, QIOVector *qiov, int64_t pos);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
     GVariant *(*get_specific_info)(BlockDriverState *bs);
     /* Rewrites the image's link to its backing file on disk (file NULL:
