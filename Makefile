@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-asan check demo bench fuzz clean
+.PHONY: all deps build build-asan check demo bench fuzz clean install uninstall
 
 all: build
 
@@ -29,6 +29,17 @@ check: build build-asan
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# Installs the tools, libqblk (shared and static), its public headers,
+# qblk.pc and the man pages under PREFIX (staged under DESTDIR if set).
+PREFIX ?= /usr/local
+install: build
+	meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
+	DESTDIR=$(DESTDIR) meson install -C $(BUILD)
+
+# Removes what the last install put in place.
+uninstall:
+	ninja -C $(BUILD) uninstall
 
 # libFuzzer build of tests/fuzz (clang); FUZZ_SECONDS of fuzzing per format from its corpus.
 FUZZ_BUILD   ?= build-fuzz
