@@ -234,6 +234,22 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
     return ret;
 }
 
+/* A snapshot's L1 table in host order, zero-padded to size entries. */
+static int coroutine_fn read_snapshot_l1(BlockDriverState *bs, const Qcow2Snapshot *sn,
+                                         uint32_t size, uint64_t **l1)
+{
+    int ret = 0;
+
+    *l1 = g_new0(uint64_t, MAX(MAX(size, sn->l1_size), 1));
+    if (sn->l1_size) {
+        ret = bdrv_co_pread(bs->file, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, *l1, 0);
+    }
+    for (uint32_t i = 0; ret == 0 && i < sn->l1_size; i++) {
+        (*l1)[i] = GUINT64_FROM_BE((*l1)[i]);
+    }
+    return ret;
+}
+
 /* Index of the snapshot whose id (first) or name (then) is key, or -1. */
 static int find_snapshot(const BDRVQcow2State *s, const char *key, bool by_id)
 {
@@ -351,15 +367,9 @@ int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_
     if (ret < 0) {
         goto out;
     }
-    sn_l1 = g_new0(uint64_t, MAX(s->l1_size, 1));
-    if (sn->l1_size) {
-        ret = bdrv_co_pread(bs->file, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, sn_l1, 0);
-        if (ret < 0) {
-            goto out;
-        }
-        for (uint32_t i = 0; i < sn->l1_size; i++) {
-            sn_l1[i] = GUINT64_FROM_BE(sn_l1[i]);
-        }
+    ret = read_snapshot_l1(bs, sn, s->l1_size, &sn_l1);
+    if (ret < 0) {
+        goto out;
     }
     /* The snapshot's clusters gain the active image's reference first, so
      * nothing shared between the two drops to zero on the way. */
@@ -405,15 +415,9 @@ int coroutine_fn qcow2_co_snapshot_delete(BlockDriverState *bs, const char *name
         goto out;
     }
     sn = s->snapshots[idx];
-    l1 = g_new0(uint64_t, MAX(sn.l1_size, 1));
-    if (sn.l1_size) {
-        ret = bdrv_co_pread(bs->file, sn.l1_table_offset, (uint64_t)sn.l1_size * 8, l1, 0);
-        if (ret < 0) {
-            goto out;
-        }
-        for (uint32_t i = 0; i < sn.l1_size; i++) {
-            l1[i] = GUINT64_FROM_BE(l1[i]);
-        }
+    ret = read_snapshot_l1(bs, &sn, sn.l1_size, &l1);
+    if (ret < 0) {
+        goto out;
     }
     ret = qcow2_co_flush_caches(bs);
     if (ret < 0) {
