@@ -648,6 +648,72 @@ static void coroutine_fn change_backing_entry(void *opaque)
     c->ret = bdrv_co_flush(bs);
 }
 
+typedef struct {
+    BlockDriverState *bs;
+    QblkOpts *opts;
+    GError **errp;
+    int ret;
+} AmendCo;
+
+static void coroutine_fn amend_entry(void *opaque)
+{
+    AmendCo *a = opaque;
+
+    a->ret = a->bs->drv->co_amend(a->bs, a->opts, a->errp);
+    if (a->ret == 0) {
+        a->ret = bdrv_co_flush(a->bs);
+    }
+}
+
+static bool amend_option_known(BlockDriverState *bs, const char *name)
+{
+    for (const char *const *n = bs->drv->amend_opts; n && *n; n++) {
+        if (!strcmp(*n, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+{
+    guint n;
+    g_autofree const char **keys = qblk_opts_keys(opts, &n);
+
+    if (!bs->drv->co_amend) {
+        qblk_error_set(errp, "Format driver '%s' does not support option amendment",
+                       bs->drv->format_name);
+        return false;
+    }
+    for (guint i = 0; i < n; i++) {
+        if (!amend_option_known(bs, keys[i])) {
+            bool create = create_opt_known(bs->drv->create_opts, keys[i]);
+
+            qblk_error_set(errp, "Invalid parameter '%s'%s", keys[i],
+                           create ? "\nThis option is only supported for image creation" : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+{
+    AmendCo a = { bs, opts, errp, -ENOTSUP };
+
+    if (!bs->drv->co_amend) {
+        qblk_error_set(errp, "Format driver '%s' does not support option amendment",
+                       bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (bdrv_is_read_only(bs)) {
+        qblk_error_set(errp, "Image is read-only");
+        return -EACCES;
+    }
+    bdrv_run_co(amend_entry, &a);
+    return a.ret;
+}
+
 bool bdrv_supports_backing(BlockDriverState *bs)
 {
     return bs->drv->co_change_backing_file != NULL;

@@ -159,10 +159,26 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
         ret = bdrv_co_flush(bs->file);
     }
     if (ret == 0) {
-        /* The switch: one write of the offset and the size together. */
-        qcow2_put_be64(hdr, table_offset);
-        qcow2_put_be32(hdr + 8, (uint32_t)table_clusters);
-        ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
+        /* The switch: one write of the offset and the size together, and
+         * with them the refcount width when that changes (one sector). */
+        if (s->header.version >= 3 &&
+            s->header.refcount_order != (uint32_t)__builtin_ctz(s->refcount_bits)) {
+            uint8_t h[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
+            Qcow2Header nh = s->header;
+
+            nh.refcount_table_offset = table_offset;
+            nh.refcount_table_clusters = (uint32_t)table_clusters;
+            nh.refcount_order = (uint32_t)__builtin_ctz(s->refcount_bits);
+            qcow2_header_encode(&nh, h);
+            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, 100 - 48, h + 48);
+            if (ret == 0) {
+                s->header.refcount_order = nh.refcount_order;
+            }
+        } else {
+            qcow2_put_be64(hdr, table_offset);
+            qcow2_put_be32(hdr + 8, (uint32_t)table_clusters);
+            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
+        }
     }
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);

@@ -321,6 +321,10 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
  * the new structures take) and switches the header to them. */
 int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **refs, uint64_t *nb);
 
+/* qcow2-amend.c */
+extern const char *const qcow2_amend_opts[];
+int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+
 /* qcow2-snapshot.c */
 int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name);
 int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_name);

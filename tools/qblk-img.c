@@ -32,6 +32,8 @@ typedef struct ImgCmd {
 
 /* The command table, in qemu-img's help order. */
 static const ImgCmd img_cmds[] = {
+    { "amend", img_amend,
+      "amend [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename" },
     { "bench", img_bench,
       "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] "
       "[--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "

@@ -150,6 +150,14 @@ typedef struct BlockMeasureInfo {
  * in_bs's content when in_bs is given (its length is then the size). */
 int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
                  BlockMeasureInfo *info, GError **errp);
+/* Changes options of an existing image (qemu-img amend): opts holds
+ * create option names the format lists as amendable, values as given.
+ * -ENOTSUP when the format amends nothing. Synchronous. */
+int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+/* Whether the node's format amends at all and every name in opts is one
+ * it can amend (qemu-img's errors otherwise; a create-only option says
+ * so on a second line). */
+bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 /* Whether the format can record a backing file at all. */
 bool bdrv_supports_backing(BlockDriverState *bs);
 

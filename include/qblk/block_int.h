@@ -98,6 +98,10 @@ struct BlockDriver {
     /* Missing: "Driver '%s' does not support image creation". */
     int coroutine_fn (*co_create)(const char *filename, QblkOpts *options, GError **errp);
     const QblkOptDesc *create_opts; /* NULL-name terminated */
+    /* Names of the create options an existing image can change (NULL
+     * terminated), and the change. Missing: no amendment. */
+    const char *const *amend_opts;
+    int coroutine_fn (*co_amend)(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 
     /* Required (reads). offset/bytes respect bs->bl.request_alignment. */
     int coroutine_fn (*co_preadv)(BlockDriverState *bs, int64_t offset, int64_t bytes,
