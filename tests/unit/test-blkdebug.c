@@ -203,6 +203,15 @@ static void test_limits(void)
     g_assert_cmpuint(st->reads, ==, 1);
     g_assert_cmpuint(st->bytes_read, ==, 4096);
     g_assert_cmpuint(st->bytes_written, ==, 4096);
+    /* Longer requests reach the image in max-transfer pieces. */
+    {
+        g_autofree char *big = g_malloc0(200 * KiB);
+        uint64_t before = st->writes;
+
+        g_assert_cmpint(bdrv_pwrite(bs, 0, 200 * KiB, big, 0), ==, 0);
+        g_assert_cmpuint(st->writes - before, ==, 4);
+        g_assert_cmpint(st->max_write_bytes, ==, 64 * KiB);
+    }
     bdrv_unref(bs);
 
     msg = open_error("align=3000");
