@@ -33,7 +33,7 @@ static BlockDriverState *open_opts(const char *optstr, int flags)
 static char *create(const char *fmt, const char *name, const char *optstr)
 {
     char *path = g_build_filename(tmpdir, name, NULL);
-    QblkOpts *opts = qblk_opts_new();
+    g_autoptr(QblkOpts) opts = qblk_opts_new();
     GError *err = NULL;
 
     g_unlink(path);
@@ -41,6 +41,17 @@ static char *create(const char *fmt, const char *name, const char *optstr)
     g_assert_cmpint(bdrv_create(fmt, path, opts, &err), ==, 0);
     g_assert_no_error(err);
     return path;
+}
+
+/* A 1 MiB QED image over a raw one; *base gets the raw image's path. */
+static char *create_qed_over_raw(const char *name, char **base)
+{
+    g_autofree char *base_name = g_strconcat(name, ".base", NULL);
+    g_autofree char *opts = NULL;
+
+    *base = create("raw", base_name, "size=1M");
+    opts = g_strdup_printf("size=1M,backing_file=%s,backing_fmt=raw", *base);
+    return create("qed", name, opts);
 }
 
 /* The image through a logging blkdebug node; extra options follow. */
@@ -115,6 +126,14 @@ static void assert_flush_between(const GArray *log, int before, int after)
         }
         g_error("no flush between request %d and request %d:%s", before, after, s->str);
     }
+}
+
+/* The request at index `data` (a data write) reaches the disk before any
+ * later write: a flush comes first. */
+static void assert_flushed_before_next_write(const GArray *log, int data)
+{
+    g_assert_cmpint(data, >=, 0);
+    assert_flush_between(log, data, find(log, data + 1, 'w', -1));
 }
 
 /* Where the image keeps guest offset `offset`. */
@@ -292,22 +311,16 @@ static void test_qcow2_failed_flush_keeps_l2(void)
  * must flush its data before the L2 entry that points at it. */
 static void test_qed_backing_alloc(void)
 {
-    g_autofree char *base = create("raw", "base.raw", "size=1M");
-    g_autofree char *opts = g_strdup_printf("size=1M,backing_file=%s,backing_fmt=raw", base);
-    g_autofree char *path = create("qed", "back.qed", opts);
+    g_autofree char *base = NULL;
+    g_autofree char *path = create_qed_over_raw("back.qed", &base);
     BlockDriverState *bs = open_logged("qed", path, NULL);
     const GArray *log = log_of(bs);
-    int64_t host;
-    int data;
 
     /* The first allocation creates the L2 table; the second only updates
      * an entry of it. */
     fill(bs, 0, 4 * KiB, 0x11);
     fill(bs, CLUSTER, 4 * KiB, 0x22);
-    host = host_offset(bs, CLUSTER);
-    data = find(log, 0, 'w', host);
-    g_assert_cmpint(data, >=, 0);
-    assert_flush_between(log, data, find(log, data + 1, 'w', -1));
+    assert_flushed_before_next_write(log, find(log, 0, 'w', host_offset(bs, CLUSTER)));
     bdrv_unref(bs);
     g_unlink(path);
     g_unlink(base);
@@ -317,12 +330,10 @@ static void test_qed_backing_alloc(void)
  * flush for many copies: that flush must come before the entries. */
 static void test_qed_cor_commit(void)
 {
-    g_autofree char *base = create("raw", "corbase.raw", "size=1M");
-    g_autofree char *opts = g_strdup_printf("size=1M,backing_file=%s,backing_fmt=raw", base);
-    g_autofree char *path = create("qed", "cor.qed", opts);
+    g_autofree char *base = NULL;
+    g_autofree char *path = create_qed_over_raw("cor.qed", &base);
     BlockDriverState *bs = open_plain("raw", base);
     const GArray *log;
-    int data;
 
     fill(bs, 0, 2 * CLUSTER, 0x33);
     bdrv_unref(bs);
@@ -330,9 +341,7 @@ static void test_qed_cor_commit(void)
     log = log_of(bs);
     assert_reads(bs, 0, 2 * CLUSTER, 0x33);
     g_assert_cmpint(bdrv_flush(bs), ==, 0);
-    data = find(log, 0, 'w', host_offset(bs, 0));
-    g_assert_cmpint(data, >=, 0);
-    assert_flush_between(log, data, find(log, data + 1, 'w', -1));
+    assert_flushed_before_next_write(log, find(log, 0, 'w', host_offset(bs, 0)));
     bdrv_unref(bs);
     g_unlink(path);
     g_unlink(base);
