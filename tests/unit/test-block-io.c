@@ -119,15 +119,25 @@ static char *make_file(const char *dir, size_t size, int pattern)
     return path;
 }
 
+/* A 64 KiB file of 0x11 in dir behind blkdebug with a 4 KiB alignment, so
+ * every smaller request is a read-modify-write; *path gets the file. */
+static BlockDriverState *open_aligned_file(const char *dir, char **path)
+{
+    g_autofree char *optstr = NULL;
+
+    *path = make_file(dir, 64 * 1024, 0x11);
+    optstr = g_strdup_printf(
+        "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", *path);
+    return open_opts(optstr, BDRV_O_RDWR);
+}
+
 /* Requests below a 4 KiB alignment: the core reads the edge blocks and
  * writes whole blocks; the bytes around the request are preserved. */
 static void test_rmw_alignment(void)
 {
     g_autofree char *dir = g_dir_make_tmp("qblk-rmw-XXXXXX", NULL);
-    g_autofree char *path = make_file(dir, 64 * 1024, 0x11);
-    g_autofree char *optstr = g_strdup_printf(
-        "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", path);
-    BlockDriverState *bs = open_opts(optstr, BDRV_O_RDWR);
+    g_autofree char *path = NULL;
+    BlockDriverState *bs = open_aligned_file(dir, &path);
     g_autofree uint8_t *buf = g_malloc(64 * 1024);
     g_autofree char *contents = NULL;
     gsize len;
@@ -195,6 +205,21 @@ static void coroutine_fn req_entry(void *opaque)
     r->order = (*r->finished)++;
 }
 
+/* Reads [offset, offset+len) and fails at the first byte unlike want. */
+static void assert_contents(BlockDriverState *bs, int64_t offset, const uint8_t *want,
+                            int64_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+
+    g_assert_cmpint(bdrv_pread(bs, offset, len, buf, 0), ==, 0);
+    for (int64_t i = 0; i < len; i++) {
+        if (buf[i] != want[i]) {
+            g_error("byte %" G_GINT64_FORMAT " is 0x%02x, expected 0x%02x", offset + i,
+                    buf[i], want[i]);
+        }
+    }
+}
+
 /* Starts the requests in the order given, then waits for all of them. */
 static void run_together(Req *reqs, int n)
 {
@@ -218,11 +243,9 @@ static void run_together(Req *reqs, int n)
 static void test_zero_serialising(void)
 {
     g_autofree char *dir = g_dir_make_tmp("qblk-ser-XXXXXX", NULL);
-    g_autofree char *path = make_file(dir, 64 * 1024, 0x11);
-    g_autofree char *optstr = g_strdup_printf(
-        "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", path);
-    BlockDriverState *bs = open_opts(optstr, BDRV_O_RDWR);
-    g_autofree uint8_t *buf = g_malloc(4096);
+    g_autofree char *path = NULL;
+    BlockDriverState *bs = open_aligned_file(dir, &path);
+    uint8_t want[4096];
     Req zero_then_write[2] = {
         { bs, 100, 100, -1 },
         { bs, 0, 4096, 0x22 },
@@ -235,24 +258,15 @@ static void test_zero_serialising(void)
     /* The aligned write waits for the zero write that came first. */
     run_together(zero_then_write, 2);
     g_assert_cmpint(zero_then_write[0].order, ==, 0);
-    g_assert_cmpint(bdrv_pread(bs, 0, 4096, buf, 0), ==, 0);
-    for (int i = 0; i < 4096; i++) {
-        if (buf[i] != 0x22) {
-            g_error("byte %d is 0x%02x after a zero write and a later write of 0x22",
-                    i, buf[i]);
-        }
-    }
+    memset(want, 0x22, sizeof(want));
+    assert_contents(bs, 0, want, sizeof(want));
 
     /* Two zero writes into one block: both ranges end up zero. */
     run_together(two_zeroes, 2);
-    g_assert_cmpint(bdrv_pread(bs, 8192, 4096, buf, 0), ==, 0);
-    for (int i = 0; i < 4096; i++) {
-        int want = (i >= 100 && i < 200) || (i >= 300 && i < 400) ? 0 : 0x11;
-
-        if (buf[i] != want) {
-            g_error("byte %d is 0x%02x, expected 0x%02x", 8192 + i, buf[i], want);
-        }
-    }
+    memset(want, 0x11, sizeof(want));
+    memset(want + 100, 0, 100);
+    memset(want + 300, 0, 100);
+    assert_contents(bs, 8192, want, sizeof(want));
     bdrv_unref(bs);
     g_unlink(path);
     g_rmdir(dir);
