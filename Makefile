@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-asan check demo bench fuzz clean install uninstall
+.PHONY: all deps build build-asan check demo bench fuzz mutants clean install uninstall
 
 all: build
 
@@ -60,6 +60,11 @@ fuzz: deps
 
 bench: build
 	@bench/run $(BUILD)
+
+# Plants each bug of tests/mutants/list in a scratch build (not the tree's)
+# and checks that its suites catch it; slow, so not part of `make check`.
+mutants: deps
+	@scripts/mutants.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -25,10 +25,15 @@
  * As in QEMU, the limits the core enforces on this node can be set, to
  * test the core's alignment and splitting: align (a power of two),
  * max-transfer, opt-write-zero, max-write-zero, opt-discard, max-discard
- * (each a multiple of align). */
+ * (each a multiple of align).
+ *
+ * With log=on the node records every request it passes to the image, in
+ * order (block/blkdebug.h), so a test can check that a driver flushes
+ * between writes that must reach the disk in order. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include "block/blkdebug.h"
 #include "qblk/block_int.h"
 
 typedef enum {
@@ -71,7 +76,21 @@ typedef struct BlkdebugRule {
 typedef struct BlkdebugState {
     GArray *rules;          /* BlkdebugRule, in the order given */
     uint64_t count[BLKDBG__MAX];
+    GArray *log;            /* BlkdebugLogEntry; NULL unless log=on */
 } BlkdebugState;
+
+static const char blkdebug_log_codes[BLKDBG__MAX] = {
+    [BLKDBG_READ] = 'r', [BLKDBG_WRITE] = 'w', [BLKDBG_FLUSH] = 'f',
+    [BLKDBG_ZERO] = 'z', [BLKDBG_DISCARD] = 'd',
+};
+
+const GArray *blkdebug_log(BlockDriverState *bs)
+{
+    if (!bs || bs->drv != &bdrv_blkdebug) {
+        return NULL;
+    }
+    return ((BlkdebugState *)bs->opaque)->log;
+}
 
 /* ----- Rule parsing ----- */
 
@@ -236,12 +255,14 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
     BlkdebugState *s = bs->opaque;
     g_autofree char *config = qblk_opts_take(options, "config");
     g_autofree char *inject = qblk_opts_take(options, "inject");
+    bool log;
 
     if (!bs->file) {
         qblk_error_set(errp, "blkdebug needs an image to filter (image.filename)");
         return -EINVAL;
     }
-    if (!blkdebug_take_limits(bs, options, errp)) {
+    if (!blkdebug_take_limits(bs, options, errp) ||
+        !qblk_opts_take_bool(options, "log", false, &log, errp)) {
         return -EINVAL;
     }
     s->rules = g_array_new(FALSE, FALSE, sizeof(BlkdebugRule));
@@ -250,6 +271,9 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
         g_array_free(s->rules, TRUE);
         s->rules = NULL;
         return -EINVAL;
+    }
+    if (log) {
+        s->log = g_array_new(FALSE, FALSE, sizeof(BlkdebugLogEntry));
     }
 
     /* The child's own entry points align and emulate; say so only where a
@@ -270,10 +294,16 @@ static void blkdebug_close(BlockDriverState *bs)
         g_array_free(s->rules, TRUE);
         s->rules = NULL;
     }
+    if (s->log) {
+        g_array_free(s->log, TRUE);
+        s->log = NULL;
+    }
 }
 
-/* Counts one request of type ev; returns -errno if a rule fails it. */
-static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev)
+/* Counts one request of type ev; returns -errno if a rule fails it, else
+ * logs it as passed on to the image. */
+static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev, int64_t offset,
+                          int64_t bytes)
 {
     BlkdebugState *s = bs->opaque;
     uint64_t n = ++s->count[ev];
@@ -286,6 +316,11 @@ static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev)
             return -r->error;
         }
     }
+    if (s->log) {
+        BlkdebugLogEntry e = { blkdebug_log_codes[ev], offset, bytes };
+
+        g_array_append_val(s->log, e);
+    }
     return 0;
 }
 
@@ -295,7 +330,7 @@ static int coroutine_fn blkdebug_co_preadv(BlockDriverState *bs, int64_t offset,
                                            int64_t bytes, QIOVector *qiov,
                                            BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_READ);
+    int ret = blkdebug_check(bs, BLKDBG_READ, offset, bytes);
 
     return ret < 0 ? ret : bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
 }
@@ -304,7 +339,7 @@ static int coroutine_fn blkdebug_co_pwritev(BlockDriverState *bs, int64_t offset
                                             int64_t bytes, QIOVector *qiov,
                                             BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_WRITE);
+    int ret = blkdebug_check(bs, BLKDBG_WRITE, offset, bytes);
 
     return ret < 0 ? ret : bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
 }
@@ -312,7 +347,7 @@ static int coroutine_fn blkdebug_co_pwritev(BlockDriverState *bs, int64_t offset
 static int coroutine_fn blkdebug_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                                   int64_t bytes, BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_ZERO);
+    int ret = blkdebug_check(bs, BLKDBG_ZERO, offset, bytes);
 
     return ret < 0 ? ret : bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
 }
@@ -320,7 +355,7 @@ static int coroutine_fn blkdebug_co_pwrite_zeroes(BlockDriverState *bs, int64_t 
 static int coroutine_fn blkdebug_co_pdiscard(BlockDriverState *bs, int64_t offset,
                                              int64_t bytes)
 {
-    int ret = blkdebug_check(bs, BLKDBG_DISCARD);
+    int ret = blkdebug_check(bs, BLKDBG_DISCARD, offset, bytes);
 
     return ret < 0 ? ret : bdrv_co_pdiscard(bs->file, offset, bytes);
 }
@@ -328,7 +363,7 @@ static int coroutine_fn blkdebug_co_pdiscard(BlockDriverState *bs, int64_t offse
 /* The core flushes bs->file after this returns: only the fault is ours. */
 static int coroutine_fn blkdebug_co_flush(BlockDriverState *bs)
 {
-    return blkdebug_check(bs, BLKDBG_FLUSH);
+    return blkdebug_check(bs, BLKDBG_FLUSH, 0, 0);
 }
 
 static int coroutine_fn blkdebug_co_block_status(BlockDriverState *bs, bool want_zero,

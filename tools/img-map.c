@@ -35,11 +35,17 @@ static int chain_status(BlockDriverState *top, int64_t off, int64_t len, Extent 
         if (pnum == 0) {
             return -EIO;
         }
-        if ((ret & BDRV_BLOCK_ALLOCATED) || !bdrv_backing(bs)) {
+        /* Past the end of a shorter backing file this layer reads zeroes
+         * itself, as qemu-img reports it; the backing file has no answer. */
+        bool past_backing = !(ret & BDRV_BLOCK_ALLOCATED) && bdrv_backing(bs) &&
+                            off >= bdrv_getlength(bdrv_backing(bs));
+
+        if ((ret & BDRV_BLOCK_ALLOCATED) || !bdrv_backing(bs) || past_backing) {
             *e = (Extent) {
                 .start = off, .length = pnum, .depth = depth,
                 .present = !!(ret & BDRV_BLOCK_ALLOCATED),
-                .zero = !!(ret & BDRV_BLOCK_ZERO), .data = !!(ret & BDRV_BLOCK_DATA),
+                .zero = past_backing || (ret & BDRV_BLOCK_ZERO),
+                .data = !!(ret & BDRV_BLOCK_DATA),
                 .offset = (ret & BDRV_BLOCK_OFFSET_VALID) ? map : -1,
                 .file = bdrv_filename(bs),
             };

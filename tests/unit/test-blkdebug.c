@@ -1,13 +1,14 @@
 /* The blkdebug filter: injected errors reach the caller as -errno (Nth
  * request, once or always, every event type), rule and config errors fail
- * the open, and everything else passes through to the image (null-co
- * counts what arrives). */
+ * the open, everything else passes through to the image (null-co counts
+ * what arrives), and log=on records it in order. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block_int.h"
+#include "block/blkdebug.h"
 #include "block/null.h"
 #include "util/main-loop.h"
 
@@ -202,6 +203,15 @@ static void test_limits(void)
     g_assert_cmpuint(st->reads, ==, 1);
     g_assert_cmpuint(st->bytes_read, ==, 4096);
     g_assert_cmpuint(st->bytes_written, ==, 4096);
+    /* Longer requests reach the image in max-transfer pieces. */
+    {
+        g_autofree char *big = g_malloc0(200 * KiB);
+        uint64_t before = st->writes;
+
+        g_assert_cmpint(bdrv_pwrite(bs, 0, 200 * KiB, big, 0), ==, 0);
+        g_assert_cmpuint(st->writes - before, ==, 4);
+        g_assert_cmpint(st->max_write_bytes, ==, 64 * KiB);
+    }
     bdrv_unref(bs);
 
     msg = open_error("align=3000");
@@ -287,6 +297,39 @@ static void test_config_file(void)
     g_unlink(bad);
 }
 
+/* log=on lists what reached the image, in order; failed requests did not. */
+static void test_log(void)
+{
+    BlockDriverState *bs = open_null("log=on,inject=write:2:EIO:once");
+    const GArray *log = blkdebug_log(bs);
+    static const BlkdebugLogEntry want[] = {
+        { 'w', 0, 512 }, { 'f', 0, 0 }, { 'r', 0, 512 }, { 'z', 0, 4096 }, { 'd', 0, 4096 },
+    };
+
+    g_assert_nonnull(log);
+    g_assert_cmpint(do_write(bs), ==, 0);
+    g_assert_cmpint(do_write(bs), ==, -EIO);
+    g_assert_cmpint(bdrv_flush(bs), ==, 0);
+    g_assert_cmpint(do_read(bs), ==, 0);
+    g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, 4096, 0), ==, 0);
+    g_assert_cmpint(bdrv_pdiscard(bs, 0, 4096), ==, 0);
+    g_assert_cmpuint(log->len, ==, G_N_ELEMENTS(want));
+    for (guint i = 0; i < log->len; i++) {
+        const BlkdebugLogEntry *e = &g_array_index(log, BlkdebugLogEntry, i);
+
+        g_assert_cmpint(e->event, ==, want[i].event);
+        g_assert_cmpint(e->offset, ==, want[i].offset);
+        g_assert_cmpint(e->bytes, ==, want[i].bytes);
+    }
+    bdrv_unref(bs);
+
+    /* Off by default, and never for other drivers. */
+    bs = open_null(NULL);
+    g_assert_null(blkdebug_log(bs));
+    g_assert_null(blkdebug_log(bdrv_file_child(bs)));
+    bdrv_unref(bs);
+}
+
 /* "blkdebug:CONFIG:IMAGE" over a real file: errors injected, data intact. */
 static void test_filename_form(void)
 {
@@ -337,6 +380,7 @@ int main(int argc, char **argv)
     g_test_add_func("/blkdebug/bad-rules", test_bad_rules);
     g_test_add_func("/blkdebug/config-file", test_config_file);
     g_test_add_func("/blkdebug/filename-form", test_filename_form);
+    g_test_add_func("/blkdebug/log", test_log);
     ret = g_test_run();
     g_rmdir(tmpdir);
     g_free(tmpdir);

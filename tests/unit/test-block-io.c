@@ -1,6 +1,7 @@
 /* Block core request paths: the write-zeroes dispatch and fallback
  * (chunking, constant memory, NO_FALLBACK), read-modify-write for
- * requests below a driver's alignment, and error propagation. The null
+ * requests below a driver's alignment and its serialisation against
+ * concurrent requests, and error propagation. The null
  * driver counts exactly which I/Os the core sent it. */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,8 @@
 #include <glib/gstdio.h>
 #include "qblk/block.h"
 #include "block/null.h"
+#include "util/coroutine.h"
+#include "util/iov.h"
 #include "util/main-loop.h"
 
 #define GiB (1024LL * 1024 * 1024)
@@ -116,15 +119,25 @@ static char *make_file(const char *dir, size_t size, int pattern)
     return path;
 }
 
+/* A 64 KiB file of 0x11 in dir behind blkdebug with a 4 KiB alignment, so
+ * every smaller request is a read-modify-write; *path gets the file. */
+static BlockDriverState *open_aligned_file(const char *dir, char **path)
+{
+    g_autofree char *optstr = NULL;
+
+    *path = make_file(dir, 64 * 1024, 0x11);
+    optstr = g_strdup_printf(
+        "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", *path);
+    return open_opts(optstr, BDRV_O_RDWR);
+}
+
 /* Requests below a 4 KiB alignment: the core reads the edge blocks and
  * writes whole blocks; the bytes around the request are preserved. */
 static void test_rmw_alignment(void)
 {
     g_autofree char *dir = g_dir_make_tmp("qblk-rmw-XXXXXX", NULL);
-    g_autofree char *path = make_file(dir, 64 * 1024, 0x11);
-    g_autofree char *optstr = g_strdup_printf(
-        "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", path);
-    BlockDriverState *bs = open_opts(optstr, BDRV_O_RDWR);
+    g_autofree char *path = NULL;
+    BlockDriverState *bs = open_aligned_file(dir, &path);
     g_autofree uint8_t *buf = g_malloc(64 * 1024);
     g_autofree char *contents = NULL;
     gsize len;
@@ -165,6 +178,100 @@ static void test_rmw_alignment(void)
     g_rmdir(dir);
 }
 
+/* One request run in its own coroutine, so several can be in flight. */
+typedef struct Req {
+    BlockDriverState *bs;
+    int64_t offset, bytes;
+    int pattern;                /* -1: a zero write */
+    int ret;
+    int *finished;              /* incremented on completion */
+    int order;                  /* the value *finished had then */
+} Req;
+
+static void coroutine_fn req_entry(void *opaque)
+{
+    Req *r = opaque;
+
+    if (r->pattern < 0) {
+        r->ret = bdrv_co_pwrite_zeroes(r->bs, r->offset, r->bytes, 0);
+    } else {
+        g_autofree uint8_t *buf = g_malloc(r->bytes);
+        QIOVector qiov;
+
+        memset(buf, r->pattern, r->bytes);
+        qiov_init_buf(&qiov, buf, r->bytes);
+        r->ret = bdrv_co_pwritev(r->bs, r->offset, r->bytes, &qiov, 0);
+    }
+    r->order = (*r->finished)++;
+}
+
+/* Reads [offset, offset+len) and fails at the first byte unlike want. */
+static void assert_contents(BlockDriverState *bs, int64_t offset, const uint8_t *want,
+                            int64_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+
+    g_assert_cmpint(bdrv_pread(bs, offset, len, buf, 0), ==, 0);
+    for (int64_t i = 0; i < len; i++) {
+        if (buf[i] != want[i]) {
+            g_error("byte %" G_GINT64_FORMAT " is 0x%02x, expected 0x%02x", offset + i,
+                    buf[i], want[i]);
+        }
+    }
+}
+
+/* Starts the requests in the order given, then waits for all of them. */
+static void run_together(Req *reqs, int n)
+{
+    int finished = 0;
+
+    for (int i = 0; i < n; i++) {
+        reqs[i].finished = &finished;
+        qco_enter(qco_create(req_entry, &reqs[i]));
+    }
+    while (finished < n) {
+        qblk_loop_iterate(true);
+    }
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpint(reqs[i].ret, ==, 0);
+    }
+}
+
+/* Unaligned zero writes are read-modify-write of whole blocks: they must
+ * exclude every overlapping request, or one of the two updates of the
+ * block is lost. The results below are the only ones serialisation allows. */
+static void test_zero_serialising(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("qblk-ser-XXXXXX", NULL);
+    g_autofree char *path = NULL;
+    BlockDriverState *bs = open_aligned_file(dir, &path);
+    uint8_t want[4096];
+    Req zero_then_write[2] = {
+        { bs, 100, 100, -1 },
+        { bs, 0, 4096, 0x22 },
+    };
+    Req two_zeroes[2] = {
+        { bs, 8192 + 100, 100, -1 },
+        { bs, 8192 + 300, 100, -1 },
+    };
+
+    /* The aligned write waits for the zero write that came first. */
+    run_together(zero_then_write, 2);
+    g_assert_cmpint(zero_then_write[0].order, ==, 0);
+    memset(want, 0x22, sizeof(want));
+    assert_contents(bs, 0, want, sizeof(want));
+
+    /* Two zero writes into one block: both ranges end up zero. */
+    run_together(two_zeroes, 2);
+    memset(want, 0x11, sizeof(want));
+    memset(want + 100, 0, 100);
+    memset(want + 300, 0, 100);
+    assert_contents(bs, 8192, want, sizeof(want));
+    bdrv_unref(bs);
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
 /* The Nth request failing in the driver reaches the caller as -errno. */
 static void test_error_propagation(void)
 {
@@ -198,6 +305,7 @@ int main(int argc, char **argv)
     g_test_add_func("/block-io/range", test_out_of_range);
     g_test_add_func("/block-io/read-only", test_read_only);
     g_test_add_func("/block-io/rmw-alignment", test_rmw_alignment);
+    g_test_add_func("/block-io/zero/serialising", test_zero_serialising);
     g_test_add_func("/block-io/error-propagation", test_error_propagation);
     return g_test_run();
 }

@@ -242,6 +242,7 @@ static void test_queue_fifo(void)
 {
     QueueTest t = { .order = g_string_new("") };
     QueueWaiter w[4] = { { &t, 'a' }, { &t, 'b' }, { &t, 'c' }, { &t, 'd' } };
+    QueueWaiter again = { &t, 'e' };
 
     qco_queue_init(&t.q);
     g_assert_true(qco_queue_empty(&t.q));
@@ -263,6 +264,16 @@ static void test_queue_fifo(void)
         qblk_loop_iterate(true);
     }
     g_assert_cmpstr(t.order->str, ==, "abcd");
+
+    /* A queue emptied by wake-ups must start afresh: a stale tail would
+     * link the next waiter behind a finished one, where nothing finds it. */
+    qco_enter(qco_create(queue_waiter, &again));
+    g_assert_false(qco_queue_empty(&t.q));
+    g_assert_true(qco_queue_next(&t.q));
+    while (t.done < 5) {
+        qblk_loop_iterate(true);
+    }
+    g_assert_cmpstr(t.order->str, ==, "abcde");
     g_string_free(t.order, TRUE);
 }
 

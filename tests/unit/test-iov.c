@@ -40,8 +40,10 @@ static void test_add_merges_adjacent(void)
     qiov_add(&q, pool + 8, 8);
     g_assert_cmpint(q.niov, ==, 1);
     g_assert_cmpuint(q.iov[0].iov_len, ==, 16);
+    g_assert_cmpuint(q.size, ==, 16);
     qiov_add(&q, pool + 32, 4);
     g_assert_cmpint(q.niov, ==, 2);
+    g_assert_cmpuint(q.size, ==, 20);
     qiov_destroy(&q);
 }
 
