@@ -61,9 +61,11 @@ run_unit "$ASAN_BUILD" asan
 # exited non-zero without counting a failure, or let a sanitizer report
 # through counts one failure more.
 run_suite() {
-    local build=$1 out rc last
+    local build=$1 out rc last shown
     shift
-    echo "== $* ($build)"
+    shown="$*"
+    [ ${#shown} -le 100 ] || shown="${shown:0:96} ..."
+    echo "== $shown ($build)"
     out=$(QBLK_BUILD=$top/$build bounded "$QBLK_SUITE_TIMEOUT" "$@" 2>&1)
     rc=$?
     echo "$out" | grep -vE '^(\s*|ok [0-9]+ - [^#]*)$' | tail -n 60

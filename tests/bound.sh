@@ -23,6 +23,11 @@ bounded() {
     return $rc
 }
 
+# bounded_tool CMD...: one tool invocation, bounded by QBLK_TOOL_TIMEOUT.
+bounded_tool() {
+    bounded "$QBLK_TOOL_TIMEOUT" "$@"
+}
+
 # timed_out STATUS: whether a status is bounded's timeout.
 timed_out() {
     [ "$1" -eq 124 ] || [ "$1" -eq 137 ]
