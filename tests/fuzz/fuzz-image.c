@@ -12,7 +12,7 @@
  *  - a writable copy of the input takes writes, zero writes and discards
  *    (a write that succeeded reads back), then `check -r all`; the check
  *    after it must be clean unless the repair said it could not repair,
- *    and the file must still probe as FUZZ_FORMAT.
+ *    and an input that probed as FUZZ_FORMAT must still do so.
  * A violated assertion prints why and aborts, which libFuzzer and the
  * replayer both report. */
 #include <inttypes.h>
@@ -47,9 +47,9 @@ static void G_GNUC_PRINTF(2, 3) require(bool ok, const char *fmt, ...)
     abort();
 }
 
-/* The choices of the write phases come from the input, so that the fuzzer
- * can steer them and each corpus file replays the same ones (xorshift64
- * seeded with FNV-1a of the input). */
+/* The choices of the write phases come from a hash of the input, so each
+ * input gets its own and a corpus file replays the same ones every time
+ * (xorshift64 seeded with FNV-1a of the input). */
 static uint64_t rng_state;
 
 static void rng_seed(const uint8_t *data, size_t size)
