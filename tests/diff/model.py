@@ -7,7 +7,9 @@ both qblk-img check and qemu-img check must find it clean.
 
 usage: model.py VARIANT QBLK_IO QBLK_IMG WORKDIR SEED [SEED...]
 VARIANT: qed, qcow2 (v3, 64 KiB clusters), qcow2-v2, qcow2-512, qcow2-2M.
-Prints "seed N: ok" or "seed N: FAIL ..." (with the ops to reproduce)."""
+Prints "seed N: ok" or "seed N: FAIL ..." (with the ops to reproduce).
+Every tool call is killed after QBLK_TOOL_TIMEOUT seconds (default 120),
+which fails the seed."""
 import os
 import random
 import subprocess
@@ -23,8 +25,15 @@ VARIANTS = {
 }
 
 
+TIMEOUT = int(os.environ.get("QBLK_TOOL_TIMEOUT", "120"))
+
+
 def run(cmd):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, 124, "TIMEOUT: killed after %d s" % TIMEOUT)
 
 
 def one_seed(variant, qio, qimg, work, seed):
