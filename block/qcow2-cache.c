@@ -199,6 +199,16 @@ void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)
     }
 }
 
+bool qcow2_cache_is_dirty(const Qcow2Cache *c)
+{
+    for (unsigned i = 0; i < c->len; i++) {
+        if (c->entries[i].dirty) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void qcow2_cache_drop_all(Qcow2Cache *c)
 {
     for (unsigned i = 0; i < c->len; i++) {

@@ -339,8 +339,14 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
         /* A cluster must not look free on disk while a table on disk still
          * points at it (it could be handed out twice after a crash): the
          * L2 changes that dropped the references go first. */
+        bool wrote = qcow2_cache_is_dirty(&s->l2_cache);
         int ret = qcow2_cache_flush(bs, &s->l2_cache);
 
+        /* Written is not stable: the tables reach the disk before the
+         * refcount block that frees what they no longer reference. */
+        if (ret == 0 && wrote) {
+            ret = bdrv_co_flush(bs->file);
+        }
         if (ret < 0) {
             return ret;
         }

@@ -233,6 +233,7 @@ void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *data);
 int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
 /* Forgets the cluster at offset (freed), dropping pending writes. */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
+bool qcow2_cache_is_dirty(const Qcow2Cache *c);
 /* Forgets every unpinned cluster (the structure it cached was replaced). */
 void qcow2_cache_drop_all(Qcow2Cache *c);
 /* Writes every dirty metadata cluster, refcounts first. */

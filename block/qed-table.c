@@ -273,8 +273,12 @@ static int coroutine_fn set_entries_deferred(BlockDriverState *bs, uint64_t l1_i
         }
         /* The table's space is written (empty) now, not at the commit:
          * on a full disk the copy fails here, instead of every copied
-         * cluster waiting for a table that can never be written. */
-        ret = bdrv_co_pwrite(bs->file, s->file_size, s->table_bytes, entries, 0);
+         * cluster waiting for a table that can never be written. Data
+         * first, as before any table write (once per new table). */
+        ret = bdrv_co_flush(bs->file);
+        if (ret == 0) {
+            ret = bdrv_co_pwrite(bs->file, s->file_size, s->table_bytes, entries, 0);
+        }
         if (ret < 0) {
             g_free(entries);
             return ret;

@@ -231,13 +231,6 @@ static void test_qcow2_discard(void)
     int64_t refblock;
     guint start;
 
-    /* Known to fail: qcow2_co_update_refcount() writes the L2 change but
-     * flushes only later, after the refcount block has been written too. */
-    if (!g_getenv("QBLK_TEST_KNOWN_BUGS")) {
-        g_test_skip("qcow2 does not flush a dropped L2 reference before the refcount "
-                    "block (set QBLK_TEST_KNOWN_BUGS=1 to run)");
-        return;
-    }
     path = create("qcow2", "discard.qcow2", "size=1M");
     optstr = g_strdup_printf(
         "driver=qcow2,file.driver=blkdebug,file.log=on,file.image.filename=%s", path);
