@@ -2,7 +2,8 @@
 """Mutation harness: qblk's writes and repairs never make a damaged qcow2
 image worse than it was. Each seed damages one or more metadata fields of a
 small image made here with QEMU's tools, lets qblk (qblk-io: write, write -z,
-discard, compressed write; qblk-img: check -r leaks|all) act on one copy and
+discard, compressed write; qblk-img: check -r leaks|all, snapshot -c/-a/-d,
+amend -o refcount_bits) act on one copy and
 QEMU's tools do the same on another, and asserts on qblk's copy:
   - the tool ended by itself (timeout = failure) without a crash or a
     sanitizer report;
@@ -123,10 +124,11 @@ def op_for(r, size, repair_only):
     n = r.choice([512, 4096, 65536, 3 * 4096 + 512])
     n = min(n, size - off) or 512
     kind = r.choice(["write -P 0x55", "write -z", "write -z -u", "discard", "write -c -P 0x66",
-                     "check -r all", "check -r leaks"])
+                     "check -r all", "check -r leaks", "snapshot -c new", "snapshot -a s1",
+                     "snapshot -d s1", "amend -o refcount_bits=8"])
     if repair_only:
         kind = r.choice(["check -r all", "check -r leaks"])
-    if kind.startswith("check"):
+    if kind.split()[0] in ("check", "snapshot", "amend"):
         return kind, None
     if kind.startswith("write -c"):
         off, n = 0, 65536 if size >= 65536 else size
@@ -172,6 +174,9 @@ def main():
                 mode = cmd.split()[-1]
                 rc_b, out_b = run([qimg, "check", "-f", "qcow2", "-r", mode, bq])
                 run(["qemu-img", "check", "-f", "qcow2", "-r", mode, cq])
+            elif cmd.split()[0] in ("snapshot", "amend"):
+                rc_b, out_b = run([qimg] + cmd.split() + [bq])
+                run(["qemu-img"] + cmd.split() + [cq])
             else:
                 rc_b, out_b = run([qio, "-f", "qcow2", "-c", cmd, bq])
                 run(["qemu-io", "-f", "qcow2", "-c", cmd, cq])
