@@ -96,7 +96,10 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$ASAN_BUILD tests/iotests/check -raw" "$ASAN_BUILD tests/iotests/check -qed" \
              "$ASAN_BUILD tests/compat/run" "$ASAN_BUILD tests/compat/img-run" \
              "$ASAN_BUILD tests/compat/img-random 10 30" \
-             "$ASAN_BUILD tests/diff/run"; do
+             "$ASAN_BUILD tests/diff/run" \
+             "$BUILD python3 tests/fuzz/never-worse.py $BUILD 1 40" \
+             "$ASAN_BUILD python3 tests/fuzz/never-worse.py $ASAN_BUILD 1001 1015" \
+             "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
 done
@@ -115,8 +118,8 @@ done
 
 # The fuzz targets' corpora, replayed by both builds, one test per file
 # (libFuzzer itself runs with `make fuzz`, clang only). tests/fuzz/found
-# holds inputs libFuzzer found that still fail: replayed here, so the bug
-# stays visible, but kept out of the corpus that seeds `make fuzz`.
+# holds inputs libFuzzer found that failed: replayed here as regressions,
+# kept out of the corpus that seeds `make fuzz`.
 shopt -s nullglob
 for build in "$BUILD" "$ASAN_BUILD"; do
     for fmt in qed qcow2; do
