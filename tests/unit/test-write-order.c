@@ -328,13 +328,21 @@ static void test_qed_cor_commit(void)
     BlockDriverState *bs = open_plain("raw", base);
     const GArray *log;
 
-    fill(bs, 0, 2 * CLUSTER, 0x33);
+    int start;
+
+    fill(bs, 0, 4 * CLUSTER, 0x33);
     bdrv_unref(bs);
     bs = open_logged("qed", path, "copy-on-read=on");
     log = log_of(bs);
     assert_reads(bs, 0, 2 * CLUSTER, 0x33);
     g_assert_cmpint(bdrv_flush(bs), ==, 0);
     assert_flushed_before_next_write(log, find(log, 0, 'w', host_offset(bs, 0)));
+    /* Copies into the table that exists now: only the commit's own flush
+     * orders them before their entries. */
+    start = (int)log->len;
+    assert_reads(bs, 2 * CLUSTER, 2 * CLUSTER, 0x33);
+    g_assert_cmpint(bdrv_flush(bs), ==, 0);
+    assert_flushed_before_next_write(log, find(log, start, 'w', host_offset(bs, 2 * CLUSTER)));
     bdrv_unref(bs);
     g_unlink(path);
     g_unlink(base);
