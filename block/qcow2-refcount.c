@@ -135,7 +135,7 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
 /* Writes a new refcount structure at offset, then makes it and every
  * cached refcount stable: nothing may point at it before that. */
 static int coroutine_fn write_stable(BlockDriverState *bs, Qcow2MetaKind kind, uint64_t offset,
-                                    uint64_t len, const void *buf)
+                                     uint64_t len, const void *buf)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret;
