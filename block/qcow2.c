@@ -273,7 +273,11 @@ static bool check_header(BDRVQcow2State *s, uint64_t flen, GError **errp)
         qblk_error_set(errp, "qcow2 nb_snapshots %" PRIu32 " is too large", h->nb_snapshots);
         return false;
     }
-    if (h->nb_snapshots && !table_ok(s, h->snapshots_offset, 40, flen)) {
+    /* Even an empty table's offset must be aligned and sane, as QEMU
+     * requires: a check that called such a header clean would leave an
+     * image QEMU refuses to open. */
+    if ((h->nb_snapshots && !table_ok(s, h->snapshots_offset, 40, flen)) ||
+        (h->snapshots_offset & (s->cluster_size - 1)) || h->snapshots_offset > INT64_MAX) {
         qblk_error_set(errp, "qcow2 snapshots_offset %#" PRIx64 " is invalid",
                        h->snapshots_offset);
         return false;
