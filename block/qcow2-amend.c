@@ -133,15 +133,11 @@ static int coroutine_fn change_refcount_width(BlockDriverState *bs, uint32_t bit
     }
     old_blocks = g_memdup2(s->refcount_table, (uint64_t)old_size * 8);
     qcow2_cache_drop_all(&s->refblock_cache);
-    s->refcount_bits = bits;
-    s->refcount_max = max;
-    s->refblock_bits = s->cluster_bits + 3 - (uint32_t)__builtin_ctz(bits);
+    qcow2_set_refcount_width(s, bits);
     ret = qcow2_co_rebuild_refcounts(bs, &refs, &nb);
     g_free(refs);
     if (ret < 0) {
-        s->refcount_bits = old_bits;
-        s->refcount_max = old_bits == 64 ? UINT64_MAX : (UINT64_C(1) << old_bits) - 1;
-        s->refblock_bits = s->cluster_bits + 3 - (uint32_t)__builtin_ctz(old_bits);
+        qcow2_set_refcount_width(s, old_bits);
         qblk_error_set_errno(errp, -ret, "Could not write the new refcount structures");
         return ret;
     }

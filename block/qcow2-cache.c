@@ -37,12 +37,7 @@ static int coroutine_fn write_entry(BlockDriverState *bs, Qcow2Cache *c, Qcow2Ca
         return 0;
     }
     if (order && c->depends) {
-        bool pending = false;
-
-        for (unsigned i = 0; i < c->depends->len; i++) {
-            pending |= c->depends->entries[i].dirty;
-        }
-        if (pending) {
+        if (qcow2_cache_is_dirty(c->depends)) {
             /* Ends with a flush of the file, which also makes the data
              * written so far stable. */
             ret = qcow2_cache_flush(bs, c->depends);

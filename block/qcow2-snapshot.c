@@ -238,14 +238,11 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
 static int coroutine_fn read_snapshot_l1(BlockDriverState *bs, const Qcow2Snapshot *sn,
                                          uint32_t size, uint64_t **l1)
 {
-    int ret = 0;
+    int ret = qcow2_co_read_table(bs, sn->l1_table_offset, sn->l1_size, l1);
 
-    *l1 = g_new0(uint64_t, MAX(MAX(size, sn->l1_size), 1));
-    if (sn->l1_size) {
-        ret = bdrv_co_pread(bs->file, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, *l1, 0);
-    }
-    for (uint32_t i = 0; ret == 0 && i < sn->l1_size; i++) {
-        (*l1)[i] = GUINT64_FROM_BE((*l1)[i]);
+    if (ret == 0 && size > sn->l1_size) {
+        *l1 = g_renew(uint64_t, *l1, size);
+        memset(*l1 + sn->l1_size, 0, (uint64_t)(size - sn->l1_size) * 8);
     }
     return ret;
 }

@@ -412,8 +412,15 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
     return 0;
 }
 
-static int coroutine_fn read_table(BlockDriverState *bs, uint64_t offset, uint32_t n,
-                                   uint64_t **out)
+void qcow2_set_refcount_width(BDRVQcow2State *s, uint32_t bits)
+{
+    s->refcount_bits = bits;
+    s->refcount_max = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+    s->refblock_bits = s->cluster_bits + 3 - (uint32_t)__builtin_ctz(bits);
+}
+
+int coroutine_fn qcow2_co_read_table(BlockDriverState *bs, uint64_t offset, uint32_t n,
+                                     uint64_t **out)
 {
     uint64_t *t = g_try_new(uint64_t, MAX(n, 1));
     int ret;
@@ -490,20 +497,17 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
                                      s->header.backing_file_size);
         bs->backing_format = g_strdup(s->backing_format_ext);
     }
-    s->refcount_bits = 1u << s->header.refcount_order;
-    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
-                                             : (UINT64_C(1) << s->refcount_bits) - 1;
-    s->refblock_bits = s->cluster_bits + 3 - s->header.refcount_order;
+    qcow2_set_refcount_width(s, 1u << s->header.refcount_order);
     s->csize_shift = 62 - (s->cluster_bits - 8);
     s->csize_mask = (UINT64_C(1) << (s->cluster_bits - 8)) - 1;
     s->coffset_mask = (UINT64_C(1) << s->csize_shift) - 1;
     s->file_end = ((uint64_t)flen + s->cluster_size - 1) & ~((uint64_t)s->cluster_size - 1);
 
     s->l1_size = s->header.l1_size;
-    ret = read_table(bs, s->header.l1_table_offset, s->l1_size, &s->l1_table);
+    ret = qcow2_co_read_table(bs, s->header.l1_table_offset, s->l1_size, &s->l1_table);
     if (ret == 0) {
         s->refcount_table_size = s->header.refcount_table_clusters << (s->cluster_bits - 3);
-        ret = read_table(bs, s->header.refcount_table_offset, s->refcount_table_size,
+        ret = qcow2_co_read_table(bs, s->header.refcount_table_offset, s->refcount_table_size,
                          &s->refcount_table);
     }
     if (ret < 0) {

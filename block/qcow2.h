@@ -193,6 +193,14 @@ void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
 bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
                          const void *data, uint32_t len);
 
+/* Sets the refcount width and what follows from it (maximum, entries
+ * per block); the header's refcount_order is the caller's. */
+void qcow2_set_refcount_width(BDRVQcow2State *s, uint32_t bits);
+/* A table of n big-endian entries at offset, in host order (freed by the
+ * caller). */
+int coroutine_fn qcow2_co_read_table(BlockDriverState *bs, uint64_t offset, uint32_t n,
+                                     uint64_t **out);
+
 /* qcow2-meta.c */
 void qcow2_meta_init(BDRVQcow2State *s);
 void qcow2_meta_destroy(BDRVQcow2State *s);
