@@ -52,10 +52,10 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-14-dev"; exit 1; }
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) $(addprefix fuzz-,$(FUZZ_FORMATS))
+	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz-,$(FUZZ_FORMATS))
 	for f in $(FUZZ_FORMATS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus-$$f && cp tests/fuzz/corpus/$$f/* $(FUZZ_BUILD)/corpus-$$f/ && \
-	    $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-$$f || exit 1; \
+	    $(FUZZ_BUILD)/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus-$$f || exit 1; \
 	done
 
 bench: build

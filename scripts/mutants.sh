@@ -118,7 +118,7 @@ EOF
 # Ninja targets a suite needs (tools for the shell suites).
 suite_targets() {
     case $1 in
-    unit:*) local t=${1#unit:}; echo "${t%%:*}" ;;
+    unit:*) local t=${1#unit:}; echo "tests/unit/${t%%:*}" ;;
     *) echo "qblk-io qblk-img" ;;
     esac
 }
@@ -135,7 +135,7 @@ run_suite() {
         fi
         # A subshell that outlives the test reports its crash into $out,
         # not onto our stderr.
-        (G_TEST_SRCDIR=$src timeout -k 5 $((SUITE_TIMEOUT / 3)) "$build/$name" ${path:+-p "$path"}
+        (G_TEST_SRCDIR=$src timeout -k 5 $((SUITE_TIMEOUT / 3)) "$build/tests/unit/$name" ${path:+-p "$path"}
          exit $?) >"$out" 2>&1
         rc=$? ;;
     io:*)

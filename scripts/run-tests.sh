@@ -24,7 +24,7 @@ count_line() {
 # GTest binaries speak TAP with --tap: count every test case.
 run_unit() {
     local build=$1 label=$2 p=0 f=0 s=0
-    for t in "$build"/test-*; do
+    for t in "$build"/tests/unit/test-*; do
         [ -f "$t" ] && [ -x "$t" ] || continue
         local name log rc
         name=$(basename "$t")
@@ -123,7 +123,7 @@ done
 shopt -s nullglob
 for build in "$BUILD" "$ASAN_BUILD"; do
     for fmt in qed qcow2; do
-        run_suite "$build" "$build/fuzz-$fmt" tests/fuzz/corpus/$fmt/* tests/fuzz/found/$fmt/*
+        run_suite "$build" "$build/tests/fuzz/fuzz-$fmt" tests/fuzz/corpus/$fmt/* tests/fuzz/found/$fmt/*
     done
 done
 shopt -u nullglob

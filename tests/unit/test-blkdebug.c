@@ -8,8 +8,8 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block_int.h"
-#include "block/blkdebug.h"
-#include "block/null.h"
+#include "block/drivers/blkdebug.h"
+#include "block/drivers/null.h"
 #include "util/main-loop.h"
 
 #define KiB 1024LL

@@ -10,7 +10,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block.h"
-#include "block/null.h"
+#include "block/drivers/null.h"
 #include "util/coroutine.h"
 #include "util/iov.h"
 #include "util/main-loop.h"

@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <glib.h>
 #include <glib/gstdio.h>
-#include "block/blkdebug.h"
-#include "block/qed.h"
+#include "block/drivers/blkdebug.h"
+#include "block/drivers/qed.h"
 #include "qblk/block.h"
 #include "util/main-loop.h"
 

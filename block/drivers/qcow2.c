@@ -1,0 +1,996 @@
+/* The qcow2 format driver: header and extensions, open-time validation,
+ * the dirty and corrupt bits, close, flush, grow and info. Mapping is in
+ * qcow2-cluster.c, refcounts in qcow2-refcount.c, data paths in
+ * qcow2-rw.c, the check in qcow2-check.c, creation in qcow2-create.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include "block/drivers/qcow2.h"
+
+uint32_t qcow2_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t qcow2_be64(const uint8_t *p)
+{
+    return (uint64_t)qcow2_be32(p) << 32 | qcow2_be32(p + 4);
+}
+
+void qcow2_put_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = v >> (24 - 8 * i);
+    }
+}
+
+void qcow2_put_be64(uint8_t *p, uint64_t v)
+{
+    qcow2_put_be32(p, v >> 32);
+    qcow2_put_be32(p + 4, (uint32_t)v);
+}
+
+static void header_decode(const uint8_t *b, Qcow2Header *h)
+{
+    h->magic = qcow2_be32(b);
+    h->version = qcow2_be32(b + 4);
+    h->backing_file_offset = qcow2_be64(b + 8);
+    h->backing_file_size = qcow2_be32(b + 16);
+    h->cluster_bits = qcow2_be32(b + 20);
+    h->size = qcow2_be64(b + 24);
+    h->crypt_method = qcow2_be32(b + 32);
+    h->l1_size = qcow2_be32(b + 36);
+    h->l1_table_offset = qcow2_be64(b + 40);
+    h->refcount_table_offset = qcow2_be64(b + 48);
+    h->refcount_table_clusters = qcow2_be32(b + 56);
+    h->nb_snapshots = qcow2_be32(b + 60);
+    h->snapshots_offset = qcow2_be64(b + 64);
+    if (h->version >= 3) {
+        h->incompatible_features = qcow2_be64(b + 72);
+        h->compatible_features = qcow2_be64(b + 80);
+        h->autoclear_features = qcow2_be64(b + 88);
+        h->refcount_order = qcow2_be32(b + 96);
+        h->header_length = qcow2_be32(b + 100);
+        h->compression_type = h->header_length > 104 ? b[104] : 0;
+    } else {
+        h->incompatible_features = h->compatible_features = h->autoclear_features = 0;
+        h->refcount_order = 4;
+        h->header_length = QCOW2_V2_HEADER_SIZE;
+        h->compression_type = 0;
+    }
+}
+
+void qcow2_header_encode(const Qcow2Header *h, uint8_t *b)
+{
+    qcow2_put_be32(b, h->magic);
+    qcow2_put_be32(b + 4, h->version);
+    qcow2_put_be64(b + 8, h->backing_file_offset);
+    qcow2_put_be32(b + 16, h->backing_file_size);
+    qcow2_put_be32(b + 20, h->cluster_bits);
+    qcow2_put_be64(b + 24, h->size);
+    qcow2_put_be32(b + 32, h->crypt_method);
+    qcow2_put_be32(b + 36, h->l1_size);
+    qcow2_put_be64(b + 40, h->l1_table_offset);
+    qcow2_put_be64(b + 48, h->refcount_table_offset);
+    qcow2_put_be32(b + 56, h->refcount_table_clusters);
+    qcow2_put_be32(b + 60, h->nb_snapshots);
+    qcow2_put_be64(b + 64, h->snapshots_offset);
+    if (h->version >= 3) {
+        qcow2_put_be64(b + 72, h->incompatible_features);
+        qcow2_put_be64(b + 80, h->compatible_features);
+        qcow2_put_be64(b + 88, h->autoclear_features);
+        qcow2_put_be32(b + 96, h->refcount_order);
+        qcow2_put_be32(b + 100, h->header_length);
+        if (h->header_length > 104) {
+            b[104] = h->compression_type;
+        }
+    }
+}
+
+/* Rewrites bytes [off, off+len) of the header from the in-memory copy and
+ * flushes. Only named fields are written, so header extensions and bytes
+ * this driver does not know stay as they are. */
+bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
+                         const void *data, uint32_t len)
+{
+    uint64_t padded = (len + 7) & ~7u;
+
+    if (*pos + 8 + padded > end) {
+        return false;
+    }
+    qcow2_put_be32(buf + *pos, type);
+    qcow2_put_be32(buf + *pos + 4, len);
+    if (len) {
+        memcpy(buf + *pos + 8, data, len);
+    }
+    memset(buf + *pos + 8 + len, 0, padded - len);
+    *pos += 8 + padded;
+    return true;
+}
+
+int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off, unsigned len)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t buf[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
+    int ret;
+
+    g_assert(off + len <= sizeof(buf));
+    qcow2_header_encode(&s->header, buf);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, off, len, buf + off);
+    return ret < 0 ? ret : bdrv_co_flush(bs->file);
+}
+
+int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ...)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (bs->read_only || s->header.version < 3) {
+        error_report("qcow2: Image is corrupt: %s", msg);
+        return -EIO;
+    }
+    if (!(s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
+        error_report("qcow2: Marking image as corrupt: %s; further corruption events will "
+                     "be suppressed", msg);
+        s->header.incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
+        qcow2_co_write_header_field(bs, 72, 8);
+    }
+    return -EIO;
+}
+
+static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    return buf_size >= 8 && qcow2_be32(buf) == QCOW2_MAGIC && qcow2_be32(buf + 4) >= 2 ? 100 : 0;
+}
+
+typedef struct {
+    BlockDriverState *bs;
+    int flags;
+    GError **errp;
+    int ret;
+} Qcow2OpenCo;
+
+/* Offset and length of a table: cluster aligned and inside the file. */
+static bool table_ok(const BDRVQcow2State *s, uint64_t offset, uint64_t len, uint64_t flen)
+{
+    return !(offset & (s->cluster_size - 1)) && offset + len >= offset && offset + len <= flen;
+}
+
+/* Names of unknown incompatible bits from the feature name table. */
+static char *feature_names(const uint8_t *table, uint32_t len, uint64_t bits)
+{
+    GString *out = g_string_new(NULL);
+
+    for (uint32_t i = 0; i + 48 <= len; i += 48) {
+        if (table[i] == 0 && table[i + 1] < 64 && (bits & (UINT64_C(1) << table[i + 1]))) {
+            g_string_append_printf(out, "%s%.46s", out->len ? ", " : "", table + i + 2);
+            bits &= ~(UINT64_C(1) << table[i + 1]);
+        }
+    }
+    /* Known bits this driver does not implement, named without a table. */
+    if (bits & QCOW2_INCOMPAT_DATA_FILE) {
+        g_string_append_printf(out, "%sexternal data file", out->len ? ", " : "");
+        bits &= ~QCOW2_INCOMPAT_DATA_FILE;
+    }
+    if (bits & QCOW2_INCOMPAT_EXTL2) {
+        g_string_append_printf(out, "%sextended L2 entries", out->len ? ", " : "");
+        bits &= ~QCOW2_INCOMPAT_EXTL2;
+    }
+    if (bits) {
+        g_string_append_printf(out, "%sUnknown incompatible feature: %" PRIx64,
+                               out->len ? ", " : "", bits);
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* Validates the header fields; sets derived geometry. */
+static bool check_header(BDRVQcow2State *s, uint64_t flen, GError **errp)
+{
+    Qcow2Header *h = &s->header;
+    uint64_t l2_span;
+
+    if (h->magic != QCOW2_MAGIC) {
+        qblk_error_set(errp, "Image is not in qcow2 format");
+        return false;
+    }
+    if (h->version != 2 && h->version != 3) {
+        qblk_error_set(errp, "Unsupported qcow2 version %" PRIu32, h->version);
+        return false;
+    }
+    if (h->cluster_bits < QCOW2_MIN_CLUSTER_BITS || h->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        qblk_error_set(errp, "Unsupported cluster size: 2^%" PRIu32, h->cluster_bits);
+        return false;
+    }
+    s->cluster_bits = h->cluster_bits;
+    s->cluster_size = 1u << h->cluster_bits;
+    if (h->version == 3 && (h->header_length < QCOW2_V3_HEADER_SIZE ||
+                            h->header_length > s->cluster_size || h->header_length % 8)) {
+        qblk_error_set(errp, "qcow2 header_length %" PRIu32 " is invalid (a multiple of 8 "
+                       "from 104 to the cluster size)", h->header_length);
+        return false;
+    }
+    if (h->refcount_order > 6) {
+        qblk_error_set(errp, "qcow2 refcount_order %" PRIu32 " is invalid (refcount width "
+                       "must be a power of two and may not exceed 64 bits)", h->refcount_order);
+        return false;
+    }
+    if (h->crypt_method) {
+        qblk_error_set(errp, "qcow2 crypt_method %" PRIu32 ": encrypted images are not "
+                       "supported", h->crypt_method);
+        return false;
+    }
+    if (h->backing_file_offset > s->cluster_size ||
+        h->backing_file_size > QCOW2_MAX_BACKING_NAME ||
+        h->backing_file_offset + h->backing_file_size > s->cluster_size) {
+        qblk_error_set(errp, "qcow2 backing file name (offset %" PRIu64 ", size %" PRIu32
+                       ") lies outside the header cluster or is too long",
+                       h->backing_file_offset, h->backing_file_size);
+        return false;
+    }
+    if (h->compression_type > 1 ||
+        (h->compression_type == 1) != !!(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        qblk_error_set(errp, "qcow2 compression_type %u does not match the compression "
+                       "type feature bit", h->compression_type);
+        return false;
+    }
+    if ((uint64_t)h->refcount_table_clusters << s->cluster_bits > QCOW2_MAX_REFTABLE_BYTES) {
+        qblk_error_set(errp, "qcow2 refcount_table_clusters %" PRIu32 " is too large",
+                       h->refcount_table_clusters);
+        return false;
+    }
+    if (!h->refcount_table_clusters ||
+        !table_ok(s, h->refcount_table_offset,
+                  (uint64_t)h->refcount_table_clusters << s->cluster_bits, flen)) {
+        qblk_error_set(errp, "qcow2 refcount_table_offset %#" PRIx64 " is invalid (%" PRIu32
+                       " clusters, file size %" PRIu64 ")", h->refcount_table_offset,
+                       h->refcount_table_clusters, flen);
+        return false;
+    }
+    if ((uint64_t)h->l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+        qblk_error_set(errp, "qcow2 l1_size %" PRIu32 " is too large (active L1 table too "
+                       "large)", h->l1_size);
+        return false;
+    }
+    s->l2_bits = h->cluster_bits - 3;
+    s->l2_size = 1u << s->l2_bits;
+    l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+    if (h->size > BDRV_MAX_LENGTH || (uint64_t)h->l1_size < (h->size + l2_span - 1) / l2_span) {
+        qblk_error_set(errp, "qcow2 l1_size %" PRIu32 " is too small for the image size %"
+                       PRIu64, h->l1_size, h->size);
+        return false;
+    }
+    if (h->l1_size && !table_ok(s, h->l1_table_offset, (uint64_t)h->l1_size * 8, flen)) {
+        qblk_error_set(errp, "qcow2 l1_table_offset %#" PRIx64 " is invalid (%" PRIu32
+                       " entries, file size %" PRIu64 ")", h->l1_table_offset, h->l1_size, flen);
+        return false;
+    }
+    if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+        qblk_error_set(errp, "qcow2 nb_snapshots %" PRIu32 " is too large", h->nb_snapshots);
+        return false;
+    }
+    /* Even an empty table's offset must be aligned and sane, as QEMU
+     * requires: a check that called such a header clean would leave an
+     * image QEMU refuses to open. */
+    if ((h->nb_snapshots && !table_ok(s, h->snapshots_offset, 40, flen)) ||
+        (h->snapshots_offset & (s->cluster_size - 1)) || h->snapshots_offset > INT64_MAX) {
+        qblk_error_set(errp, "qcow2 snapshots_offset %#" PRIx64 " is invalid",
+                       h->snapshots_offset);
+        return false;
+    }
+    return true;
+}
+
+/* Header extensions: the backing format is kept; unknown ones are left on
+ * disk untouched (the header is only ever rewritten field by field). */
+static bool read_extensions(BDRVQcow2State *s, const uint8_t *c0, uint64_t incompat,
+                            GError **errp)
+{
+    uint64_t off = s->header.header_length;
+    uint64_t end = s->header.backing_file_offset ? s->header.backing_file_offset
+                                                 : s->cluster_size;
+    const uint8_t *features = NULL;
+    uint32_t features_len = 0;
+
+    while (off + 8 <= end) {
+        uint32_t type = qcow2_be32(c0 + off), len = qcow2_be32(c0 + off + 4);
+
+        if (type == QCOW2_EXT_END) {
+            break;
+        }
+        if (off + 8 + len > end) {
+            qblk_error_set(errp, "qcow2 header extension %#" PRIx32 " at %" PRIu64
+                           ": length %" PRIu32 " runs past the header area", type, off, len);
+            return false;
+        }
+        if (type == QCOW2_EXT_BACKING_FORMAT) {
+            s->backing_format_ext = g_strndup((const char *)c0 + off + 8, len);
+        } else if (type == QCOW2_EXT_FEATURE_TABLE) {
+            features = c0 + off + 8;
+            features_len = len;
+        } else if (type == QCOW2_EXT_BITMAPS && len >= 24) {
+            s->bitmaps_nb = qcow2_be32(c0 + off + 8);
+            s->bitmaps_dir_size = qcow2_be64(c0 + off + 16);
+            s->bitmaps_dir_offset = qcow2_be64(c0 + off + 24);
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    if (incompat) {
+        g_autofree char *names = feature_names(features, features_len, incompat);
+
+        qblk_error_set(errp, "Unsupported qcow2 feature(s): %s", names);
+        return false;
+    }
+    return true;
+}
+
+static void free_snapshots(BDRVQcow2State *s)
+{
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        qcow2_snapshot_clear(&s->snapshots[i]);
+    }
+    g_clear_pointer(&s->snapshots, g_free);
+    s->nb_snapshots = 0;
+}
+
+/* Parses the snapshot table (kept intact on disk; used by check). */
+static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t off = s->header.snapshots_offset;
+
+    s->snapshots = g_new0(Qcow2Snapshot, s->header.nb_snapshots);
+    for (uint32_t i = 0; i < s->header.nb_snapshots; i++) {
+        Qcow2Snapshot *sn = &s->snapshots[i];
+        uint8_t h[40];
+        uint32_t extra, id_len, name_len;
+        g_autofree uint8_t *var = NULL;
+        int ret;
+
+        if (off + sizeof(h) > flen) {
+            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 " lies past the end of the file", i);
+            return -EINVAL;
+        }
+        ret = bdrv_co_pread(bs->file, off, sizeof(h), h, 0);
+        if (ret < 0) {
+            qblk_error_set_errno(errp, -ret, "Could not read the qcow2 snapshot table");
+            return ret;
+        }
+        sn->l1_table_offset = qcow2_be64(h);
+        sn->l1_size = qcow2_be32(h + 8);
+        id_len = (uint32_t)h[12] << 8 | h[13];
+        name_len = (uint32_t)h[14] << 8 | h[15];
+        sn->date_sec = qcow2_be32(h + 16);
+        sn->date_nsec = qcow2_be32(h + 20);
+        sn->vm_clock_nsec = qcow2_be64(h + 24);
+        sn->vm_state_size = qcow2_be32(h + 32);
+        extra = qcow2_be32(h + 36);
+        if (extra > 1024) {
+            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 ": extra_data_size %" PRIu32
+                           " is too large", i, extra);
+            return -EFBIG;
+        }
+        if (off + sizeof(h) + extra + id_len + name_len > flen) {
+            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 " lies past the end of the file", i);
+            return -EINVAL;
+        }
+        var = g_malloc0(extra + id_len + name_len + 1);
+        ret = bdrv_co_pread(bs->file, off + sizeof(h), extra + id_len + name_len, var, 0);
+        if (ret < 0) {
+            qblk_error_set_errno(errp, -ret, "Could not read the qcow2 snapshot table");
+            return ret;
+        }
+        if (extra >= 8) {
+            sn->vm_state_size = qcow2_be64(var);
+        }
+        if (extra >= 16) {
+            sn->disk_size = qcow2_be64(var + 8);
+        }
+        sn->icount = extra >= 24 ? qcow2_be64(var + 16) : UINT64_MAX;
+        if (extra < 16) {
+            sn->disk_size = s->header.size;     /* as QEMU assumes */
+        }
+        sn->extra = g_memdup2(var, extra);
+        sn->extra_size = extra;
+        sn->id_str = g_strndup((char *)var + extra, id_len);
+        sn->name = g_strndup((char *)var + extra + id_len, name_len);
+        s->nb_snapshots = i + 1;        /* freed from here on, even on error */
+        if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_BYTES ||
+            (sn->l1_size && !table_ok(s, sn->l1_table_offset, (uint64_t)sn->l1_size * 8, flen))) {
+            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 ": L1 table (offset %#" PRIx64
+                           ", %" PRIu32 " entries) is invalid", i, sn->l1_table_offset,
+                           sn->l1_size);
+            return -EINVAL;
+        }
+        off += (sizeof(h) + extra + id_len + name_len + 7) & ~UINT64_C(7);
+    }
+    s->snapshots_size = off - s->header.snapshots_offset;
+    return 0;
+}
+
+void qcow2_set_refcount_width(BDRVQcow2State *s, uint32_t bits)
+{
+    s->refcount_bits = bits;
+    s->refcount_max = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+    s->refblock_bits = s->cluster_bits + 3 - (uint32_t)__builtin_ctz(bits);
+}
+
+int coroutine_fn qcow2_co_read_table(BlockDriverState *bs, uint64_t offset, uint32_t n,
+                                     uint64_t **out)
+{
+    uint64_t *t = g_try_new(uint64_t, MAX(n, 1));
+    int ret;
+
+    if (!t) {
+        return -ENOMEM;
+    }
+    ret = n ? bdrv_co_pread(bs->file, offset, (uint64_t)n * 8, t, 0) : 0;
+    if (ret < 0) {
+        g_free(t);
+        return ret;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        t[i] = GUINT64_FROM_BE(t[i]);
+    }
+    *out = t;
+    return 0;
+}
+
+static void coroutine_fn qcow2_open_entry(void *opaque)
+{
+    Qcow2OpenCo *o = opaque;
+    BlockDriverState *bs = o->bs;
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t hbuf[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
+    int64_t flen = bdrv_co_getlength(bs->file);
+    g_autofree uint8_t *c0 = NULL;
+    uint64_t incompat;
+    int ret;
+
+    o->ret = -EINVAL;
+    if (flen < 0) {
+        o->ret = (int)flen;
+        qblk_error_set_errno(o->errp, (int)-flen, "Could not get the qcow2 file length");
+        return;
+    }
+    ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, sizeof(hbuf)), hbuf, 0);
+    if (ret < 0) {
+        o->ret = ret;
+        qblk_error_set_errno(o->errp, -ret, "Could not read qcow2 header");
+        return;
+    }
+    header_decode(hbuf, &s->header);
+    if (flen < QCOW2_V2_HEADER_SIZE) {
+        s->header.magic = 0;
+    }
+    if (!check_header(s, flen, o->errp)) {
+        return;
+    }
+    /* The guest sees whole sectors, as in QEMU: a size of 4095 is 3584 for
+     * info, reads, convert and compare alike. The field on disk changes
+     * only when the image is resized. */
+    s->header.size &= ~UINT64_C(511);
+    c0 = g_malloc0(s->cluster_size);
+    ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, s->cluster_size), c0, 0);
+    if (ret < 0) {
+        o->ret = ret;
+        qblk_error_set_errno(o->errp, -ret, "Could not read qcow2 header");
+        return;
+    }
+    incompat = s->header.incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED;
+    if (!read_extensions(s, c0, incompat, o->errp)) {
+        o->ret = incompat ? -ENOTSUP : -EINVAL;
+        return;
+    }
+    if ((s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT) && (o->flags & BDRV_O_RDWR) &&
+        !(o->flags & BDRV_O_CHECK)) {
+        o->ret = -EACCES;
+        qblk_error_set(o->errp, "qcow2: Image is corrupt; cannot be opened read/write");
+        return;
+    }
+    if (s->header.backing_file_offset && s->header.backing_file_size) {
+        bs->backing_file = g_strndup((char *)c0 + s->header.backing_file_offset,
+                                     s->header.backing_file_size);
+        bs->backing_format = g_strdup(s->backing_format_ext);
+    }
+    qcow2_set_refcount_width(s, 1u << s->header.refcount_order);
+    s->csize_shift = 62 - (s->cluster_bits - 8);
+    s->csize_mask = (UINT64_C(1) << (s->cluster_bits - 8)) - 1;
+    s->coffset_mask = (UINT64_C(1) << s->csize_shift) - 1;
+    s->file_end = ((uint64_t)flen + s->cluster_size - 1) & ~((uint64_t)s->cluster_size - 1);
+
+    s->l1_size = s->header.l1_size;
+    ret = qcow2_co_read_table(bs, s->header.l1_table_offset, s->l1_size, &s->l1_table);
+    if (ret == 0) {
+        s->refcount_table_size = s->header.refcount_table_clusters << (s->cluster_bits - 3);
+        ret = qcow2_co_read_table(bs, s->header.refcount_table_offset, s->refcount_table_size,
+                         &s->refcount_table);
+    }
+    if (ret < 0) {
+        o->ret = ret;
+        qblk_error_set_errno(o->errp, -ret, "Could not read the qcow2 L1 or refcount table");
+        return;
+    }
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        if (s->refcount_table[i] & (s->cluster_size - 1)) {
+            qblk_error_set(o->errp, "qcow2 refcount table entry %" PRIu32 " (%#" PRIx64
+                           ") is not cluster aligned", i, s->refcount_table[i]);
+            return;
+        }
+    }
+    ret = read_snapshots(bs, flen, o->errp);
+    if (ret < 0) {
+        o->ret = ret;
+        return;
+    }
+    s->bitmaps_in_use = s->bitmaps_nb &&
+                        (s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS);
+    ret = qcow2_co_meta_build(bs, o->errp);
+    if (ret < 0) {
+        o->ret = ret;
+        return;
+    }
+    qcow2_cache_init(&s->l2_cache, CLAMP((4u << 20) >> s->cluster_bits, 8u, 64u),
+                     s->cluster_size, true);
+    qcow2_cache_init(&s->refblock_cache, CLAMP((1u << 20) >> s->cluster_bits, 4u, 16u),
+                     s->cluster_size, false);
+    s->l2_cache.depends = &s->refblock_cache;
+
+    if ((o->flags & BDRV_O_RDWR) && !(o->flags & BDRV_O_CHECK)) {
+        if (s->header.autoclear_features) {
+            /* Extensions we do not maintain become stale once we write. */
+            s->header.autoclear_features = 0;
+            ret = qcow2_co_write_header_field(bs, 88, 8);
+            if (ret < 0) {
+                o->ret = ret;
+                qblk_error_set_errno(o->errp, -ret, "Could not clear qcow2 autoclear bits");
+                return;
+            }
+        }
+        if (s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+            BdrvCheckResult res = { 0 };
+
+            /* Lazy refcounts left stale by a writer that did not close. */
+            ret = qcow2_co_check(bs, &res, BDRV_FIX_ERRORS | BDRV_FIX_LEAKS);
+            if (ret < 0 || res.corruptions || res.check_errors) {
+                o->ret = ret < 0 ? ret : -EIO;
+                qblk_error_set(o->errp, "Could not repair dirty image: %d corruptions, "
+                               "%d errors left", res.corruptions, res.check_errors);
+                return;
+            }
+            s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
+            ret = qcow2_co_write_header_field(bs, 72, 8);
+            if (ret < 0) {
+                o->ret = ret;
+                qblk_error_set_errno(o->errp, -ret, "Could not clear the qcow2 dirty bit");
+                return;
+            }
+        }
+    }
+    o->ret = 0;
+}
+
+static void qcow2_free_state(BDRVQcow2State *s)
+{
+    g_clear_pointer(&s->l1_table, g_free);
+    g_clear_pointer(&s->refcount_table, g_free);
+    g_clear_pointer(&s->backing_format_ext, g_free);
+    free_snapshots(s);
+    qcow2_meta_destroy(s);
+    if (s->l2_cache.entries) {
+        qcow2_cache_destroy(&s->l2_cache);
+        qcow2_cache_destroy(&s->refblock_cache);
+    }
+}
+
+static int qcow2_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2OpenCo o = { bs, flags, errp, 0 };
+
+    qco_mutex_init(&s->lock);
+    qcow2_meta_init(s);
+    bdrv_run_co(qcow2_open_entry, &o);
+    if (o.ret < 0) {
+        qcow2_free_state(s);
+        return o.ret;
+    }
+    bs->bl.request_alignment = 1;
+    bs->bl.pwrite_zeroes_alignment = s->cluster_size;
+    bs->bl.pdiscard_alignment = s->cluster_size;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP;
+    bs->supported_write_flags = BDRV_REQ_WRITE_COMPRESSED;
+    return 0;
+}
+
+static void coroutine_fn qcow2_close_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQcow2State *s = bs->opaque;
+
+    qco_mutex_lock(&s->lock);
+    qcow2_co_flush_caches(bs);
+    qco_mutex_unlock(&s->lock);
+}
+
+static void qcow2_close(BlockDriverState *bs)
+{
+    if (!bs->read_only) {
+        bdrv_run_co(qcow2_close_entry, bs);
+    }
+    qcow2_free_state(bs->opaque);
+}
+
+static int coroutine_fn qcow2_co_flush(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    qco_mutex_lock(&s->lock);
+    ret = qcow2_co_flush_caches(bs);
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
+static int64_t qcow2_getlength(BlockDriverState *bs)
+{
+    return ((BDRVQcow2State *)bs->opaque)->header.size;
+}
+
+/* VM state lives past the last L2 span the disk uses, in clusters of the
+ * active tables (so snapshots keep it); the L1 table grows to reach it. */
+static uint64_t vm_state_offset(const BDRVQcow2State *s)
+{
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+
+    return (s->header.size + l2_span - 1) / l2_span * l2_span;
+}
+
+static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    bdi->cluster_size = s->cluster_size;
+    bdi->is_dirty = !!(s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY);
+    bdi->vm_state_offset = vm_state_offset(s);
+    return 0;
+}
+
+static int coroutine_fn qcow2_co_save_vmstate(BlockDriverState *bs, QIOVector *qiov,
+                                              int64_t pos)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start = vm_state_offset(s) + (uint64_t)pos, end = start + qiov->size;
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+    int ret = 0;
+
+    if (end < start || (end + l2_span - 1) / l2_span > QCOW2_MAX_L1_BYTES / 8) {
+        return -EFBIG;
+    }
+    qco_mutex_lock(&s->lock);
+    if ((end + l2_span - 1) / l2_span > s->l1_size) {
+        ret = qcow2_co_grow_l1(bs, (uint32_t)((end + l2_span - 1) / l2_span));
+    }
+    qco_mutex_unlock(&s->lock);
+    return ret < 0 ? ret : qcow2_co_pwritev(bs, (int64_t)start, qiov->size, qiov, 0);
+}
+
+static int coroutine_fn qcow2_co_load_vmstate(BlockDriverState *bs, QIOVector *qiov,
+                                              int64_t pos)
+{
+    uint64_t start = vm_state_offset(bs->opaque) + (uint64_t)pos;
+
+    if (start + qiov->size < start) {
+        return -EFBIG;
+    }
+    return qcow2_co_preadv(bs, (int64_t)start, qiov->size, qiov, 0);
+}
+
+static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    qco_mutex_lock(&s->lock);
+    ret = qcow2_co_discard_clusters(bs, 0, s->header.size, true);
+    if (ret == 0) {
+        ret = qcow2_co_flush_caches(bs);
+    }
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* The header area is rebuilt as QEMU lays it out: the backing format
+ * extension first, the other extensions as they were, the end marker,
+ * then the name. It is written in one request covering every byte the old
+ * layout used, so no stale name or extension bytes remain. */
+static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const char *file,
+                                                     const char *fmt)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, hl = s->header.header_length;
+    uint64_t old_end = s->header.backing_file_offset ? s->header.backing_file_offset : cs;
+    uint64_t pos = hl, off, used_end = hl, name_len = file ? strlen(file) : 0;
+    g_autofree uint8_t *old = g_malloc0(cs), *buf = g_malloc0(cs);
+    int64_t flen = bdrv_co_getlength(bs->file);
+    int ret;
+
+    if (name_len > QCOW2_MAX_BACKING_NAME || (fmt && strlen(fmt) > 1023)) {
+        return -EINVAL;
+    }
+    if (flen < 0) {
+        return (int)flen;
+    }
+    qco_mutex_lock(&s->lock);
+    ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, cs), old, 0);
+    if (ret < 0) {
+        goto out;
+    }
+    memcpy(buf, old, hl);
+    ret = -ENOSPC;
+    if (fmt && !qcow2_put_extension(buf, &pos, cs, QCOW2_EXT_BACKING_FORMAT, fmt, strlen(fmt))) {
+        goto out;
+    }
+    /* Open validated the old extensions, so each one fits before old_end. */
+    for (off = hl; off + 8 <= old_end;) {
+        uint32_t type = qcow2_be32(old + off), len = qcow2_be32(old + off + 4);
+
+        if (type == QCOW2_EXT_END) {
+            off += 8;
+            break;
+        }
+        if (type != QCOW2_EXT_BACKING_FORMAT &&
+            !qcow2_put_extension(buf, &pos, cs, type, old + off + 8, len)) {
+            goto out;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    used_end = MAX(off, s->header.backing_file_offset + s->header.backing_file_size);
+    if (pos + 8 + name_len > cs) {
+        goto out;
+    }
+    pos += 8;                                   /* end marker: zeroes */
+    memcpy(buf + pos, file ? file : "", name_len);
+    qcow2_put_be64(buf + 8, file ? pos : 0);
+    qcow2_put_be32(buf + 16, (uint32_t)name_len);
+    pos += name_len;
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
+    if (ret == 0) {
+        s->header.backing_file_offset = file ? pos - name_len : 0;
+        s->header.backing_file_size = (uint32_t)name_len;
+        g_free(s->backing_format_ext);
+        s->backing_format_ext = g_strdup(fmt);
+    }
+out:
+    qco_mutex_unlock(&s->lock);
+    return ret;
+}
+
+static int qcow2_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *list = g_new0(BdrvSnapshotInfo, MAX(s->nb_snapshots, 1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        const Qcow2Snapshot *sn = &s->snapshots[i];
+
+        (*list)[i] = (BdrvSnapshotInfo) {
+            .id = g_strdup(sn->id_str), .name = g_strdup(sn->name),
+            .vm_state_size = sn->vm_state_size, .date_sec = sn->date_sec,
+            .date_nsec = sn->date_nsec, .vm_clock_nsec = sn->vm_clock_nsec,
+            .icount = sn->icount,
+        };
+    }
+    return (int)s->nb_snapshots;
+}
+
+static GVariant *qcow2_get_specific_info(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    GVariantBuilder b;
+    bool v3 = s->header.version >= 3;
+
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&b, "{sv}", "compat", g_variant_new_string(v3 ? "1.1" : "0.10"));
+    g_variant_builder_add(&b, "{sv}", "compression-type",
+                          g_variant_new_string(s->header.compression_type ? "zstd" : "zlib"));
+    g_variant_builder_add(&b, "{sv}", "refcount-bits",
+                          g_variant_new_int64(s->refcount_bits));
+    if (v3) {
+        g_variant_builder_add(&b, "{sv}", "lazy-refcounts", g_variant_new_boolean(
+                              s->header.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS));
+        g_variant_builder_add(&b, "{sv}", "corrupt", g_variant_new_boolean(
+                              s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT));
+        g_variant_builder_add(&b, "{sv}", "extended-l2", g_variant_new_boolean(false));
+    }
+    return g_variant_new("(sa{sv})", "qcow2", &b);
+}
+
+/* Drops everything past the new size: data clusters, L2 tables of L1
+ * entries no longer needed, and the file's tail after the last used
+ * cluster. Lock held. */
+static int coroutine_fn shrink(BlockDriverState *bs, uint64_t offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+    uint64_t from = (offset + cs - 1) & ~(uint64_t)(cs - 1);
+    uint64_t new_l1 = (offset + l2_span - 1) / l2_span;
+    int64_t last;
+    int ret = 0;
+
+    if (from < s->header.size) {
+        ret = qcow2_co_discard_clusters(bs, from, s->header.size - from, true);
+    }
+    for (uint64_t i = new_l1; ret == 0 && i < s->l1_size; i++) {
+        uint64_t l2 = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+        uint8_t zero[8] = { 0 };
+
+        if (!s->l1_table[i]) {
+            continue;
+        }
+        s->l1_table[i] = 0;
+        ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, s->header.l1_table_offset + 8 * i, 8,
+                                   zero);
+        if (ret == 0) {
+            /* The L1 entry is gone on disk before its table looks free. */
+            ret = bdrv_co_flush(bs->file);
+        }
+        if (ret == 0 && l2) {
+            qcow2_meta_remove(s, l2, cs, QCOW2_META_L2);
+            qcow2_cache_discard(&s->l2_cache, l2);
+            ret = qcow2_co_update_refcount(bs, l2, cs, -1);
+        }
+    }
+    if (ret == 0) {
+        ret = qcow2_co_flush_caches(bs);
+    }
+    /* The last cluster still in use bounds the file. */
+    for (last = (int64_t)(s->file_end >> s->cluster_bits) - 1; ret == 0 && last >= 0; last--) {
+        uint64_t rc;
+
+        ret = qcow2_co_get_refcount(bs, last, &rc);
+        if (rc) {
+            break;
+        }
+    }
+    if (ret == 0 && (uint64_t)(last + 1) << s->cluster_bits < s->file_end) {
+        s->file_end = (uint64_t)(last + 1) << s->cluster_bits;
+        s->free_cluster_index = MIN(s->free_cluster_index, (uint64_t)(last + 1));
+        ret = bdrv_co_truncate(bs->file, s->file_end, false, PREALLOC_MODE_OFF, NULL);
+    }
+    return ret;
+}
+
+/* Allocates the clusters of [from, to) that have none, L2 tables first,
+ * then extends the file over them: sparse (metadata), fallocated or
+ * written with zeroes (full). Lock held. */
+static int coroutine_fn preallocate(BlockDriverState *bs, uint64_t from, uint64_t to,
+                                    PreallocMode mode)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size, pos = from & ~(uint64_t)(cs - 1);
+    int64_t flen;
+    int ret = 0;
+
+    while (pos < to && ret == 0) {
+        uint64_t entry, n, k;
+        Qcow2ClusterType type;
+
+        ret = qcow2_co_get_mapping(bs, pos, to - pos, &entry, &n);
+        if (ret < 0) {
+            break;
+        }
+        type = qcow2_cluster_type(s, entry);
+        k = (n + cs - 1) >> s->cluster_bits;
+        if (type == QCOW2_CLUSTER_UNALLOCATED || type == QCOW2_CLUSTER_ZERO_PLAIN) {
+            g_autofree uint64_t *values = g_new(uint64_t, k);
+            int64_t host;
+
+            ret = qcow2_co_prepare_l2(bs, pos);
+            host = ret < 0 ? ret : qcow2_co_alloc_clusters(bs, k);
+            if (host < 0) {
+                return (int)host;
+            }
+            for (uint64_t i = 0; i < k; i++) {
+                /* Keep reading zeroes where the cluster was a zero cluster. */
+                values[i] = ((uint64_t)host + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED |
+                            (type == QCOW2_CLUSTER_ZERO_PLAIN ? QCOW2_OFLAG_ZERO : 0);
+            }
+            ret = qcow2_co_set_l2_entries(bs, pos, k, values);
+        }
+        pos += k << s->cluster_bits;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    flen = bdrv_co_getlength(bs->file);
+    if (flen < 0) {
+        return (int)flen;
+    }
+    if (s->file_end > (uint64_t)flen) {
+        ret = bdrv_co_truncate(bs->file, s->file_end, false,
+                               mode == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : mode, NULL);
+    }
+    return ret;
+}
+
+static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                                          PreallocMode prealloc, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l2_span = (uint64_t)1 << (s->cluster_bits + s->l2_bits);
+    uint64_t old = s->header.size;
+    int ret;
+
+    if (offset % 512) {
+        qblk_error_set(errp, "The new size must be a multiple of 512");
+        return -EINVAL;
+    }
+    if ((uint64_t)offset < old && prealloc != PREALLOC_MODE_OFF) {
+        qblk_error_set(errp, "Preallocation can't be used for shrinking an image");
+        return -EINVAL;
+    }
+    if ((uint64_t)offset != old && s->nb_snapshots) {
+        qblk_error_set(errp, "Can't resize an image which has snapshots");
+        return -ENOTSUP;
+    }
+    qco_mutex_lock(&s->lock);
+    if ((uint64_t)offset < old) {
+        ret = shrink(bs, offset);
+    } else {
+        ret = qcow2_co_grow_l1(bs, ((uint64_t)offset + l2_span - 1) / l2_span);
+        if (ret == 0 && prealloc != PREALLOC_MODE_OFF) {
+            ret = preallocate(bs, old, offset, prealloc);
+        }
+    }
+    if (ret == 0) {
+        s->header.size = offset;
+        ret = qcow2_co_write_header_field(bs, 24, 8);
+        if (ret < 0) {
+            s->header.size = old;
+        }
+    }
+    qco_mutex_unlock(&s->lock);
+    if (ret < 0) {
+        qblk_error_set_errno(errp, -ret, "Failed to resize the qcow2 image");
+    }
+    return ret;
+}
+
+const BlockDriver bdrv_qcow2 = {
+    .format_name = "qcow2",
+    .instance_size = sizeof(BDRVQcow2State),
+    .supports_backing = true,
+    .probe = qcow2_probe,
+    .open = qcow2_open,
+    .close = qcow2_close,
+    .co_create = qcow2_co_create,
+    .create_opts = qcow2_create_opts,
+    .co_preadv = qcow2_co_preadv,
+    .co_pwritev = qcow2_co_pwritev,
+    .co_pwrite_zeroes = qcow2_co_pwrite_zeroes,
+    .co_pdiscard = qcow2_co_pdiscard,
+    .co_flush = qcow2_co_flush,
+    .co_block_status = qcow2_co_block_status,
+    .co_truncate = qcow2_co_truncate,
+    .co_check = qcow2_co_check,
+    .getlength = qcow2_getlength,
+    .get_info = qcow2_get_info,
+    .get_specific_info = qcow2_get_specific_info,
+    .snapshot_list = qcow2_snapshot_list,
+    .co_snapshot_create = qcow2_co_snapshot_create,
+    .co_snapshot_goto = qcow2_co_snapshot_goto,
+    .co_snapshot_delete = qcow2_co_snapshot_delete,
+    .co_save_vmstate = qcow2_co_save_vmstate,
+    .amend_opts = qcow2_amend_opts,
+    .co_amend = qcow2_co_amend,
+    .co_load_vmstate = qcow2_co_load_vmstate,
+    .co_make_empty = qcow2_co_make_empty,
+    .co_change_backing_file = qcow2_co_change_backing_file,
+    .measure = qcow2_measure,
+};

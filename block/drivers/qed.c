@@ -1,0 +1,589 @@
+/* The QED format driver: header, open-time validation, create, close,
+ * grow and the need-check flag. Data paths are in qed-rw.c, tables in
+ * qed-table.c, the consistency check in qed-check.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include "block/drivers/qed.h"
+#include "util/main-loop.h"
+
+static uint32_t le32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+    return (uint64_t)le32_at(p) | (uint64_t)le32_at(p + 4) << 32;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+void qed_header_decode(const uint8_t *buf, QedHeader *h)
+{
+    h->magic = le32_at(buf);
+    h->cluster_size = le32_at(buf + 4);
+    h->table_size = le32_at(buf + 8);
+    h->header_size = le32_at(buf + 12);
+    h->features = le64_at(buf + 16);
+    h->compat_features = le64_at(buf + 24);
+    h->autoclear_features = le64_at(buf + 32);
+    h->l1_table_offset = le64_at(buf + 40);
+    h->image_size = le64_at(buf + 48);
+    h->backing_filename_offset = le32_at(buf + 56);
+    h->backing_filename_size = le32_at(buf + 60);
+}
+
+void qed_header_encode(const QedHeader *h, uint8_t *buf)
+{
+    put_le32(buf, h->magic);
+    put_le32(buf + 4, h->cluster_size);
+    put_le32(buf + 8, h->table_size);
+    put_le32(buf + 12, h->header_size);
+    put_le64(buf + 16, h->features);
+    put_le64(buf + 24, h->compat_features);
+    put_le64(buf + 32, h->autoclear_features);
+    put_le64(buf + 40, h->l1_table_offset);
+    put_le64(buf + 48, h->image_size);
+    put_le32(buf + 56, h->backing_filename_offset);
+    put_le32(buf + 60, h->backing_filename_size);
+}
+
+static bool is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+static bool valid_cluster_size(uint64_t cs)
+{
+    return is_pow2(cs) && cs >= QED_MIN_CLUSTER_SIZE && cs <= QED_MAX_CLUSTER_SIZE;
+}
+
+static bool valid_table_size(uint64_t ts)
+{
+    return is_pow2(ts) && ts >= QED_MIN_TABLE_SIZE && ts <= QED_MAX_TABLE_SIZE;
+}
+
+uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size)
+{
+    uint64_t n = (uint64_t)table_size * cluster_size / sizeof(uint64_t);
+
+    return n * n * cluster_size;
+}
+
+bool qed_valid_cluster_offset(const BDRVQEDState *s, uint64_t offset)
+{
+    uint64_t cs = s->header.cluster_size;
+
+    return !(offset & (cs - 1)) && offset >= (uint64_t)s->header.header_size * cs &&
+           offset < s->file_size;
+}
+
+bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset)
+{
+    uint64_t last = offset + (uint64_t)(s->header.table_size - 1) * s->header.cluster_size;
+
+    return qed_valid_cluster_offset(s, offset) && last >= offset &&
+           qed_valid_cluster_offset(s, last);
+}
+
+static int qed_probe(const uint8_t *buf, int buf_size, const char *filename)
+{
+    return buf_size >= QED_HEADER_SIZE && le32_at(buf) == QED_MAGIC ? 100 : 0;
+}
+
+/* Rewrites the first sector with the header fields, keeping whatever else
+ * lives there (the backing name follows the header). */
+int coroutine_fn qed_co_write_header(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+    uint8_t sector[512];
+    int ret = bdrv_co_pread(bs->file, 0, sizeof(sector), sector, 0);
+
+    if (ret < 0) {
+        return ret;
+    }
+    qed_header_encode(&s->header, sector);
+    return bdrv_co_pwrite(bs->file, 0, sizeof(sector), sector, 0);
+}
+
+int coroutine_fn qed_co_set_need_check(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+    int ret;
+
+    if (s->header.features & QED_F_NEED_CHECK) {
+        return 0;
+    }
+    s->header.features |= QED_F_NEED_CHECK;
+    ret = qed_co_write_header(bs);
+    if (ret == 0) {
+        /* The flag must be on disk before any table can be half-written. */
+        ret = bdrv_co_flush(bs->file);
+    }
+    return ret;
+}
+
+/* Clears the need-check flag after everything before it is stable. */
+int coroutine_fn qed_co_clear_need_check(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+    int ret;
+
+    if (!(s->header.features & QED_F_NEED_CHECK)) {
+        return 0;
+    }
+    ret = bdrv_co_flush(bs->file);
+    if (ret < 0) {
+        return ret;
+    }
+    s->header.features &= ~QED_F_NEED_CHECK;
+    ret = qed_co_write_header(bs);
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file);
+    }
+    return ret;
+}
+
+static void coroutine_fn idle_clear_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    /* Holding the allocation lock keeps new allocations out meanwhile. */
+    qco_mutex_lock(&s->alloc_lock);
+    qed_co_clear_need_check(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    s->idle_clear_running = false;
+}
+
+static void idle_timer_fired(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    s->idle_timer = 0;
+    s->idle_clear_running = true;
+    qco_enter(qco_create(idle_clear_entry, bs));
+}
+
+static void coroutine_fn commit_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    qco_mutex_lock(&s->alloc_lock);
+    qed_co_commit_tables(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    s->commit_running = false;
+}
+
+static void commit_timer_fired(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVQEDState *s = bs->opaque;
+
+    s->commit_timer = 0;
+    s->commit_running = true;
+    qco_enter(qco_create(commit_entry, bs));
+}
+
+/* Entries waiting in memory reach the disk within this much time. */
+#define QED_COMMIT_DELAY_NS (100 * 1000 * 1000)
+
+void qed_allocation_done(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+
+    if (qed_tables_dirty(s) && !s->commit_timer && !s->commit_running) {
+        s->commit_timer = qblk_timer_add_ns(QED_COMMIT_DELAY_NS, commit_timer_fired, bs);
+    }
+
+    if (!(s->header.features & QED_F_NEED_CHECK) || s->alloc_lock.locked ||
+        !qco_queue_empty(&s->alloc_lock.waiters)) {
+        return;
+    }
+    if (s->idle_timer) {
+        g_source_remove(s->idle_timer);
+    }
+    s->idle_timer = qblk_timer_add_ns(s->idle_clear_ns, idle_timer_fired, bs);
+}
+
+typedef struct QedOpenCo {
+    BlockDriverState *bs;
+    int flags;
+    GError **errp;
+    int ret;
+} QedOpenCo;
+
+static bool check_header(BlockDriverState *bs, GError **errp)
+{
+    BDRVQEDState *s = bs->opaque;
+    QedHeader *h = &s->header;
+    uint64_t max;
+
+    if (h->magic != QED_MAGIC) {
+        qblk_error_set(errp, "Image not in QED format");
+        return false;
+    }
+    if (h->features & ~QED_FEATURE_MASK) {
+        qblk_error_set(errp, "Unsupported QED features: 0x%" PRIx64,
+                       h->features & ~QED_FEATURE_MASK);
+        return false;
+    }
+    if (!valid_cluster_size(h->cluster_size)) {
+        qblk_error_set(errp, "QED cluster_size %" PRIu32 " is invalid (a power of 2 in "
+                       "[4096, 67108864])", h->cluster_size);
+        return false;
+    }
+    if (!valid_table_size(h->table_size)) {
+        qblk_error_set(errp, "QED table_size %" PRIu32 " is invalid (a power of 2 in "
+                       "[1, 16])", h->table_size);
+        return false;
+    }
+    max = qed_max_image_size(h->cluster_size, h->table_size);
+    if (h->image_size % 512 || h->image_size > max) {
+        qblk_error_set(errp, "QED image_size %" PRIu64 " is invalid (a multiple of 512 "
+                       "up to %" PRIu64 ")", h->image_size, max);
+        return false;
+    }
+    if (h->header_size == 0 || h->header_size > UINT32_MAX / h->cluster_size) {
+        qblk_error_set(errp, "QED header_size %" PRIu32 " is invalid", h->header_size);
+        return false;
+    }
+    if (!qed_valid_table_offset(s, h->l1_table_offset)) {
+        qblk_error_set(errp, "QED l1_table_offset 0x%" PRIx64 " is invalid (file size %"
+                       PRIu64 ")", h->l1_table_offset, s->file_length);
+        return false;
+    }
+    if (h->features & QED_F_BACKING_FILE) {
+        uint64_t end = (uint64_t)h->backing_filename_offset + h->backing_filename_size;
+
+        if (h->backing_filename_size == 0) {
+            qblk_error_set(errp, "QED backing file name is empty (backing_filename_size 0)");
+            return false;
+        }
+        if (end > (uint64_t)h->header_size * h->cluster_size ||
+            h->backing_filename_size > QED_BACKING_NAME_MAX) {
+            qblk_error_set(errp, "QED backing file name (offset %" PRIu32 ", size %" PRIu32
+                           ") lies outside the header", h->backing_filename_offset,
+                           h->backing_filename_size);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void coroutine_fn qed_open_entry(void *opaque)
+{
+    QedOpenCo *o = opaque;
+    BlockDriverState *bs = o->bs;
+    BDRVQEDState *s = bs->opaque;
+    uint8_t buf[QED_HEADER_SIZE];
+    int64_t flen = bdrv_co_getlength(bs->file);
+    int ret;
+
+    if (flen < 0) {
+        o->ret = (int)flen;
+        qblk_error_set_errno(o->errp, (int)-flen, "Could not get the QED file length");
+        return;
+    }
+    if (flen < QED_HEADER_SIZE) {
+        o->ret = -EINVAL;
+        qblk_error_set(o->errp, "Image not in QED format");
+        return;
+    }
+    ret = bdrv_co_pread(bs->file, 0, sizeof(buf), buf, 0);
+    if (ret < 0) {
+        o->ret = ret;
+        qblk_error_set_errno(o->errp, -ret, "Could not read the QED header");
+        return;
+    }
+    qed_header_decode(buf, &s->header);
+    s->file_length = (uint64_t)flen;
+    if (s->header.magic == QED_MAGIC && valid_cluster_size(s->header.cluster_size)) {
+        /* A cut-short last cluster still belongs to the image (QEMU reads
+         * it zero-filled): new clusters go after it, never onto it. */
+        s->file_size = ((uint64_t)flen + s->header.cluster_size - 1) &
+                       ~((uint64_t)s->header.cluster_size - 1);
+    }
+    if (!check_header(bs, o->errp)) {
+        o->ret = (s->header.features & ~QED_FEATURE_MASK) ? -ENOTSUP : -EINVAL;
+        return;
+    }
+    s->table_nelems = s->header.table_size * (s->header.cluster_size / sizeof(uint64_t));
+    s->table_bytes = (uint64_t)s->header.table_size * s->header.cluster_size;
+    s->l2_shift = __builtin_ctz(s->header.cluster_size);
+    s->l1_shift = s->l2_shift + __builtin_ctz(s->table_nelems);
+
+    if (s->header.features & QED_F_BACKING_FILE) {
+        g_autofree char *name = g_malloc0(s->header.backing_filename_size + 1);
+
+        ret = bdrv_co_pread(bs->file, s->header.backing_filename_offset,
+                            s->header.backing_filename_size, name, 0);
+        if (ret < 0) {
+            o->ret = ret;
+            qblk_error_set_errno(o->errp, -ret, "Could not read the QED backing file name");
+            return;
+        }
+        bs->backing_file = g_steal_pointer(&name);
+        if (s->header.features & QED_F_BACKING_FORMAT_NO_PROBE) {
+            bs->backing_format = g_strdup("raw");
+        }
+    }
+
+    s->l1_table = g_try_malloc(s->table_bytes);
+    if (!s->l1_table) {
+        o->ret = -ENOMEM;
+        qblk_error_set(o->errp, "Cannot allocate the QED L1 table (%" PRIu64 " bytes)",
+                       s->table_bytes);
+        return;
+    }
+    ret = bdrv_co_pread(bs->file, s->header.l1_table_offset, s->table_bytes, s->l1_table, 0);
+    if (ret < 0) {
+        o->ret = ret;
+        qblk_error_set_errno(o->errp, -ret, "Could not read the QED L1 table");
+        return;
+    }
+    for (uint32_t i = 0; i < s->table_nelems; i++) {
+        s->l1_table[i] = GUINT64_FROM_LE(s->l1_table[i]);
+    }
+    qed_l2_cache_init(s);
+
+    if (o->flags & BDRV_O_RDWR) {
+        if (s->header.autoclear_features) {
+            s->header.autoclear_features = 0;
+            ret = qed_co_write_header(bs);
+            if (ret == 0) {
+                ret = bdrv_co_flush(bs->file);
+            }
+            if (ret < 0) {
+                o->ret = ret;
+                qblk_error_set_errno(o->errp, -ret, "Could not clear QED autoclear bits");
+                return;
+            }
+        }
+        if ((s->header.features & QED_F_NEED_CHECK) && !(o->flags & BDRV_O_CHECK)) {
+            BdrvCheckResult res = { 0 };
+
+            /* A writer stopped without closing: repair before writing. */
+            ret = qed_co_check(bs, &res, BDRV_FIX_ERRORS | BDRV_FIX_LEAKS);
+            if (ret < 0 || res.corruptions || res.check_errors) {
+                o->ret = ret < 0 ? ret : -EINVAL;
+                qblk_error_set(o->errp, "QED image is corrupt and could not be repaired "
+                               "(%d corruptions, %d errors)", res.corruptions,
+                               res.check_errors);
+                return;
+            }
+            ret = qed_co_clear_need_check(bs);
+            if (ret < 0) {
+                o->ret = ret;
+                qblk_error_set_errno(o->errp, -ret, "Could not clear the QED need-check flag");
+                return;
+            }
+        }
+    }
+    o->ret = 0;
+}
+
+static void qed_free_state(BDRVQEDState *s)
+{
+    g_clear_pointer(&s->l1_table, g_free);
+    if (s->l2_cache) {
+        qed_l2_cache_free(s);
+    }
+}
+
+static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
+{
+    BDRVQEDState *s = bs->opaque;
+    QedOpenCo o = { bs, flags, errp, 0 };
+
+    qco_mutex_init(&s->alloc_lock);
+    s->bs = bs;
+    if (!qblk_opts_take_size(options, "need-check-idle-ms", 5000, &s->idle_clear_ns, errp)) {
+        return -EINVAL;
+    }
+    s->idle_clear_ns *= 1000000;
+    bdrv_run_co(qed_open_entry, &o);
+    if (o.ret < 0) {
+        qed_free_state(s);
+        return o.ret;
+    }
+    bs->bl.request_alignment = 1;
+    bs->bl.pwrite_zeroes_alignment = s->header.cluster_size;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_WRITE_UNCHANGED;
+    bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
+    return 0;
+}
+
+static void coroutine_fn qed_close_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+
+    /* A clean close: the image is consistent again. */
+    if (qed_co_commit_tables(bs) == 0) {
+        qed_co_clear_need_check(bs);
+    }
+}
+
+static void qed_close(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+
+    if (s->idle_timer) {
+        g_source_remove(s->idle_timer);
+        s->idle_timer = 0;
+    }
+    if (s->commit_timer) {
+        g_source_remove(s->commit_timer);
+        s->commit_timer = 0;
+    }
+    while (s->idle_clear_running || s->commit_running) {
+        qblk_loop_iterate(true);
+    }
+    if (!bs->read_only) {
+        bdrv_run_co(qed_close_entry, bs);
+    }
+    qed_free_state(bs->opaque);
+}
+
+/* Writes the entries waiting in memory; the core flushes the file next. */
+static int coroutine_fn qed_co_flush(BlockDriverState *bs)
+{
+    BDRVQEDState *s = bs->opaque;
+    int ret;
+
+    if (!qed_tables_dirty(s)) {
+        return 0;
+    }
+    qco_mutex_lock(&s->alloc_lock);
+    ret = qed_co_commit_tables(bs);
+    qco_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
+static int64_t qed_getlength(BlockDriverState *bs)
+{
+    return ((BDRVQEDState *)bs->opaque)->header.image_size;
+}
+
+static int qed_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVQEDState *s = bs->opaque;
+
+    bdi->cluster_size = s->header.cluster_size;
+    bdi->is_dirty = !!(s->header.features & QED_F_NEED_CHECK);
+    return 0;
+}
+
+static int coroutine_fn qed_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                                        PreallocMode prealloc, GError **errp)
+{
+    BDRVQEDState *s = bs->opaque;
+    uint64_t old = s->header.image_size;
+    int ret;
+
+    if (prealloc != PREALLOC_MODE_OFF) {
+        qblk_error_set(errp, "Unsupported preallocation mode '%s'",
+                       prealloc == PREALLOC_MODE_METADATA ? "metadata" :
+                       prealloc == PREALLOC_MODE_FALLOC ? "falloc" : "full");
+        return -ENOTSUP;
+    }
+    if (offset % 512 ||
+        (uint64_t)offset > qed_max_image_size(s->header.cluster_size, s->header.table_size)) {
+        qblk_error_set(errp, "Invalid image size specified");
+        return -EINVAL;
+    }
+    if ((uint64_t)offset < old) {
+        qblk_error_set(errp, "Shrinking images is currently not supported");
+        return -ENOTSUP;
+    }
+    s->header.image_size = offset;
+    ret = qed_co_write_header(bs);
+    if (ret < 0) {
+        s->header.image_size = old;
+        qblk_error_set_errno(errp, -ret, "Failed to update the image size");
+    }
+    return ret;
+}
+
+/* The name goes right after the header, as QEMU writes it; both go to disk
+ * in one request. Old name bytes past the new end are left as they are
+ * (QEMU does the same): nothing reads past backing_filename_size. */
+static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const char *file,
+                                                   const char *fmt)
+{
+    BDRVQEDState *s = bs->opaque;
+    QedHeader h = s->header;
+    size_t name_len = file ? strlen(file) : 0;
+    g_autofree uint8_t *buf = NULL;
+    int ret;
+
+    /* An unknown compatible feature may keep data after the header. */
+    if (file && h.compat_features) {
+        return -ENOTSUP;
+    }
+    if (name_len > QED_BACKING_NAME_MAX) {
+        return -EINVAL;
+    }
+    if (QED_HEADER_SIZE + name_len > (uint64_t)h.header_size * h.cluster_size) {
+        return -ENOSPC;
+    }
+    h.features &= ~(QED_F_BACKING_FILE | QED_F_BACKING_FORMAT_NO_PROBE);
+    if (file) {
+        h.features |= QED_F_BACKING_FILE;
+        if (fmt && !strcmp(fmt, "raw")) {
+            h.features |= QED_F_BACKING_FORMAT_NO_PROBE;
+        }
+    }
+    h.backing_filename_offset = QED_HEADER_SIZE;
+    h.backing_filename_size = (uint32_t)name_len;
+    buf = g_malloc0(QED_HEADER_SIZE + name_len);
+    qco_mutex_lock(&s->alloc_lock);
+    /* need-check may have changed while we waited; keep it as it is now. */
+    h.features = (h.features & ~QED_F_NEED_CHECK) | (s->header.features & QED_F_NEED_CHECK);
+    qed_header_encode(&h, buf);
+    memcpy(buf + QED_HEADER_SIZE, file ? file : "", name_len);
+    ret = bdrv_co_pwrite(bs->file, 0, QED_HEADER_SIZE + name_len, buf, 0);
+    if (ret == 0) {
+        s->header = h;
+    }
+    qco_mutex_unlock(&s->alloc_lock);
+    return ret;
+}
+
+extern const QblkOptDesc qed_create_opts[];
+int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError **errp);
+
+const BlockDriver bdrv_qed = {
+    .format_name = "qed",
+    .instance_size = sizeof(BDRVQEDState),
+    .supports_backing = true,
+    .probe = qed_probe,
+    .open = qed_open,
+    .close = qed_close,
+    .co_create = qed_co_create,
+    .create_opts = qed_create_opts,
+    .co_preadv = qed_co_preadv,
+    .co_pwritev = qed_co_pwritev,
+    .co_pwrite_zeroes = qed_co_pwrite_zeroes,
+    .co_flush = qed_co_flush,
+    .co_block_status = qed_co_block_status,
+    .co_truncate = qed_co_truncate,
+    .co_check = qed_co_check,
+    .getlength = qed_getlength,
+    .get_info = qed_get_info,
+    .co_change_backing_file = qed_co_change_backing_file,
+};

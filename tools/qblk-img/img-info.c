@@ -1,0 +1,321 @@
+/* qblk-img info [--image-opts] [-f fmt] [--output=human|json]
+ *               [--backing-chain] [-U] filename
+ *
+ * Each image is opened read-only without its backing file (info works on
+ * an image whose backing file is missing) and described by an ImageInfo,
+ * qemu-img's record of it. With --backing-chain the backing files are then
+ * opened one by one, top first, by their resolved names; every record is
+ * collected before anything is printed, so an error leaves stdout empty.
+ *
+ * JSON output is the ImageInfo as QEMU's QAPI visitor builds it: members
+ * inserted in the schema's order (filename, format, dirty-flag,
+ * actual-size, virtual-size, cluster-size, encrypted, backing-filename,
+ * full-backing-filename, backing-filename-format, snapshots,
+ * format-specific), printed in QDict bucket order by img-json. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "qblk/block_int.h"
+#include "util/cutils.h"
+#include "util/error.h"
+#include "util/json.h"
+#include "qblk-img.h"
+
+typedef struct ImageInfo {
+    char *filename;
+    char *format;
+    int64_t virtual_size;
+    bool has_actual_size;
+    int64_t actual_size;
+    bool has_cluster_size;
+    int64_t cluster_size;
+    bool has_dirty_flag;
+    bool dirty_flag;
+    char *backing_filename;            /* as stored in the image, or NULL */
+    char *full_backing_filename;       /* resolved, or NULL */
+    char *backing_filename_format;     /* as stored, or NULL */
+    /* {"type": fmt, "data": {...}} or NULL. */
+    QblkJson *format_specific;
+    BdrvSnapshotInfo *snapshots;
+    int nb_snapshots;
+} ImageInfo;
+
+static void image_info_free(gpointer p)
+{
+    ImageInfo *info = p;
+
+    g_free(info->filename);
+    g_free(info->format);
+    g_free(info->backing_filename);
+    g_free(info->full_backing_filename);
+    g_free(info->backing_filename_format);
+    qblk_json_free(info->format_specific);
+    bdrv_snapshot_list_free(info->snapshots, info->nb_snapshots);
+    g_free(info);
+}
+
+/* The driver's format-specific record for the "Format specific
+ * information" block and the "format-specific" member: {type, data}. */
+static QblkJson *format_specific_info(BlockDriverState *bs)
+{
+    g_autoptr(GVariant) v = bdrv_get_specific_info(bs);
+
+    return v ? qblk_json_from_specific_info(v) : NULL;
+}
+
+/* Describes an open image; NULL with *errp set on failure. */
+static ImageInfo *query_image_info(BlockDriverState *bs, GError **errp)
+{
+    ImageInfo *info;
+    BlockDriverInfo bdi;
+    int64_t size = bdrv_getlength(bs);
+    const char *backing = bdrv_backing_file(bs);
+
+    if (size < 0) {
+        qblk_error_set_errno(errp, (int)-size, "Can't get image size '%s'", bdrv_filename(bs));
+        return NULL;
+    }
+    info = g_new0(ImageInfo, 1);
+    info->filename = g_strdup(bdrv_filename(bs));
+    info->format = g_strdup(bdrv_format_name(bs));
+    info->virtual_size = size;
+    info->actual_size = bdrv_get_allocated_file_size(bs);
+    info->has_actual_size = info->actual_size >= 0;
+    if (bdrv_get_info(bs, &bdi) >= 0) {
+        info->has_cluster_size = bdi.cluster_size != 0;
+        info->cluster_size = bdi.cluster_size;
+        info->has_dirty_flag = true;
+        info->dirty_flag = bdi.is_dirty;
+    }
+    info->format_specific = format_specific_info(bs);
+    if (backing && *backing) {
+        const char *fmt = bdrv_backing_format(bs);
+
+        info->backing_filename = g_strdup(backing);
+        info->full_backing_filename = g_strdup(bs->full_backing_filename);
+        info->backing_filename_format = fmt && *fmt ? g_strdup(fmt) : NULL;
+    }
+    info->nb_snapshots = bdrv_snapshot_list(bs, &info->snapshots);
+    if (info->nb_snapshots < 0) {
+        info->nb_snapshots = 0;
+    }
+    return info;
+}
+
+static QblkJson *image_info_to_json(const ImageInfo *info)
+{
+    QblkJson *obj = qblk_json_object();
+
+    qblk_json_set_str(obj, "filename", info->filename);
+    qblk_json_set_str(obj, "format", info->format);
+    if (info->has_dirty_flag) {
+        qblk_json_set_bool(obj, "dirty-flag", info->dirty_flag);
+    }
+    if (info->has_actual_size) {
+        qblk_json_set_int(obj, "actual-size", info->actual_size);
+    }
+    qblk_json_set_int(obj, "virtual-size", info->virtual_size);
+    if (info->has_cluster_size) {
+        qblk_json_set_int(obj, "cluster-size", info->cluster_size);
+    }
+    if (info->backing_filename) {
+        qblk_json_set_str(obj, "backing-filename", info->backing_filename);
+    }
+    if (info->full_backing_filename) {
+        qblk_json_set_str(obj, "full-backing-filename", info->full_backing_filename);
+    }
+    if (info->backing_filename_format) {
+        qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
+    }
+    if (info->format_specific) {
+        qblk_json_set(obj, "format-specific", qblk_json_copy(info->format_specific));
+    }
+    if (info->nb_snapshots) {
+        qblk_json_set(obj, "snapshots", img_snapshots_to_json(info->snapshots,
+                                                             info->nb_snapshots));
+    }
+    return obj;
+}
+
+static void print_human(const ImageInfo *info)
+{
+    char vsize[64], dsize[64];
+
+    qblk_size_to_str((uint64_t)info->virtual_size, vsize, sizeof(vsize));
+    if (info->has_actual_size) {
+        qblk_size_to_str((uint64_t)info->actual_size, dsize, sizeof(dsize));
+    } else {
+        g_strlcpy(dsize, "unavailable", sizeof(dsize));
+    }
+    printf("image: %s\n"
+           "file format: %s\n"
+           "virtual size: %s (%" PRId64 " bytes)\n"
+           "disk size: %s\n",
+           info->filename, info->format, vsize, info->virtual_size, dsize);
+    if (info->has_cluster_size) {
+        printf("cluster_size: %" PRId64 "\n", info->cluster_size);
+    }
+    if (info->has_dirty_flag && info->dirty_flag) {
+        printf("cleanly shut down: no\n");
+    }
+    if (info->backing_filename) {
+        printf("backing file: %s", info->backing_filename);
+        if (!info->full_backing_filename) {
+            printf(" (cannot determine actual path)");
+        } else if (strcmp(info->backing_filename, info->full_backing_filename) != 0) {
+            printf(" (actual path: %s)", info->full_backing_filename);
+        }
+        printf("\n");
+    }
+    if (info->backing_filename_format) {
+        printf("backing file format: %s\n", info->backing_filename_format);
+    }
+    if (info->nb_snapshots) {
+        printf("Snapshot list:\n");
+        img_print_snapshot_table(info->snapshots, info->nb_snapshots);
+    }
+    if (info->format_specific) {
+        QblkJson *data = qblk_json_get(info->format_specific, "data");
+
+        printf("Format specific information:\n");
+        if (data) {
+            qblk_json_dump_human(stdout, data, 1);
+        }
+    }
+}
+
+/* ImageInfo* of the image and, with chain, of its backing files; NULL
+ * after reporting an error. */
+static GPtrArray *collect_image_infos(const char *filename, const char *fmt,
+                                      bool image_opts, bool chain)
+{
+    g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(image_info_free);
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autofree char *next_name = g_strdup(filename);
+    g_autofree char *next_fmt = g_strdup(fmt);
+
+    while (next_name) {
+        BlockDriverState *bs;
+        ImageInfo *info;
+        GError *err = NULL;
+
+        if (g_hash_table_contains(seen, next_name)) {
+            error_report("Backing file '%s' creates an infinite loop.", next_name);
+            return NULL;
+        }
+        g_hash_table_add(seen, g_strdup(next_name));
+
+        bs = img_open(next_name, next_fmt, image_opts, BDRV_O_NO_BACKING);
+        if (!bs) {
+            return NULL;
+        }
+        info = query_image_info(bs, &err);
+        bdrv_unref(bs);
+        if (!info) {
+            error_report_err(err);
+            return NULL;
+        }
+        g_ptr_array_add(infos, info);
+
+        /* Only the top image takes -f and --image-opts. */
+        g_clear_pointer(&next_name, g_free);
+        g_clear_pointer(&next_fmt, g_free);
+        image_opts = false;
+        if (chain) {
+            if (info->full_backing_filename) {
+                next_name = g_strdup(info->full_backing_filename);
+            } else if (info->backing_filename) {
+                error_report("Could not determine absolute backing filename, but "
+                             "backing filename '%s' present", info->backing_filename);
+                return NULL;
+            }
+            next_fmt = g_strdup(info->backing_filename_format);
+        }
+    }
+    return g_steal_pointer(&infos);
+}
+
+enum {
+    OPTION_OUTPUT = 256,
+    OPTION_BACKING_CHAIN,
+    OPTION_IMAGE_OPTS,
+};
+
+int img_info(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "format", required_argument, NULL, 'f' },
+        { "output", required_argument, NULL, OPTION_OUTPUT },
+        { "backing-chain", no_argument, NULL, OPTION_BACKING_CHAIN },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *fmt = NULL, *output = NULL, *filename;
+    bool chain = false, image_opts = false, json = false;
+    g_autoptr(GPtrArray) infos = NULL;
+    int c;
+
+    while ((c = getopt_long(argc, argv, ":f:hU", long_options, NULL)) != -1) {
+        switch (c) {
+        case ':':
+        case '?':
+        case 'h':
+            return img_common_option(c, argv);
+        case 'f':
+            fmt = optarg;
+            break;
+        case 'U':
+            /* qblk takes no image locks: there is nothing to share. */
+            break;
+        case OPTION_OUTPUT:
+            output = optarg;
+            break;
+        case OPTION_BACKING_CHAIN:
+            chain = true;
+            break;
+        case OPTION_IMAGE_OPTS:
+            image_opts = true;
+            break;
+        }
+    }
+    if (optind != argc - 1) {
+        return img_usage_error("Expecting one image file name");
+    }
+    filename = argv[optind];
+
+    if (!img_parse_output(output, &json)) {
+        return 1;
+    }
+
+    infos = collect_image_infos(filename, fmt, image_opts, chain);
+    if (!infos) {
+        return 1;
+    }
+
+    if (json) {
+        g_autoptr(QblkJson) doc = chain ? qblk_json_array() : NULL;
+
+        for (guint i = 0; i < infos->len; i++) {
+            ImageInfo *info = g_ptr_array_index(infos, i);
+            QblkJson *obj = image_info_to_json(info);
+
+            if (chain) {
+                qblk_json_append(doc, obj);
+            } else {
+                doc = obj;
+            }
+        }
+        qblk_json_print(stdout, doc);
+    } else {
+        for (guint i = 0; i < infos->len; i++) {
+            if (i > 0) {
+                printf("\n");
+            }
+            print_human(g_ptr_array_index(infos, i));
+        }
+    }
+    return 0;
+}
