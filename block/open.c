@@ -107,7 +107,7 @@ static void node_free(BlockDriverState *bs)
 }
 
 /* The protocol a filename names when no driver is given. */
-static const BlockDriver *protocol_for(const char *filename)
+const BlockDriver *bdrv_find_protocol(const char *filename)
 {
     if (filename && g_str_has_prefix(filename, "null-co://")) {
         return &bdrv_null_co;
@@ -257,10 +257,10 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
             qblk_error_set(errp, "Unknown driver '%s'", driver);
             return NULL;
         }
-    } else if (as_child || (fname && protocol_for(fname) == &bdrv_blkdebug)) {
+    } else if (as_child || (fname && bdrv_find_protocol(fname) == &bdrv_blkdebug)) {
         /* Filters named by prefix open directly; other protocols
          * (null-co://) are a format's file child like plain files. */
-        drv = protocol_for(fname);
+        drv = bdrv_find_protocol(fname);
     }
     if (drv == &bdrv_blkdebug && fname && g_str_has_prefix(fname, "blkdebug:")) {
         if (!split_blkdebug_filename(fname, opts, errp)) {
@@ -499,7 +499,7 @@ int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError
         qblk_error_set(errp, "Driver '%s' does not support image creation", fmt);
         return -ENOTSUP;
     }
-    if (!create_opts_known(drv, drv->is_protocol ? NULL : protocol_for(filename), opts, errp)) {
+    if (!create_opts_known(drv, drv->is_protocol ? NULL : bdrv_find_protocol(filename), opts, errp)) {
         return -EINVAL;
     }
     r = (CreateReq) { drv, filename, opts, errp, 0 };

@@ -51,6 +51,18 @@ enum {
     BDRV_O_CHECK         = 0x8000,  /* opened by a checker: no repair on open */
 };
 
+/* Permissions a user of a node takes (and shares or not), with QEMU 7.2's
+ * bit values: file-posix locks byte 100+i for each permission held and
+ * 200+i for each one not shared (i = bit index), as QEMU does. */
+typedef enum {
+    BLK_PERM_CONSISTENT_READ = 0x01,
+    BLK_PERM_WRITE           = 0x02,
+    BLK_PERM_WRITE_UNCHANGED = 0x04,
+    BLK_PERM_RESIZE          = 0x08,
+    BLK_PERM_GRAPH_MOD       = 0x10,   /* qblk only: not one of QEMU 7.2's lock bytes */
+    BLK_PERM_ALL             = 0x1f,
+} BlockPermission;
+
 /* A cache mode name (none/off, directsync, writethrough, writeback,
  * unsafe) into open flags (BDRV_O_NOCACHE, BDRV_O_NO_FLUSH) and whether
  * writes must be written through; false for an unknown name. */

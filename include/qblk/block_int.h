@@ -191,4 +191,8 @@ const BlockDriver *bdrv_probe_buffer(const uint8_t *buf, int len, const char *fi
 #define BDRV_ZERO_BUF_SIZE (1024 * 1024)
 const void *bdrv_zero_buffer(void);
 
+/* The protocol driver a filename names when no driver is given ("file"
+ * unless a driver's prefix matches). */
+const BlockDriver *bdrv_find_protocol(const char *filename);
+
 #endif
