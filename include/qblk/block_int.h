@@ -95,6 +95,13 @@ struct BlockDriver {
      * bs->bl as needed. */
     int (*open)(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp);
     void (*close)(BlockDriverState *bs);
+    /* The node's cumulative permissions changed (perm: BLK_PERM_* held by
+     * any parent or user; shared: those every one of them shares). Called by
+     * the graph after open and whenever a user or parent comes, goes or
+     * changes its permissions. All-or-nothing: on error nothing changed.
+     * file-posix turns them into QEMU-compatible OFD locks, so another
+     * process's conflicting use is refused here. Missing: nothing to do. */
+    int (*set_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError **errp);
     /* Missing: "Driver '%s' does not support image creation". */
     int coroutine_fn (*co_create)(const char *filename, QblkOpts *options, GError **errp);
     const QblkOptDesc *create_opts; /* NULL-name terminated */
