@@ -94,9 +94,7 @@ static int null_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     bs->supported_write_flags = 0;
     bs->supported_zero_flags = s->native_zeroes
         ? BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK : 0;
-    bs->cap_zero = s->native_zeroes ? BDRV_CAP_NATIVE : BDRV_CAP_EMULATE;
-    bs->cap_discard = BDRV_CAP_NATIVE;
-    bs->cap_fua = BDRV_CAP_EMULATE;
+    bs->no_native_zeroes = !s->native_zeroes;
     return 0;
 }
 
