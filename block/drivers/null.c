@@ -17,10 +17,12 @@
  *                   to keep requests in flight together
  *
  * A driver table is shared by every node and never changes, so "no native
- * zeroes" cannot be a missing callback for one node only: it is the
- * -ENOTSUP answer, which the core treats the same way (BlockDriver
- * contract: "Missing or -ENOTSUP"). Such answers are counted apart
- * (zero_refused), so zero_writes counts only zero writes done natively. */
+ * zeroes" cannot be a missing callback for one node only: open declares it
+ * (bs->no_native_zeroes), the core's zero capability is then EMULATE and
+ * the callback is never called. Should it be, it answers -ENOTSUP, which
+ * the core treats the same way (BlockDriver contract: "Missing or
+ * -ENOTSUP"); such answers are counted apart (zero_refused), so
+ * zero_writes counts only zero writes done natively. */
 #include <errno.h>
 #include <string.h>
 #include "block/drivers/null.h"
