@@ -49,5 +49,9 @@ void bdrv_refresh_capabilities(BlockDriverState *bs)
 
 void bdrv_get_capabilities(BlockDriverState *bs, BlockCapabilities *caps)
 {
+    if (!bs->drv) {
+        memset(caps, 0, sizeof(*caps));
+        return;
+    }
     *caps = bs->caps;
 }

@@ -109,6 +109,8 @@ void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
         [BDRV_REQUEST_TRUNCATE] = BDRV_TRACKED_TRUNCATE,
     };
 
+    /* Drained sections will hold new requests here, before they count in
+     * flight; users' permissions (exports, jobs) will be checked here too. */
     *req = (BdrvRequest) { .bs = bs, .type = type };
     /* Flush and block status change no data: nothing to order them against. */
     req->tracked = type != BDRV_REQUEST_FLUSH && type != BDRV_REQUEST_BLOCK_STATUS;
