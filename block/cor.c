@@ -12,6 +12,17 @@
 /* Bounce buffer bound: copy-on-read memory stays constant per request. */
 #define COR_MAX_CHUNK (1024 * 1024)
 
+void bdrv_enable_copy_on_read(BlockDriverState *bs)
+{
+    bs->copy_on_read++;
+}
+
+void bdrv_disable_copy_on_read(BlockDriverState *bs)
+{
+    g_assert(bs->copy_on_read > 0);
+    bs->copy_on_read--;
+}
+
 int64_t bdrv_cor_cluster_size(BlockDriverState *bs)
 {
     BlockDriverInfo bdi;

@@ -47,16 +47,63 @@ int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs, int64_t offset, int64_
 int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                           int64_t bytes, BdrvRequestFlags flags);
 
+/* ----- The request preamble (block/request.c) -----
+ * Every request type enters a node the same way:
+ *   ret = bdrv_request_check(bs, type, offset, bytes, flags);  (refusals, trace)
+ *   ... early returns that do no I/O (zero length, discard ignored) ...
+ *   bdrv_co_request_begin(&req, bs, type, offset, bytes, serialise_align);
+ *   ... the request ...
+ *   bdrv_request_end(&req);
+ * begin is where drained sections will hold new requests and where users'
+ * permissions will be checked; end is where a drain learns a node is idle. */
+typedef enum {
+    BDRV_REQUEST_READ,
+    BDRV_REQUEST_WRITE,
+    BDRV_REQUEST_ZERO,
+    BDRV_REQUEST_DISCARD,
+    BDRV_REQUEST_FLUSH,
+    BDRV_REQUEST_BLOCK_STATUS,
+    BDRV_REQUEST_TRUNCATE,
+} BdrvRequestType;
+
+typedef struct BdrvRequest {
+    BlockDriverState *bs;
+    BdrvRequestType type;
+    bool tracked;                  /* tr is in bs->tracked_requests */
+    BdrvTrackedRequest tr;
+} BdrvRequest;
+
+/* The refusals shared by every request type, in this order: -ENOMEDIUM
+ * without a driver; -EPERM when the type modifies the node (write, zero,
+ * discard, truncate) and bs is read-only; for read, write, zero and
+ * discard, -EIO when bdrv_check_request refuses the range; for write,
+ * -ENOTSUP when flags ask for compression the node cannot do. Then it
+ * traces read, write, zero, discard and flush (block status traces its
+ * answer, truncate after its own size checks). */
+int bdrv_request_check(BlockDriverState *bs, BdrvRequestType type, int64_t offset,
+                       int64_t bytes, BdrvRequestFlags flags);
+/* Counts the request in flight and, for read, write, zero, discard and
+ * truncate, tracks [offset, offset+bytes) (serialising over that range
+ * widened to serialise_align when > 0), waiting for conflicting requests. */
+void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
+                                        BdrvRequestType type, int64_t offset,
+                                        int64_t bytes, int64_t serialise_align);
+void bdrv_request_end(BdrvRequest *req);
+
 /* Request validity: -EIO for negative or overflowing ranges, and for
  * ranges past the end of a node that is not growable. */
 int bdrv_check_request(BlockDriverState *bs, int64_t offset, int64_t bytes);
-/* -EPERM when bs is read-only (writes, discard, truncate). */
-int bdrv_check_writable(BlockDriverState *bs);
 
 /* True while any open node has a request in flight (block.c keeps the list). */
 bool bdrv_any_in_flight(void);
+/* In-flight count outside the preamble (async requests until their callback). */
 void bdrv_inc_in_flight(BlockDriverState *bs);
 void bdrv_dec_in_flight(BlockDriverState *bs);
+
+/* Computes bs->caps from its driver's declarations (block/capabilities.c).
+ * Called after the driver's open; call it again after a reopen or a
+ * change of bs->file, children first (raw and filters read bs->file's). */
+void bdrv_refresh_capabilities(BlockDriverState *bs);
 
 int64_t bdrv_round_up(int64_t n, int64_t align);
 

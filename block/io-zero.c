@@ -48,7 +48,8 @@ static int coroutine_fn zero_fallback(BlockDriverState *bs, int64_t offset, int6
     return 0;
 }
 
-/* Hands the aligned middle to the driver, max_pwrite_zeroes at a time. */
+/* Hands the aligned middle to the driver, max_pwrite_zeroes at a time
+ * (only on nodes whose zero capability is native). */
 static int coroutine_fn zero_native(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                     BdrvRequestFlags flags)
 {
@@ -57,11 +58,9 @@ static int coroutine_fn zero_native(BlockDriverState *bs, int64_t offset, int64_
 
     while (bytes > 0) {
         int64_t n = MIN(bytes, max);
-        int ret = -ENOTSUP;
+        int ret = bs->drv->co_pwrite_zeroes(bs, offset, n, drv_flags);
 
-        if (bs->drv->co_pwrite_zeroes) {
-            ret = bs->drv->co_pwrite_zeroes(bs, offset, n, drv_flags);
-        }
+        g_assert(ret <= 0);
         if (ret == -ENOTSUP) {
             if (flags & BDRV_REQ_NO_FALLBACK) {
                 return -ENOTSUP;
@@ -105,7 +104,7 @@ static int coroutine_fn do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
     int64_t mid_start, mid_end;
     int ret;
 
-    if (!bs->drv->co_pwrite_zeroes) {
+    if (bs->caps.zero != BDRV_CAP_NATIVE) {
         return (flags & BDRV_REQ_NO_FALLBACK) ? -ENOTSUP
                                               : zero_fallback(bs, offset, bytes, flags);
     }
@@ -141,30 +140,17 @@ int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
 int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                        int64_t bytes, BdrvRequestFlags flags)
 {
-    BdrvTrackedRequest req;
+    BdrvRequest req;
     int64_t align;
-    int ret;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_ZERO, offset, bytes, flags);
 
-    if (!bs->drv) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_writable(bs);
-    if (ret == 0) {
-        ret = bdrv_check_request(bs, offset, bytes);
-    }
-    if (ret < 0) {
+    if (ret < 0 || bytes == 0) {
         return ret;
     }
-    trace_bdrv_co_pwrite_zeroes(bs, offset, bytes, flags);
-    if (bytes == 0) {
-        return 0;
-    }
     align = bs->bl.request_alignment > 1 ? bs->bl.request_alignment : 1;
-    bdrv_inc_in_flight(bs);
-    bdrv_co_tracked_begin(&req, bs, offset, bytes, BDRV_TRACKED_WRITE,
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_ZERO, offset, bytes,
                           (offset % align || bytes % align) ? align : 0);
     ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags | BDRV_REQ_ZERO_WRITE);
-    bdrv_tracked_end(&req);
-    bdrv_dec_in_flight(bs);
+    bdrv_request_end(&req);
     return ret;
 }

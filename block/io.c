@@ -1,6 +1,7 @@
-/* Request entry points: validation, tracking, alignment (read-modify-write
- * for requests below the driver's alignment), splitting by max_transfer,
- * FUA emulation, and the fallbacks for missing driver callbacks. */
+/* Request entry points for read, write, discard, flush and truncate, past
+ * the common preamble (block/request.c): alignment (read-modify-write for
+ * requests below the driver's alignment), splitting by max_transfer, FUA
+ * emulation, and the fallbacks for missing driver callbacks. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -13,40 +14,6 @@
 int64_t bdrv_round_up(int64_t n, int64_t align)
 {
     return (n + align - 1) / align * align;
-}
-
-int bdrv_check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
-{
-    if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
-        return -EIO;
-    }
-    if (!bs->growable) {
-        int64_t len = bdrv_getlength(bs);
-
-        if (len < 0) {
-            return (int)len;
-        }
-        if (offset + bytes > len) {
-            return -EIO;
-        }
-    }
-    return 0;
-}
-
-int bdrv_check_writable(BlockDriverState *bs)
-{
-    return bs->read_only ? -EPERM : 0;
-}
-
-void bdrv_inc_in_flight(BlockDriverState *bs)
-{
-    bs->in_flight++;
-}
-
-void bdrv_dec_in_flight(BlockDriverState *bs)
-{
-    g_assert(bs->in_flight > 0);
-    bs->in_flight--;
 }
 
 static uint32_t request_align(BlockDriverState *bs)
@@ -117,6 +84,7 @@ static int coroutine_fn driver_transfer(BlockDriverState *bs, bool write, int64_
         }
         qiov_destroy(&piece);
         free(buf);
+        g_assert(ret <= 0);    /* drivers return 0 or -errno, never a count */
         if (ret < 0) {
             return ret;
         }
@@ -136,7 +104,7 @@ int coroutine_fn bdrv_co_aligned_pwritev(BlockDriverState *bs, int64_t offset, i
 {
     int ret = driver_transfer(bs, true, offset, bytes, qiov, flags);
 
-    if (ret == 0 && (flags & BDRV_REQ_FUA) && !(bs->supported_write_flags & BDRV_REQ_FUA)) {
+    if (ret == 0 && (flags & BDRV_REQ_FUA) && bs->caps.fua != BDRV_CAP_NATIVE) {
         ret = bdrv_co_flush(bs);
     }
     return ret;
@@ -215,26 +183,17 @@ static bool is_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes)
 int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                 QIOVector *qiov, BdrvRequestFlags flags)
 {
-    BdrvTrackedRequest req;
+    BdrvRequest req;
     bool cor;
-    int ret;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_READ, offset, bytes, flags);
 
-    if (!bs->drv) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_request(bs, offset, bytes);
-    if (ret < 0) {
+    if (ret < 0 || bytes == 0) {
         return ret;
     }
-    trace_bdrv_co_preadv(bs, offset, bytes, flags);
-    if (bytes == 0) {
-        return 0;
-    }
-    cor = (bs->copy_on_read || (flags & BDRV_REQ_COPY_ON_READ)) && bs->backing &&
-          !bs->read_only;
+    cor = (bs->copy_on_read > 0 || (flags & BDRV_REQ_COPY_ON_READ)) &&
+          bs->caps.copy_on_read && bs->backing && !bs->read_only;
 
-    bdrv_inc_in_flight(bs);
-    bdrv_co_tracked_begin(&req, bs, offset, bytes, BDRV_TRACKED_READ,
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_READ, offset, bytes,
                           cor ? bdrv_cor_cluster_size(bs) : 0);
     if (cor) {
         ret = bdrv_co_copy_on_read(bs, offset, bytes, qiov);
@@ -249,8 +208,7 @@ int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t by
         }
         pad_free(&pad);
     }
-    bdrv_tracked_end(&req);
-    bdrv_dec_in_flight(bs);
+    bdrv_request_end(&req);
     return ret;
 }
 
@@ -275,55 +233,27 @@ int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs, int64_t offset, int64_
 int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  QIOVector *qiov, BdrvRequestFlags flags)
 {
-    BdrvTrackedRequest req;
-    int ret;
+    BdrvRequest req;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_WRITE, offset, bytes, flags);
 
-    if (!bs->drv) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_writable(bs);
-    if (ret == 0) {
-        ret = bdrv_check_request(bs, offset, bytes);
-    }
-    if (ret < 0) {
+    if (ret < 0 || bytes == 0) {
         return ret;
     }
-    if ((flags & BDRV_REQ_WRITE_COMPRESSED) &&
-        !(bs->supported_write_flags & BDRV_REQ_WRITE_COMPRESSED)) {
-        return -ENOTSUP;
-    }
-    trace_bdrv_co_pwritev(bs, offset, bytes, flags);
-    if (bytes == 0) {
-        return 0;
-    }
-    bdrv_inc_in_flight(bs);
-    bdrv_co_tracked_begin(&req, bs, offset, bytes, BDRV_TRACKED_WRITE,
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_WRITE, offset, bytes,
                           is_aligned(bs, offset, bytes) ? 0 : request_align(bs));
     ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, flags);
-    bdrv_tracked_end(&req);
-    bdrv_dec_in_flight(bs);
+    bdrv_request_end(&req);
     return ret;
 }
 
 int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
-    BdrvTrackedRequest req;
+    BdrvRequest req;
     int64_t align, start, end;
-    int ret;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_DISCARD, offset, bytes, 0);
 
-    if (!bs->drv) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_writable(bs);
-    if (ret == 0) {
-        ret = bdrv_check_request(bs, offset, bytes);
-    }
-    if (ret < 0) {
-        return ret;
-    }
-    trace_bdrv_co_pdiscard(bs, offset, bytes);
-    if (!bs->discard_unmap || !bs->drv->co_pdiscard) {
-        return 0;    /* discard is advisory */
+    if (ret < 0 || bs->caps.discard != BDRV_CAP_NATIVE) {
+        return ret;    /* without a native discard it is ignored: it is advisory */
     }
     /* Only whole aligned units can be released; the edges stay as they are. */
     align = MAX(bs->bl.pdiscard_alignment, request_align(bs));
@@ -332,8 +262,7 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
     if (end <= start) {
         return 0;
     }
-    bdrv_inc_in_flight(bs);
-    bdrv_co_tracked_begin(&req, bs, start, end - start, BDRV_TRACKED_DISCARD, 0);
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_DISCARD, start, end - start, 0);
     for (int64_t pos = start; pos < end;) {
         int64_t n = end - pos;
 
@@ -341,6 +270,7 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
             n = MIN(n, bs->bl.max_pdiscard);
         }
         ret = bs->drv->co_pdiscard(bs, pos, n);
+        g_assert(ret <= 0);
         if (ret == -ENOTSUP) {
             ret = 0;
             break;
@@ -350,27 +280,27 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
         }
         pos += n;
     }
-    bdrv_tracked_end(&req);
-    bdrv_dec_in_flight(bs);
+    bdrv_request_end(&req);
     return ret;
 }
 
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
 {
-    int ret = 0;
+    BdrvRequest req;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_FLUSH, 0, 0, 0);
 
-    if (!bs->drv) {
-        return -ENOMEDIUM;
+    if (ret < 0) {
+        return ret;
     }
-    trace_bdrv_co_flush(bs);
-    bdrv_inc_in_flight(bs);
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_FLUSH, 0, 0, 0);
     if (bs->drv->co_flush && !(bs->no_flush && bs->drv->is_protocol)) {
         ret = bs->drv->co_flush(bs);
+        g_assert(ret <= 0);
     }
     if (ret == 0 && bs->file) {
         ret = bdrv_co_flush(bs->file);
     }
-    bdrv_dec_in_flight(bs);
+    bdrv_request_end(&req);
     return ret;
 }
 
@@ -389,18 +319,19 @@ int prealloc_mode_parse(const char *str)
 int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                                   PreallocMode prealloc, GError **errp)
 {
-    BdrvTrackedRequest req;
+    BdrvRequest req;
     int64_t old_len;
-    int ret;
+    int ret = bdrv_request_check(bs, BDRV_REQUEST_TRUNCATE, offset, 0, 0);
 
-    if (!bs->drv) {
+    if (ret == -ENOMEDIUM) {
         qblk_error_set(errp, "No medium inserted");
-        return -ENOMEDIUM;
+        return ret;
     }
-    if (bdrv_check_writable(bs) < 0) {
+    if (ret == -EPERM) {
         qblk_error_set(errp, "Block node is read-only");
-        return -EPERM;
+        return ret;
     }
+    g_assert(ret == 0);
     if (offset < 0) {
         qblk_error_set(errp, "Image size cannot be negative");
         return -EINVAL;
@@ -420,13 +351,12 @@ int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exa
         return (int)old_len;
     }
     trace_bdrv_co_truncate(bs, offset);
-    bdrv_inc_in_flight(bs);
     /* Exclude every request that touches the part that appears or vanishes. */
-    bdrv_co_tracked_begin(&req, bs, MIN(offset, old_len), INT64_MAX - MIN(offset, old_len),
-                          BDRV_TRACKED_TRUNCATE, 1);
+    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_TRUNCATE, MIN(offset, old_len),
+                          INT64_MAX - MIN(offset, old_len), 1);
     ret = bs->drv->co_truncate(bs, offset, exact, prealloc, errp);
-    bdrv_tracked_end(&req);
-    bdrv_dec_in_flight(bs);
+    g_assert(ret <= 0);
+    bdrv_request_end(&req);
     return ret;
 }
 

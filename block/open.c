@@ -88,7 +88,7 @@ static BlockDriverState *node_new(const BlockDriver *drv, const char *filename, 
     bs->read_only = !(flags & BDRV_O_RDWR);
     bs->no_flush = flags & BDRV_O_NO_FLUSH;
     bs->discard_unmap = flags & BDRV_O_UNMAP;
-    bs->copy_on_read = flags & BDRV_O_COPY_ON_READ;
+    bs->copy_on_read = (flags & BDRV_O_COPY_ON_READ) ? 1 : 0;  /* one user: the opener */
     bs->exact_filename = g_strdup(filename);
     bs->filename = g_strdup(filename);
     bs->bl.request_alignment = 1;
@@ -327,11 +327,7 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
     if (!reject_leftovers(bs, opts, errp)) {
         goto fail;
     }
-    if (bs->drv->co_pwrite_zeroes && bs->cap_zero == BDRV_CAP_NONE) {
-        bs->cap_zero = BDRV_CAP_NATIVE;
-    } else if (bs->cap_zero == BDRV_CAP_NONE && bs->drv->co_pwritev) {
-        bs->cap_zero = BDRV_CAP_EMULATE;
-    }
+    bdrv_refresh_capabilities(bs);
     if (bs->backing_file && !(flags & BDRV_O_NO_BACKING) &&
         !(backing_opt && (!*backing_opt || !strcmp(backing_opt, "null")))) {
         if (!open_backing(bs, g_steal_pointer(&backing_opts), flags, errp)) {
@@ -585,11 +581,6 @@ const char *bdrv_backing_file(BlockDriverState *bs)
 const char *bdrv_backing_format(BlockDriverState *bs)
 {
     return bs->backing_format;
-}
-
-void bdrv_set_copy_on_read(BlockDriverState *bs, bool on)
-{
-    bs->copy_on_read = on;
 }
 
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)

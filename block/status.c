@@ -13,8 +13,9 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
     int ret;
 
     *pnum = 0;
-    if (!bs->drv) {
-        return -ENOMEDIUM;
+    ret = bdrv_request_check(bs, BDRV_REQUEST_BLOCK_STATUS, offset, bytes, 0);
+    if (ret < 0) {
+        return ret;
     }
     len = bdrv_getlength(bs);
     if (len < 0) {
@@ -28,7 +29,7 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
     }
     bytes = MIN(bytes, len - offset);
 
-    if (!bs->drv->co_block_status) {
+    if (bs->caps.block_status != BDRV_CAP_NATIVE) {
         *pnum = bytes;
         ret = BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
         if (bs->drv->is_protocol) {
@@ -37,15 +38,19 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
             local_file = bs;
         }
     } else {
-        bdrv_inc_in_flight(bs);
+        BdrvRequest req;
+
+        bdrv_co_request_begin(&req, bs, BDRV_REQUEST_BLOCK_STATUS, offset, bytes, 0);
         ret = bs->drv->co_block_status(bs, want_zero, offset, bytes, pnum,
                                        &local_map, &local_file);
-        bdrv_dec_in_flight(bs);
+        bdrv_request_end(&req);
         if (ret < 0) {
             *pnum = 0;
             return ret;
         }
+        /* The driver's answer covers a non-empty prefix of the request. */
         g_assert(*pnum > 0 && *pnum <= bytes);
+        g_assert(!(ret & BDRV_BLOCK_OFFSET_VALID) || local_file);
     }
 
     if (ret & BDRV_BLOCK_RAW) {

@@ -280,9 +280,6 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
      * flag would otherwise be handled twice. */
     bs->supported_write_flags = BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
-    bs->cap_zero = bs->file->cap_zero;
-    bs->cap_discard = bs->file->cap_discard;
-    bs->cap_fua = bs->file->cap_fua;
     return 0;
 }
 

@@ -214,9 +214,6 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     bs->bl.max_pwrite_zeroes = 0;
     bs->supported_write_flags = 0;   /* FUA: the core flushes after the write */
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
-    bs->cap_zero = BDRV_CAP_NATIVE;
-    bs->cap_discard = BDRV_CAP_NATIVE;
-    bs->cap_fua = BDRV_CAP_EMULATE;
     return 0;
 
 fail:

@@ -17,10 +17,12 @@
  *                   to keep requests in flight together
  *
  * A driver table is shared by every node and never changes, so "no native
- * zeroes" cannot be a missing callback for one node only: it is the
- * -ENOTSUP answer, which the core treats the same way (BlockDriver
- * contract: "Missing or -ENOTSUP"). Such answers are counted apart
- * (zero_refused), so zero_writes counts only zero writes done natively. */
+ * zeroes" cannot be a missing callback for one node only: open declares it
+ * (bs->no_native_zeroes), the core's zero capability is then EMULATE and
+ * the callback is never called. Should it be, it answers -ENOTSUP, which
+ * the core treats the same way (BlockDriver contract: "Missing or
+ * -ENOTSUP"); such answers are counted apart (zero_refused), so
+ * zero_writes counts only zero writes done natively. */
 #include <errno.h>
 #include <string.h>
 #include "block/drivers/null.h"
@@ -94,9 +96,7 @@ static int null_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     bs->supported_write_flags = 0;
     bs->supported_zero_flags = s->native_zeroes
         ? BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK : 0;
-    bs->cap_zero = s->native_zeroes ? BDRV_CAP_NATIVE : BDRV_CAP_EMULATE;
-    bs->cap_discard = BDRV_CAP_NATIVE;
-    bs->cap_fua = BDRV_CAP_EMULATE;
+    bs->no_native_zeroes = !s->native_zeroes;
     return 0;
 }
 

@@ -16,7 +16,7 @@ static int raw_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
 {
     bs->supported_write_flags = BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK | BDRV_REQ_FUA;
-    bs->cap_zero = bs->file->cap_zero;
+    bs->maps_file_1to1 = true;
     return 0;
 }
 

@@ -121,7 +121,70 @@ BlockDriverState *bdrv_backing(BlockDriverState *bs);
 BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 const char *bdrv_backing_file(BlockDriverState *bs); /* as stored, or NULL */
 const char *bdrv_backing_format(BlockDriverState *bs);
-void bdrv_set_copy_on_read(BlockDriverState *bs, bool on);
+/* Copy-on-read users are counted, so a stream job and a copy-on-read
+ * export on one node do not clobber each other: reads copy up while at
+ * least one user has it enabled (opening with BDRV_O_COPY_ON_READ or
+ * copy-on-read=on is one such user). Each disable undoes one enable. */
+void bdrv_enable_copy_on_read(BlockDriverState *bs);
+void bdrv_disable_copy_on_read(BlockDriverState *bs);
+
+/* ----- Capabilities -----
+ * What a node does with each kind of request, computed by the block core
+ * once after its driver's open (and again after a reopen) from what the
+ * driver declares: its callbacks and supported flags. The block core
+ * dispatches by them, and a server derives what it advertises from them
+ * (NBD: SEND_WRITE_ZEROES, SEND_FAST_ZERO, SEND_FUA, SEND_TRIM,
+ * CAN_MULTI_CONN). They describe this node's own level: a node that
+ * passes a request to its child (raw, blkdebug) is NATIVE for it, and the
+ * child's capability applies there. A read-only node keeps the
+ * capabilities of its driver; its writes fail before any of them counts. */
+typedef enum {
+    BDRV_CAP_NONE,      /* the node cannot do it at all */
+    BDRV_CAP_EMULATE,   /* the block core does it with other requests */
+    BDRV_CAP_NATIVE,    /* the driver does it */
+} BdrvCapability;
+
+/* Whether several writers (NBD connections, jobs, devices) writing the
+ * same node at once all see one consistent image. */
+typedef enum {
+    BDRV_MULTI_WRITER_NONE,     /* no driver */
+    /* Consistent for every user going through this node in this process
+     * (they share its metadata caches and locks: qcow2, QED); a second
+     * process writing the same file would corrupt it. */
+    BDRV_MULTI_WRITER_PROCESS,
+    /* The data lives only in the host resource, nothing is cached in
+     * memory (file, null-co, and raw or filters above them): writers in
+     * any process see one image. */
+    BDRV_MULTI_WRITER_HOST,
+} BdrvMultiWriter;
+
+typedef struct BlockCapabilities {
+    /* Zero writes. NATIVE: handed to the driver, which may still decline
+     * one with -ENOTSUP (the core then writes zero buffers); EMULATE: the
+     * core writes zero buffers without asking the driver; NONE: the driver
+     * cannot write. */
+    BdrvCapability zero;
+    /* BDRV_REQ_NO_FALLBACK is honoured all the way down: a zero write
+     * with it is done cheaply or refused at once with -ENOTSUP (EMULATE
+     * nodes always refuse; NATIVE nodes whose driver takes the flag). */
+    bool fast_zero;
+    /* BDRV_REQ_FUA. NATIVE: the driver takes it; EMULATE: the core flushes
+     * after the write; NONE: the driver cannot write. */
+    BdrvCapability fua;
+    /* Discard. NATIVE: reaches the driver (it has a discard and the node
+     * was opened with discard=unmap); NONE: succeeds doing nothing, as
+     * discard is advisory (never EMULATE). */
+    BdrvCapability discard;
+    /* Block status. NATIVE: the driver tells; EMULATE: every range is
+     * reported as allocated data. */
+    BdrvCapability block_status;
+    BdrvMultiWriter multi_writer;
+    /* Reads can copy up from a backing chain into this node (the format
+     * has backing files, writes and block status). */
+    bool copy_on_read;
+} BlockCapabilities;
+/* Copies bs's capabilities into *caps (all NONE/false without a driver). */
+void bdrv_get_capabilities(BlockDriverState *bs, BlockCapabilities *caps);
 
 typedef struct BlockDriverInfo {
     int64_t cluster_size;    /* 0: none */

@@ -20,9 +20,6 @@ typedef struct BlockLimits {
     int64_t max_pdiscard;
 } BlockLimits;
 
-/* How a node does a thing, computed once per open (nbdkit's can_zero). */
-typedef enum { BDRV_CAP_NONE, BDRV_CAP_EMULATE, BDRV_CAP_NATIVE } BdrvCapability;
-
 typedef struct BdrvTrackedRequest BdrvTrackedRequest;
 
 struct BlockDriverState {
@@ -33,7 +30,7 @@ struct BlockDriverState {
     int open_flags;                /* BDRV_O_* */
     bool read_only;
     bool probed_raw;               /* raw chosen by probing: block 0 restricted */
-    bool copy_on_read;
+    unsigned copy_on_read;         /* users that enabled copy-on-read */
     bool no_flush;
     bool discard_unmap;
     bool growable;                 /* requests may pass the end (a format's file child) */
@@ -46,10 +43,19 @@ struct BlockDriverState {
     char *full_backing_filename;   /* backing_file resolved against this image's dir */
 
     BlockLimits bl;
-    /* Request flags the driver honours natively. */
+    /* Declared by the driver's open. Request flags the driver honours natively. */
     unsigned supported_write_flags;   /* subset of FUA */
     unsigned supported_zero_flags;    /* subset of MAY_UNMAP | FUA | NO_FALLBACK */
-    BdrvCapability cap_zero, cap_discard, cap_fua;
+    /* This node's co_pwrite_zeroes would refuse every request with -ENOTSUP
+     * (null-co zeroes=none): the core writes zero buffers without asking. */
+    bool no_native_zeroes;
+    /* The driver keeps no image state in memory and each byte of the node
+     * is the same byte of bs->file (raw): the core takes multi-writer
+     * safety from bs->file. Filters (is_filter) are so implicitly. */
+    bool maps_file_1to1;
+    /* Computed by the block core from the declarations above and the
+     * driver's callbacks (bdrv_refresh_capabilities); drivers only read it. */
+    BlockCapabilities caps;
 
     unsigned in_flight;
     struct BdrvTrackedRequest *tracked_requests;  /* newest first, linked by next/prev */

@@ -193,7 +193,7 @@ static void test_zero(void)
     BlockDriverState *bs = open_ok(path, BDRV_O_RDWR, NULL);
     int64_t before;
 
-    g_assert_cmpint(bs->cap_zero, ==, BDRV_CAP_NATIVE);
+    g_assert_cmpint(bs->caps.zero, ==, BDRV_CAP_NATIVE);
     g_assert_cmpint(bs->bl.max_pwrite_zeroes, ==, 0);
 
     /* Without MAY_UNMAP the range stays allocated. */
