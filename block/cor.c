@@ -52,18 +52,9 @@ static int coroutine_fn copy_up(BlockDriverState *bs, int64_t cluster, int64_t o
     /* Zero detection per cluster, so a chunk mixing data and zero clusters
      * stores each as what it is. */
     for (int64_t pos = 0; pos < bytes;) {
-        int64_t n = MIN(cluster - (offset + pos) % cluster, bytes - pos);
-        bool zero = buffer_is_zero(buf + pos, n);
-        int64_t run = n;
+        bool zero;
+        int64_t run = buffer_zero_run(buf + pos, bytes - pos, cluster, offset + pos, &zero);
 
-        while (pos + run < bytes) {
-            int64_t m = MIN(cluster, bytes - pos - run);
-
-            if (buffer_is_zero(buf + pos + run, m) != zero) {
-                break;
-            }
-            run += m;
-        }
         if (zero) {
             ret = bdrv_co_do_pwrite_zeroes(bs, offset + pos, run, BDRV_REQ_WRITE_UNCHANGED);
         } else {

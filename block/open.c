@@ -1,6 +1,8 @@
-/* The block core's control path: the driver registry, format probing,
- * opening nodes with their file and backing children, closing, creating
- * images, and node properties. The request path is in block/io*.c. */
+/* The block core's open and close: the driver registry, format probing,
+ * filename prefixes, opening nodes with their file and backing children
+ * (in coroutine context), closing, and node properties. Creation and the
+ * other control operations are in block/control.c, the request path in
+ * block/io*.c, the synchronous wrappers in block/sync.c. */
 #include <errno.h>
 #include <string.h>
 #include <inttypes.h>
@@ -106,34 +108,15 @@ static void node_free(BlockDriverState *bs)
     g_free(bs);
 }
 
-/* The protocol a filename names when no driver is given. */
 const BlockDriver *bdrv_find_protocol(const char *filename)
 {
-    if (filename && g_str_has_prefix(filename, "null-co://")) {
-        return &bdrv_null_co;
-    }
-    if (filename && g_str_has_prefix(filename, "blkdebug:")) {
-        return &bdrv_blkdebug;
+    for (size_t i = 0; filename && i < G_N_ELEMENTS(drivers); i++) {
+        if (drivers[i]->protocol_prefix &&
+            g_str_has_prefix(filename, drivers[i]->protocol_prefix)) {
+            return drivers[i];
+        }
     }
     return &bdrv_file;
-}
-
-/* "blkdebug:CONFIG:IMAGE" → config=CONFIG, image.filename=IMAGE. */
-static bool split_blkdebug_filename(const char *filename, QblkOpts *opts, GError **errp)
-{
-    const char *rest = filename + strlen("blkdebug:");
-    const char *colon = strchr(rest, ':');
-
-    if (!colon) {
-        qblk_error_set(errp, "blkdebug requires both config file and image path");
-        return false;
-    }
-    if (colon > rest) {
-        g_autofree char *config = g_strndup(rest, colon - rest);
-        qblk_opts_set(opts, "config", config);
-    }
-    qblk_opts_set(opts, "image.filename", colon + 1);
-    return true;
 }
 
 static bool take_generic_options(QblkOpts *opts, int *flags, GError **errp)
@@ -203,10 +186,11 @@ char *bdrv_resolve_backing_name(const char *image, const char *backing)
     return g_strdup_printf("%.*s%s", (int)(slash - image + 1), image, backing);
 }
 
-static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int flags,
-                                   bool as_child, bool *probed_raw, GError **errp);
+static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *opts,
+                                                int flags, bool as_child, bool *probed_raw,
+                                                GError **errp);
 
-static bool open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags,
+static bool coroutine_fn open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags,
                          GError **errp)
 {
     GError *local_err = NULL;
@@ -230,8 +214,9 @@ static bool open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags
 /* Opens a node. opts is consumed. As a child (a format's file), a node
  * without a "driver" is opened with the protocol its filename names,
  * never probed. */
-static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int flags,
-                                   bool as_child, bool *probed_raw, GError **errp)
+static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *opts,
+                                                int flags, bool as_child, bool *probed_raw,
+                                                GError **errp)
 {
     g_autoptr(QblkOpts) owned = opts ? opts : qblk_opts_new();
     g_autofree char *driver = NULL;
@@ -257,21 +242,22 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
             qblk_error_set(errp, "Unknown driver '%s'", driver);
             return NULL;
         }
-    } else if (as_child || (fname && bdrv_find_protocol(fname) == &bdrv_blkdebug)) {
+    } else if (as_child || (fname && bdrv_find_protocol(fname)->is_filter)) {
         /* Filters named by prefix open directly; other protocols
          * (null-co://) are a format's file child like plain files. */
         drv = bdrv_find_protocol(fname);
     }
-    if (drv == &bdrv_blkdebug && fname && g_str_has_prefix(fname, "blkdebug:")) {
-        if (!split_blkdebug_filename(fname, opts, errp)) {
+    if (drv && drv->parse_filename && fname && drv->protocol_prefix &&
+        g_str_has_prefix(fname, drv->protocol_prefix)) {
+        if (!drv->parse_filename(fname, opts, errp)) {
             return NULL;
         }
         g_clear_pointer(&fname, g_free);
     }
 
-    if (drv && drv->is_protocol && !fname && drv != &bdrv_file) {
+    if (drv && drv->is_protocol && !fname && drv->protocol_prefix) {
         /* Protocols without files (null-co) are named like their URLs. */
-        fname = g_strdup_printf("%s://", drv->format_name);
+        fname = g_strdup(drv->protocol_prefix);
     }
     if (!drv || !drv->is_protocol) {
         /* A format or filter: open its file child first (probing needs it). */
@@ -294,11 +280,11 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
             uint8_t buf[PROBE_BUF_SIZE] = { 0 };
             int64_t len = bdrv_getlength(file);
             int n = len < 0 ? 0 : (int)MIN(len, PROBE_BUF_SIZE);
-            int ret = n ? bdrv_pread(file, 0, n, buf, 0) : 0;
+            int ret = n ? bdrv_co_pread(file, 0, n, buf, 0) : 0;
 
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not read image for determining its format");
-                bdrv_unref(file);
+                bdrv_co_unref(file);
                 return NULL;
             }
             drv = bdrv_probe_buffer(buf, n, fname);
@@ -320,7 +306,8 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
         backing_opt = qblk_opts_take(opts, "backing");
     }
     trace_bdrv_open(bs, bs->filename ? bs->filename : "", drv->format_name, flags);
-    if (drv->open(bs, opts, flags, errp) < 0) {
+    if ((drv->co_open ? drv->co_open(bs, opts, flags, errp)
+                      : drv->open(bs, opts, flags, errp)) < 0) {
         goto fail_opened_nothing;
     }
     all_nodes = g_list_prepend(all_nodes, bs);
@@ -342,12 +329,10 @@ static BlockDriverState *open_node(const char *filename, QblkOpts *opts, int fla
     return bs;
 
 fail:
-    bdrv_unref(bs);
+    bdrv_co_unref(bs);
     return NULL;
 fail_opened_nothing:
-    if (bs->file) {
-        bdrv_unref(bs->file);
-    }
+    bdrv_co_unref(bs->file);
     node_free(bs);
     return NULL;
 }
@@ -356,8 +341,8 @@ fail_opened_nothing:
  * takes every write. The overlay's file is unlinked once open, so it
  * vanishes with the process however that ends; its header names no
  * backing file, base is attached in memory. */
-static BlockDriverState *open_snapshot_overlay(BlockDriverState *base, int flags,
-                                               GError **errp)
+static BlockDriverState *coroutine_fn open_snapshot_overlay(BlockDriverState *base,
+                                                            int flags, GError **errp)
 {
     g_autoptr(QblkOpts) create = qblk_opts_new();
     g_autofree char *tmp = NULL;
@@ -379,7 +364,7 @@ static BlockDriverState *open_snapshot_overlay(BlockDriverState *base, int flags
     close(fd);
     size = g_strdup_printf("%" PRId64, len);
     qblk_opts_set(create, "size", size);
-    if (bdrv_create("qcow2", tmp, create, errp) < 0) {
+    if (bdrv_co_create("qcow2", tmp, create, errp) < 0) {
         unlink(tmp);
         return NULL;
     }
@@ -395,8 +380,8 @@ static BlockDriverState *open_snapshot_overlay(BlockDriverState *base, int flags
     return overlay;
 }
 
-BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
-                            bool *probed_raw, GError **errp)
+BlockDriverState *coroutine_fn bdrv_co_open(const char *filename, QblkOpts *options,
+                                            int flags, bool *probed_raw, GError **errp)
 {
     BlockDriverState *bs, *overlay;
 
@@ -412,7 +397,7 @@ BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
         return NULL;
     }
     overlay = open_snapshot_overlay(bs, flags, errp);
-    bdrv_unref(bs);
+    bdrv_co_unref(bs);
     return overlay;
 }
 
@@ -421,107 +406,25 @@ void bdrv_ref(BlockDriverState *bs)
     bs->refcnt++;
 }
 
-void bdrv_unref(BlockDriverState *bs)
+void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
 {
     if (!bs || --bs->refcnt > 0) {
         return;
     }
     trace_bdrv_close(bs);
-    bdrv_drain(bs);
+    bdrv_co_drain(bs);
     if (!bs->read_only) {
-        bdrv_flush(bs);
+        bdrv_co_flush(bs);
     }
-    if (bs->drv->close) {
+    if (bs->drv->co_close) {
+        bs->drv->co_close(bs);
+    } else if (bs->drv->close) {
         bs->drv->close(bs);
     }
     all_nodes = g_list_remove(all_nodes, bs);
-    bdrv_unref(bs->backing);
-    bdrv_unref(bs->file);
+    bdrv_co_unref(bs->backing);
+    bdrv_co_unref(bs->file);
     node_free(bs);
-}
-
-typedef struct CreateReq {
-    const BlockDriver *drv;
-    const char *filename;
-    QblkOpts *opts;
-    GError **errp;
-    int ret;
-} CreateReq;
-
-static void coroutine_fn create_entry(void *opaque)
-{
-    CreateReq *r = opaque;
-
-    r->ret = r->drv->co_create(r->filename, r->opts, r->errp);
-}
-
-static bool create_opt_known(const QblkOptDesc *d, const char *name)
-{
-    while (d && d->name && strcmp(d->name, name)) {
-        d++;
-    }
-    return d && d->name;
-}
-
-/* Every option is one of drv's create options or, for a format, of the
- * protocol proto it creates on (NULL: none). */
-static bool create_opts_known(const BlockDriver *drv, const BlockDriver *proto, QblkOpts *opts,
-                              GError **errp)
-{
-    guint n;
-    g_autofree const char **keys = qblk_opts_keys(opts, &n);
-
-    for (guint i = 0; i < n; i++) {
-        if (!create_opt_known(drv->create_opts, keys[i]) &&
-            (!proto || !create_opt_known(proto->create_opts, keys[i]))) {
-            qblk_error_set(errp, "Invalid parameter '%s'", keys[i]);
-            return false;
-        }
-    }
-    return true;
-}
-
-int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError **errp)
-{
-    const BlockDriver *drv = bdrv_find_format(fmt);
-    g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
-    CreateReq r;
-
-    if (!drv) {
-        qblk_error_set(errp, "Unknown file format '%s'", fmt);
-        return -EINVAL;
-    }
-    if (!drv->co_create) {
-        qblk_error_set(errp, "Driver '%s' does not support image creation", fmt);
-        return -ENOTSUP;
-    }
-    if (!create_opts_known(drv, drv->is_protocol ? NULL : bdrv_find_protocol(filename), opts, errp)) {
-        return -EINVAL;
-    }
-    r = (CreateReq) { drv, filename, opts, errp, 0 };
-    bdrv_run_co(create_entry, &r);
-    return r.ret;
-}
-
-int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
-                 BlockMeasureInfo *info, GError **errp)
-{
-    const BlockDriver *drv = bdrv_find_format(fmt);
-    g_autoptr(QblkOpts) opts = options ? qblk_opts_copy(options) : qblk_opts_new();
-
-    memset(info, 0, sizeof(*info));
-    if (!drv) {
-        qblk_error_set(errp, "Unknown file format '%s'", fmt);
-        return -EINVAL;
-    }
-    if (!drv->measure) {
-        qblk_error_set(errp, "Block driver '%s' does not support size measurement", fmt);
-        return -ENOTSUP;
-    }
-    if (!create_opts_known(drv, &bdrv_file, opts, errp)) {
-        return -EINVAL;
-    }
-    return drv->measure(opts, in_bs, info, errp);
 }
 
 const char *bdrv_format_name(BlockDriverState *bs)
@@ -592,247 +495,6 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return -ENOTSUP;
 }
 
-typedef struct {
-    BlockDriverState *bs;
-    int ret;
-} MakeEmptyCo;
-
-static void coroutine_fn make_empty_entry(void *opaque)
-{
-    MakeEmptyCo *m = opaque;
-
-    m->ret = m->bs->drv->co_make_empty(m->bs);
-}
-
-int bdrv_make_empty(BlockDriverState *bs)
-{
-    MakeEmptyCo m = { bs, -ENOTSUP };
-
-    if (bs->drv->co_make_empty) {
-        bdrv_run_co(make_empty_entry, &m);
-    }
-    return m.ret;
-}
-
-typedef struct {
-    BlockDriverState *bs;
-    const char *file, *fmt;
-    int ret;
-} ChangeBackingCo;
-
-static void coroutine_fn change_backing_entry(void *opaque)
-{
-    ChangeBackingCo *c = opaque;
-
-    BlockDriverState *bs = c->bs;
-
-    c->ret = bs->drv->co_change_backing_file(bs, c->file, c->fmt);
-    if (c->ret < 0) {
-        return;
-    }
-    g_free(bs->backing_file);
-    g_free(bs->backing_format);
-    g_free(bs->full_backing_filename);
-    bs->backing_file = g_strdup(c->file);
-    bs->backing_format = g_strdup(c->fmt);
-    bs->full_backing_filename = c->file ? bdrv_resolve_backing_name(bs->filename, c->file) : NULL;
-    c->ret = bdrv_co_flush(bs);
-}
-
-typedef struct {
-    BlockDriverState *bs;
-    QblkOpts *opts;
-    GError **errp;
-    int ret;
-} AmendCo;
-
-static void coroutine_fn amend_entry(void *opaque)
-{
-    AmendCo *a = opaque;
-
-    a->ret = a->bs->drv->co_amend(a->bs, a->opts, a->errp);
-    if (a->ret == 0) {
-        a->ret = bdrv_co_flush(a->bs);
-    }
-}
-
-static bool amend_option_known(BlockDriverState *bs, const char *name)
-{
-    for (const char *const *n = bs->drv->amend_opts; n && *n; n++) {
-        if (!strcmp(*n, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp)
-{
-    guint n;
-    g_autofree const char **keys = qblk_opts_keys(opts, &n);
-
-    if (!bs->drv->co_amend) {
-        qblk_error_set(errp, "Format driver '%s' does not support option amendment",
-                       bs->drv->format_name);
-        return false;
-    }
-    for (guint i = 0; i < n; i++) {
-        if (!amend_option_known(bs, keys[i])) {
-            bool create = create_opt_known(bs->drv->create_opts, keys[i]);
-
-            qblk_error_set(errp, "Invalid parameter '%s'%s", keys[i],
-                           create ? "\nThis option is only supported for image creation" : "");
-            return false;
-        }
-    }
-    return true;
-}
-
-int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp)
-{
-    AmendCo a = { bs, opts, errp, -ENOTSUP };
-
-    if (!bs->drv->co_amend) {
-        qblk_error_set(errp, "Format driver '%s' does not support option amendment",
-                       bs->drv->format_name);
-        return -ENOTSUP;
-    }
-    if (bdrv_is_read_only(bs)) {
-        qblk_error_set(errp, "Image is read-only");
-        return -EACCES;
-    }
-    bdrv_run_co(amend_entry, &a);
-    return a.ret;
-}
-
-bool bdrv_supports_backing(BlockDriverState *bs)
-{
-    return bs->drv->co_change_backing_file != NULL;
-}
-
-int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt)
-{
-    ChangeBackingCo c = { bs, file && *file ? file : NULL, NULL, -ENOTSUP };
-
-    c.fmt = c.file && fmt && *fmt ? fmt : NULL;
-    if (bdrv_is_read_only(bs)) {
-        return -EACCES;
-    }
-    if (bs->drv->co_change_backing_file) {
-        bdrv_run_co(change_backing_entry, &c);
-    }
-    return c.ret;
-}
-
-int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list)
-{
-    *list = NULL;
-    return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, list) : 0;
-}
-
-typedef struct {
-    BlockDriverState *bs;
-    const char *name;
-    int (*fn)(BlockDriverState *bs, const char *name);
-    int ret;
-} SnapshotCo;
-
-static void coroutine_fn snapshot_entry(void *opaque)
-{
-    SnapshotCo *c = opaque;
-
-    c->ret = c->fn(c->bs, c->name);
-    if (c->ret == 0) {
-        c->ret = bdrv_co_flush(c->bs);
-    }
-}
-
-/* One snapshot operation run to completion; fn may be NULL (missing). */
-static int snapshot_run(BlockDriverState *bs, const char *name,
-                        int coroutine_fn (*fn)(BlockDriverState *, const char *))
-{
-    SnapshotCo c = { bs, name, fn, -ENOTSUP };
-
-    if (!fn) {
-        return -ENOTSUP;
-    }
-    if (bdrv_is_read_only(bs)) {
-        return -EACCES;
-    }
-    bdrv_run_co(snapshot_entry, &c);
-    return c.ret;
-}
-
-int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
-{
-    return snapshot_run(bs, name, bs->drv->co_snapshot_create);
-}
-
-int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name)
-{
-    return snapshot_run(bs, id_or_name, bs->drv->co_snapshot_goto);
-}
-
-int bdrv_snapshot_delete(BlockDriverState *bs, const char *name)
-{
-    return snapshot_run(bs, name, bs->drv->co_snapshot_delete);
-}
-
-typedef struct {
-    BlockDriverState *bs;
-    void *buf;
-    int64_t pos, size;
-    bool save;
-    int ret;
-} VmstateCo;
-
-static void coroutine_fn vmstate_entry(void *opaque)
-{
-    VmstateCo *v = opaque;
-    QIOVector qiov;
-
-    qiov_init_buf(&qiov, v->buf, v->size);
-    v->ret = v->save ? v->bs->drv->co_save_vmstate(v->bs, &qiov, v->pos)
-                     : v->bs->drv->co_load_vmstate(v->bs, &qiov, v->pos);
-    qiov_destroy(&qiov);
-}
-
-static int vmstate_run(BlockDriverState *bs, void *buf, int64_t pos, int64_t size, bool save)
-{
-    VmstateCo v = { bs, buf, pos, size, save, -ENOTSUP };
-
-    if (!(save ? bs->drv->co_save_vmstate : bs->drv->co_load_vmstate)) {
-        return -ENOTSUP;
-    }
-    if (pos < 0 || size < 0 || pos > INT64_MAX - size) {
-        return -EINVAL;
-    }
-    if (save && bdrv_is_read_only(bs)) {
-        return -EACCES;
-    }
-    bdrv_run_co(vmstate_entry, &v);
-    return v.ret;
-}
-
-int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t size)
-{
-    return vmstate_run(bs, (void *)buf, pos, size, true);
-}
-
-int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t size)
-{
-    return vmstate_run(bs, buf, pos, size, false);
-}
-
-void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n)
-{
-    for (int i = 0; i < n; i++) {
-        g_free(list[i].id);
-        g_free(list[i].name);
-    }
-    g_free(list);
-}
-
 bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough)
 {
     *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH);
@@ -855,46 +517,4 @@ bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough)
 GVariant *bdrv_get_specific_info(BlockDriverState *bs)
 {
     return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs) : NULL;
-}
-
-typedef struct CheckReq {
-    BlockDriverState *bs;
-    BdrvCheckResult *res;
-    BdrvCheckMode fix;
-    int ret;
-} CheckReq;
-
-static void coroutine_fn check_entry(void *opaque)
-{
-    CheckReq *r = opaque;
-
-    r->ret = r->bs->drv->co_check(r->bs, r->res, r->fix);
-}
-
-int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
-{
-    return bdrv_check_with_progress(bs, res, fix, NULL, NULL);
-}
-
-int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
-                             BdrvProgressFunc *progress, void *opaque)
-{
-    CheckReq r = { bs, res, fix, 0 };
-
-    memset(res, 0, sizeof(*res));
-    if (!bs->drv->co_check) {
-        return -ENOTSUP;
-    }
-    bs->check_progress = progress;
-    bs->check_progress_opaque = opaque;
-    bdrv_run_co(check_entry, &r);
-    bs->check_progress = NULL;
-    return r.ret;
-}
-
-void bdrv_check_report_progress(BlockDriverState *bs, double percent)
-{
-    if (bs->check_progress) {
-        bs->check_progress(bs->check_progress_opaque, percent);
-    }
 }

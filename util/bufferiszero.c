@@ -352,3 +352,28 @@ bool buffer_is_zero(const void *buf, size_t len)
 {
     return __atomic_load_n(&biz_fn, __ATOMIC_ACQUIRE)(buf, len);
 }
+
+/* Bytes from position pos of a buffer of len to the next granule end. */
+static size_t granule_len(size_t pos, size_t len, size_t gran, uint64_t phase)
+{
+    size_t to_end = gran - (size_t)((phase + pos) % gran);
+
+    return to_end < len - pos ? to_end : len - pos;
+}
+
+size_t buffer_zero_run(const void *buf, size_t len, size_t gran, uint64_t phase, bool *zero)
+{
+    const uint8_t *p = buf;
+    size_t run = len ? granule_len(0, len, gran, phase) : 0;
+
+    *zero = buffer_is_zero(p, run);
+    while (run < len) {
+        size_t next = granule_len(run, len, gran, phase);
+
+        if (buffer_is_zero(p + run, next) != *zero) {
+            break;
+        }
+        run += next;
+    }
+    return run;
+}

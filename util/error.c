@@ -10,8 +10,29 @@
 
 G_DEFINE_QUARK(qblk-error-quark, qblk_error)
 
+/* QMP's names, indexed by QblkErrorCode. */
+static const char *const error_classes[] = {
+    [QBLK_ERROR_FAILED] = "GenericError",
+    [QBLK_ERROR_NOT_SUPPORTED] = "GenericError",
+    [QBLK_ERROR_INVALID] = "GenericError",
+    [QBLK_ERROR_COMMAND_NOT_FOUND] = "CommandNotFound",
+    [QBLK_ERROR_DEVICE_NOT_ACTIVE] = "DeviceNotActive",
+    [QBLK_ERROR_DEVICE_NOT_FOUND] = "DeviceNotFound",
+    [QBLK_ERROR_KVM_MISSING_CAP] = "KVMMissingCap",
+};
+
+const char *qblk_error_class(const GError *err)
+{
+    if (err && err->domain == QBLK_ERROR && err->code >= 0 &&
+        err->code < (int)G_N_ELEMENTS(error_classes)) {
+        return error_classes[err->code];
+    }
+    return "GenericError";
+}
+
 /* errnum 0: the message alone; otherwise ": strerror(errnum)" follows. */
-static void error_setv(GError **errp, int errnum, const char *fmt, va_list ap)
+static void error_setv(GError **errp, QblkErrorCode code, int errnum, const char *fmt,
+                       va_list ap)
 {
     g_autofree char *msg = NULL;
 
@@ -21,10 +42,9 @@ static void error_setv(GError **errp, int errnum, const char *fmt, va_list ap)
     msg = g_strdup_vprintf(fmt, ap);
     if (errnum) {
         /* g_strerror is thread-safe and never returns NULL, unlike strerror. */
-        g_set_error(errp, QBLK_ERROR, QBLK_ERROR_FAILED, "%s: %s", msg,
-                    g_strerror(errnum));
+        g_set_error(errp, QBLK_ERROR, code, "%s: %s", msg, g_strerror(errnum));
     } else {
-        g_set_error_literal(errp, QBLK_ERROR, QBLK_ERROR_FAILED, msg);
+        g_set_error_literal(errp, QBLK_ERROR, code, msg);
     }
 }
 
@@ -33,7 +53,16 @@ void qblk_error_set(GError **errp, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    error_setv(errp, 0, fmt, ap);
+    error_setv(errp, QBLK_ERROR_FAILED, 0, fmt, ap);
+    va_end(ap);
+}
+
+void qblk_error_set_code(GError **errp, QblkErrorCode code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_setv(errp, code, 0, fmt, ap);
     va_end(ap);
 }
 
@@ -42,7 +71,7 @@ void qblk_error_set_errno(GError **errp, int errnum, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    error_setv(errp, errnum, fmt, ap);
+    error_setv(errp, QBLK_ERROR_FAILED, errnum, fmt, ap);
     va_end(ap);
 }
 

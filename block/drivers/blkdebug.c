@@ -20,7 +20,8 @@
  * The errno is returned as is, so "zero:*:ENOTSUP" makes the block core
  * take its write-zeroes fallback. Discards reach this driver only on a node
  * opened with discard=unmap; flush rules fire before the core flushes the
- * child. The filename form "blkdebug:CONFIG:IMAGE" is split by the core.
+ * child. The filename form "blkdebug:CONFIG:IMAGE" is split by
+ * blkdebug_parse_filename, which the core calls for that prefix.
  *
  * As in QEMU, the limits the core enforces on this node can be set, to
  * test the core's alignment and splitting: align (a power of two),
@@ -386,11 +387,32 @@ static int64_t blkdebug_getlength(BlockDriverState *bs)
     return bdrv_getlength(bs->file);
 }
 
+/* "blkdebug:CONFIG:IMAGE" → config=CONFIG (none when empty),
+ * image.filename=IMAGE. */
+static bool blkdebug_parse_filename(const char *filename, QblkOpts *options, GError **errp)
+{
+    const char *rest = filename + strlen("blkdebug:");
+    const char *colon = strchr(rest, ':');
+
+    if (!colon) {
+        qblk_error_set(errp, "blkdebug requires both config file and image path");
+        return false;
+    }
+    if (colon > rest) {
+        g_autofree char *config = g_strndup(rest, colon - rest);
+        qblk_opts_set(options, "config", config);
+    }
+    qblk_opts_set(options, "image.filename", colon + 1);
+    return true;
+}
+
 const BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
     .instance_size = sizeof(BlkdebugState),
     .is_filter = true,
     .child_key = "image",
+    .protocol_prefix = "blkdebug:",
+    .parse_filename = blkdebug_parse_filename,
 
     .open = blkdebug_open,
     .close = blkdebug_close,

@@ -196,6 +196,7 @@ const BlockDriver bdrv_null_co = {
     .format_name = "null-co",
     .instance_size = sizeof(NullState),
     .is_protocol = true,
+    .protocol_prefix = "null-co://",
 
     .open = null_open,
     .co_preadv = null_co_preadv,

@@ -145,8 +145,6 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
 {
     g_autofree char *backing = qblk_opts_take(options, "backing_file");
     g_autofree char *backing_fmt = qblk_opts_take(options, "backing_fmt");
-    g_autoptr(QblkOpts) file_create = qblk_opts_new();
-    g_autoptr(QblkOpts) file_open = qblk_opts_new();
     g_autoptr(QblkOpts) img_open = qblk_opts_new();
     g_autofree uint8_t *c0 = NULL;
     BlockDriverState *file, *img;
@@ -205,15 +203,9 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     }
     qcow2_header_encode(&h, c0);
 
-    qblk_opts_set(file_create, "size", "0");
-    ret = bdrv_file.co_create(filename, file_create, errp);
+    ret = bdrv_co_create_open_file(filename, &file, errp);
     if (ret < 0) {
         return ret;
-    }
-    qblk_opts_set(file_open, "driver", "file");
-    file = bdrv_open(filename, g_steal_pointer(&file_open), BDRV_O_RDWR, NULL, errp);
-    if (!file) {
-        return -EIO;
     }
     /* Cluster 0 header, 1 refcount table, 2 refcount block (counting
      * clusters 0..2); the L1 table comes with the size below. */
@@ -241,20 +233,20 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     if (ret < 0 && errp && !*errp) {
         qblk_error_set_errno(errp, -ret, "Could not write qcow2 header");
     }
-    bdrv_unref(file);
+    bdrv_co_unref(file);
     if (ret < 0 || size == 0) {
         return ret;
     }
 
     qblk_opts_set(img_open, "driver", "qcow2");
     qblk_opts_set(img_open, "backing", "");
-    img = bdrv_open(filename, g_steal_pointer(&img_open), BDRV_O_RDWR | BDRV_O_NO_BACKING,
-                    NULL, errp);
+    img = bdrv_co_open(filename, g_steal_pointer(&img_open), BDRV_O_RDWR | BDRV_O_NO_BACKING,
+                       NULL, errp);
     if (!img) {
         return -EIO;
     }
     ret = bdrv_co_truncate(img, size, false, p.prealloc, errp);
-    bdrv_unref(img);
+    bdrv_co_unref(img);
     return ret;
 }
 

@@ -148,13 +148,6 @@ static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
     return buf_size >= 8 && qcow2_be32(buf) == QCOW2_MAGIC && qcow2_be32(buf + 4) >= 2 ? 100 : 0;
 }
 
-typedef struct {
-    BlockDriverState *bs;
-    int flags;
-    GError **errp;
-    int ret;
-} Qcow2OpenCo;
-
 /* Offset and length of a table: cluster aligned and inside the file. */
 static bool table_ok(const BDRVQcow2State *s, uint64_t offset, uint64_t len, uint64_t flen)
 {
@@ -440,10 +433,8 @@ int coroutine_fn qcow2_co_read_table(BlockDriverState *bs, uint64_t offset, uint
     return 0;
 }
 
-static void coroutine_fn qcow2_open_entry(void *opaque)
+static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, GError **errp)
 {
-    Qcow2OpenCo *o = opaque;
-    BlockDriverState *bs = o->bs;
     BDRVQcow2State *s = bs->opaque;
     uint8_t hbuf[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
     int64_t flen = bdrv_co_getlength(bs->file);
@@ -451,24 +442,21 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
     uint64_t incompat;
     int ret;
 
-    o->ret = -EINVAL;
     if (flen < 0) {
-        o->ret = (int)flen;
-        qblk_error_set_errno(o->errp, (int)-flen, "Could not get the qcow2 file length");
-        return;
+        qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
+        return (int)flen;
     }
     ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, sizeof(hbuf)), hbuf, 0);
     if (ret < 0) {
-        o->ret = ret;
-        qblk_error_set_errno(o->errp, -ret, "Could not read qcow2 header");
-        return;
+        qblk_error_set_errno(errp, -ret, "Could not read qcow2 header");
+        return ret;
     }
     header_decode(hbuf, &s->header);
     if (flen < QCOW2_V2_HEADER_SIZE) {
         s->header.magic = 0;
     }
-    if (!check_header(s, flen, o->errp)) {
-        return;
+    if (!check_header(s, flen, errp)) {
+        return -EINVAL;
     }
     /* The guest sees whole sectors, as in QEMU: a size of 4095 is 3584 for
      * info, reads, convert and compare alike. The field on disk changes
@@ -477,20 +465,17 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
     c0 = g_malloc0(s->cluster_size);
     ret = bdrv_co_pread(bs->file, 0, MIN((uint64_t)flen, s->cluster_size), c0, 0);
     if (ret < 0) {
-        o->ret = ret;
-        qblk_error_set_errno(o->errp, -ret, "Could not read qcow2 header");
-        return;
+        qblk_error_set_errno(errp, -ret, "Could not read qcow2 header");
+        return ret;
     }
     incompat = s->header.incompatible_features & ~QCOW2_INCOMPAT_SUPPORTED;
-    if (!read_extensions(s, c0, incompat, o->errp)) {
-        o->ret = incompat ? -ENOTSUP : -EINVAL;
-        return;
+    if (!read_extensions(s, c0, incompat, errp)) {
+        return incompat ? -ENOTSUP : -EINVAL;
     }
-    if ((s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT) && (o->flags & BDRV_O_RDWR) &&
-        !(o->flags & BDRV_O_CHECK)) {
-        o->ret = -EACCES;
-        qblk_error_set(o->errp, "qcow2: Image is corrupt; cannot be opened read/write");
-        return;
+    if ((s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT) && (flags & BDRV_O_RDWR) &&
+        !(flags & BDRV_O_CHECK)) {
+        qblk_error_set(errp, "qcow2: Image is corrupt; cannot be opened read/write");
+        return -EACCES;
     }
     if (s->header.backing_file_offset && s->header.backing_file_size) {
         bs->backing_file = g_strndup((char *)c0 + s->header.backing_file_offset,
@@ -511,28 +496,25 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
                          &s->refcount_table);
     }
     if (ret < 0) {
-        o->ret = ret;
-        qblk_error_set_errno(o->errp, -ret, "Could not read the qcow2 L1 or refcount table");
-        return;
+        qblk_error_set_errno(errp, -ret, "Could not read the qcow2 L1 or refcount table");
+        return ret;
     }
     for (uint32_t i = 0; i < s->refcount_table_size; i++) {
         if (s->refcount_table[i] & (s->cluster_size - 1)) {
-            qblk_error_set(o->errp, "qcow2 refcount table entry %" PRIu32 " (%#" PRIx64
+            qblk_error_set(errp, "qcow2 refcount table entry %" PRIu32 " (%#" PRIx64
                            ") is not cluster aligned", i, s->refcount_table[i]);
-            return;
+            return -EINVAL;
         }
     }
-    ret = read_snapshots(bs, flen, o->errp);
+    ret = read_snapshots(bs, flen, errp);
     if (ret < 0) {
-        o->ret = ret;
-        return;
+        return ret;
     }
     s->bitmaps_in_use = s->bitmaps_nb &&
                         (s->header.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS);
-    ret = qcow2_co_meta_build(bs, o->errp);
+    ret = qcow2_co_meta_build(bs, errp);
     if (ret < 0) {
-        o->ret = ret;
-        return;
+        return ret;
     }
     qcow2_cache_init(&s->l2_cache, CLAMP((4u << 20) >> s->cluster_bits, 8u, 64u),
                      s->cluster_size, true);
@@ -540,15 +522,14 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
                      s->cluster_size, false);
     s->l2_cache.depends = &s->refblock_cache;
 
-    if ((o->flags & BDRV_O_RDWR) && !(o->flags & BDRV_O_CHECK)) {
+    if ((flags & BDRV_O_RDWR) && !(flags & BDRV_O_CHECK)) {
         if (s->header.autoclear_features) {
             /* Extensions we do not maintain become stale once we write. */
             s->header.autoclear_features = 0;
             ret = qcow2_co_write_header_field(bs, 88, 8);
             if (ret < 0) {
-                o->ret = ret;
-                qblk_error_set_errno(o->errp, -ret, "Could not clear qcow2 autoclear bits");
-                return;
+                qblk_error_set_errno(errp, -ret, "Could not clear qcow2 autoclear bits");
+                return ret;
             }
         }
         if (s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY) {
@@ -557,21 +538,19 @@ static void coroutine_fn qcow2_open_entry(void *opaque)
             /* Lazy refcounts left stale by a writer that did not close. */
             ret = qcow2_co_check(bs, &res, BDRV_FIX_ERRORS | BDRV_FIX_LEAKS);
             if (ret < 0 || res.corruptions || res.check_errors) {
-                o->ret = ret < 0 ? ret : -EIO;
-                qblk_error_set(o->errp, "Could not repair dirty image: %d corruptions, "
+                qblk_error_set(errp, "Could not repair dirty image: %d corruptions, "
                                "%d errors left", res.corruptions, res.check_errors);
-                return;
+                return ret < 0 ? ret : -EIO;
             }
             s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
             ret = qcow2_co_write_header_field(bs, 72, 8);
             if (ret < 0) {
-                o->ret = ret;
-                qblk_error_set_errno(o->errp, -ret, "Could not clear the qcow2 dirty bit");
-                return;
+                qblk_error_set_errno(errp, -ret, "Could not clear the qcow2 dirty bit");
+                return ret;
             }
         }
     }
-    o->ret = 0;
+    return 0;
 }
 
 static void qcow2_free_state(BDRVQcow2State *s)
@@ -587,17 +566,18 @@ static void qcow2_free_state(BDRVQcow2State *s)
     }
 }
 
-static int qcow2_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
+static int coroutine_fn qcow2_co_open(BlockDriverState *bs, QblkOpts *options, int flags,
+                                      GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    Qcow2OpenCo o = { bs, flags, errp, 0 };
+    int ret;
 
     qco_mutex_init(&s->lock);
     qcow2_meta_init(s);
-    bdrv_run_co(qcow2_open_entry, &o);
-    if (o.ret < 0) {
+    ret = qcow2_co_read_metadata(bs, flags, errp);
+    if (ret < 0) {
         qcow2_free_state(s);
-        return o.ret;
+        return ret;
     }
     bs->bl.request_alignment = 1;
     bs->bl.pwrite_zeroes_alignment = s->cluster_size;
@@ -607,22 +587,16 @@ static int qcow2_open(BlockDriverState *bs, QblkOpts *options, int flags, GError
     return 0;
 }
 
-static void coroutine_fn qcow2_close_entry(void *opaque)
+static void coroutine_fn qcow2_co_close(BlockDriverState *bs)
 {
-    BlockDriverState *bs = opaque;
     BDRVQcow2State *s = bs->opaque;
 
-    qco_mutex_lock(&s->lock);
-    qcow2_co_flush_caches(bs);
-    qco_mutex_unlock(&s->lock);
-}
-
-static void qcow2_close(BlockDriverState *bs)
-{
     if (!bs->read_only) {
-        bdrv_run_co(qcow2_close_entry, bs);
+        qco_mutex_lock(&s->lock);
+        qcow2_co_flush_caches(bs);
+        qco_mutex_unlock(&s->lock);
     }
-    qcow2_free_state(bs->opaque);
+    qcow2_free_state(s);
 }
 
 static int coroutine_fn qcow2_co_flush(BlockDriverState *bs)
@@ -967,8 +941,8 @@ const BlockDriver bdrv_qcow2 = {
     .instance_size = sizeof(BDRVQcow2State),
     .supports_backing = true,
     .probe = qcow2_probe,
-    .open = qcow2_open,
-    .close = qcow2_close,
+    .co_open = qcow2_co_open,
+    .co_close = qcow2_co_close,
     .co_create = qcow2_co_create,
     .create_opts = qcow2_create_opts,
     .co_preadv = qcow2_co_preadv,

@@ -32,8 +32,6 @@ int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError *
 {
     g_autofree char *backing = qblk_opts_take(options, "backing_file");
     g_autofree char *backing_fmt = qblk_opts_take(options, "backing_fmt");
-    g_autoptr(QblkOpts) file_create = qblk_opts_new();
-    g_autoptr(QblkOpts) file_open = qblk_opts_new();
     g_autofree uint8_t *head = NULL;
     BlockDriverState *file;
     QedHeader h = { 0 };
@@ -46,14 +44,12 @@ int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError *
         !take_u32(options, "table_size", QED_DEFAULT_TABLE_SIZE, &h.table_size, errp)) {
         return -EINVAL;
     }
-    if (h.cluster_size < QED_MIN_CLUSTER_SIZE || h.cluster_size > QED_MAX_CLUSTER_SIZE ||
-        (h.cluster_size & (h.cluster_size - 1))) {
+    if (!qed_valid_cluster_size(h.cluster_size)) {
         qblk_error_set(errp, "QED cluster size must be within range [%u, %u] and power of 2",
                        QED_MIN_CLUSTER_SIZE, QED_MAX_CLUSTER_SIZE);
         return -EINVAL;
     }
-    if (h.table_size < QED_MIN_TABLE_SIZE || h.table_size > QED_MAX_TABLE_SIZE ||
-        (h.table_size & (h.table_size - 1))) {
+    if (!qed_valid_table_size(h.table_size)) {
         qblk_error_set(errp, "QED table size must be within range [%u, %u] and power of 2",
                        QED_MIN_TABLE_SIZE, QED_MAX_TABLE_SIZE);
         return -EINVAL;
@@ -85,15 +81,9 @@ int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError *
         h.backing_filename_size = name_len;
     }
 
-    qblk_opts_set(file_create, "size", "0");
-    ret = bdrv_file.co_create(filename, file_create, errp);
+    ret = bdrv_co_create_open_file(filename, &file, errp);
     if (ret < 0) {
         return ret;
-    }
-    qblk_opts_set(file_open, "driver", "file");
-    file = bdrv_open(filename, g_steal_pointer(&file_open), BDRV_O_RDWR, NULL, errp);
-    if (!file) {
-        return -EIO;
     }
     head = g_malloc0(512);
     qed_header_encode(&h, head);
@@ -116,6 +106,6 @@ int coroutine_fn qed_co_create(const char *filename, QblkOpts *options, GError *
     if (ret == 0) {
         ret = bdrv_co_flush(file);
     }
-    bdrv_unref(file);
+    bdrv_co_unref(file);
     return ret;
 }

@@ -65,12 +65,12 @@ static bool is_pow2(uint64_t v)
     return v && !(v & (v - 1));
 }
 
-static bool valid_cluster_size(uint64_t cs)
+bool qed_valid_cluster_size(uint64_t cs)
 {
     return is_pow2(cs) && cs >= QED_MIN_CLUSTER_SIZE && cs <= QED_MAX_CLUSTER_SIZE;
 }
 
-static bool valid_table_size(uint64_t ts)
+bool qed_valid_table_size(uint64_t ts)
 {
     return is_pow2(ts) && ts >= QED_MIN_TABLE_SIZE && ts <= QED_MAX_TABLE_SIZE;
 }
@@ -166,6 +166,7 @@ static void coroutine_fn idle_clear_entry(void *opaque)
     qed_co_clear_need_check(bs);
     qco_mutex_unlock(&s->alloc_lock);
     s->idle_clear_running = false;
+    qco_queue_restart_all(&s->background_done);
 }
 
 static void idle_timer_fired(void *opaque)
@@ -187,6 +188,7 @@ static void coroutine_fn commit_entry(void *opaque)
     qed_co_commit_tables(bs);
     qco_mutex_unlock(&s->alloc_lock);
     s->commit_running = false;
+    qco_queue_restart_all(&s->background_done);
 }
 
 static void commit_timer_fired(void *opaque)
@@ -220,13 +222,6 @@ void qed_allocation_done(BlockDriverState *bs)
     s->idle_timer = qblk_timer_add_ns(s->idle_clear_ns, idle_timer_fired, bs);
 }
 
-typedef struct QedOpenCo {
-    BlockDriverState *bs;
-    int flags;
-    GError **errp;
-    int ret;
-} QedOpenCo;
-
 static bool check_header(BlockDriverState *bs, GError **errp)
 {
     BDRVQEDState *s = bs->opaque;
@@ -242,12 +237,12 @@ static bool check_header(BlockDriverState *bs, GError **errp)
                        h->features & ~QED_FEATURE_MASK);
         return false;
     }
-    if (!valid_cluster_size(h->cluster_size)) {
+    if (!qed_valid_cluster_size(h->cluster_size)) {
         qblk_error_set(errp, "QED cluster_size %" PRIu32 " is invalid (a power of 2 in "
                        "[4096, 67108864])", h->cluster_size);
         return false;
     }
-    if (!valid_table_size(h->table_size)) {
+    if (!qed_valid_table_size(h->table_size)) {
         qblk_error_set(errp, "QED table_size %" PRIu32 " is invalid (a power of 2 in "
                        "[1, 16])", h->table_size);
         return false;
@@ -285,42 +280,36 @@ static bool check_header(BlockDriverState *bs, GError **errp)
     return true;
 }
 
-static void coroutine_fn qed_open_entry(void *opaque)
+static int coroutine_fn qed_co_read_metadata(BlockDriverState *bs, int flags, GError **errp)
 {
-    QedOpenCo *o = opaque;
-    BlockDriverState *bs = o->bs;
     BDRVQEDState *s = bs->opaque;
     uint8_t buf[QED_HEADER_SIZE];
     int64_t flen = bdrv_co_getlength(bs->file);
     int ret;
 
     if (flen < 0) {
-        o->ret = (int)flen;
-        qblk_error_set_errno(o->errp, (int)-flen, "Could not get the QED file length");
-        return;
+        qblk_error_set_errno(errp, (int)-flen, "Could not get the QED file length");
+        return (int)flen;
     }
     if (flen < QED_HEADER_SIZE) {
-        o->ret = -EINVAL;
-        qblk_error_set(o->errp, "Image not in QED format");
-        return;
+        qblk_error_set(errp, "Image not in QED format");
+        return -EINVAL;
     }
     ret = bdrv_co_pread(bs->file, 0, sizeof(buf), buf, 0);
     if (ret < 0) {
-        o->ret = ret;
-        qblk_error_set_errno(o->errp, -ret, "Could not read the QED header");
-        return;
+        qblk_error_set_errno(errp, -ret, "Could not read the QED header");
+        return ret;
     }
     qed_header_decode(buf, &s->header);
     s->file_length = (uint64_t)flen;
-    if (s->header.magic == QED_MAGIC && valid_cluster_size(s->header.cluster_size)) {
+    if (s->header.magic == QED_MAGIC && qed_valid_cluster_size(s->header.cluster_size)) {
         /* A cut-short last cluster still belongs to the image (QEMU reads
          * it zero-filled): new clusters go after it, never onto it. */
         s->file_size = ((uint64_t)flen + s->header.cluster_size - 1) &
                        ~((uint64_t)s->header.cluster_size - 1);
     }
-    if (!check_header(bs, o->errp)) {
-        o->ret = (s->header.features & ~QED_FEATURE_MASK) ? -ENOTSUP : -EINVAL;
-        return;
+    if (!check_header(bs, errp)) {
+        return (s->header.features & ~QED_FEATURE_MASK) ? -ENOTSUP : -EINVAL;
     }
     s->table_nelems = s->header.table_size * (s->header.cluster_size / sizeof(uint64_t));
     s->table_bytes = (uint64_t)s->header.table_size * s->header.cluster_size;
@@ -333,9 +322,8 @@ static void coroutine_fn qed_open_entry(void *opaque)
         ret = bdrv_co_pread(bs->file, s->header.backing_filename_offset,
                             s->header.backing_filename_size, name, 0);
         if (ret < 0) {
-            o->ret = ret;
-            qblk_error_set_errno(o->errp, -ret, "Could not read the QED backing file name");
-            return;
+            qblk_error_set_errno(errp, -ret, "Could not read the QED backing file name");
+            return ret;
         }
         bs->backing_file = g_steal_pointer(&name);
         if (s->header.features & QED_F_BACKING_FORMAT_NO_PROBE) {
@@ -345,23 +333,21 @@ static void coroutine_fn qed_open_entry(void *opaque)
 
     s->l1_table = g_try_malloc(s->table_bytes);
     if (!s->l1_table) {
-        o->ret = -ENOMEM;
-        qblk_error_set(o->errp, "Cannot allocate the QED L1 table (%" PRIu64 " bytes)",
+        qblk_error_set(errp, "Cannot allocate the QED L1 table (%" PRIu64 " bytes)",
                        s->table_bytes);
-        return;
+        return -ENOMEM;
     }
     ret = bdrv_co_pread(bs->file, s->header.l1_table_offset, s->table_bytes, s->l1_table, 0);
     if (ret < 0) {
-        o->ret = ret;
-        qblk_error_set_errno(o->errp, -ret, "Could not read the QED L1 table");
-        return;
+        qblk_error_set_errno(errp, -ret, "Could not read the QED L1 table");
+        return ret;
     }
     for (uint32_t i = 0; i < s->table_nelems; i++) {
         s->l1_table[i] = GUINT64_FROM_LE(s->l1_table[i]);
     }
     qed_l2_cache_init(s);
 
-    if (o->flags & BDRV_O_RDWR) {
+    if (flags & BDRV_O_RDWR) {
         if (s->header.autoclear_features) {
             s->header.autoclear_features = 0;
             ret = qed_co_write_header(bs);
@@ -369,32 +355,29 @@ static void coroutine_fn qed_open_entry(void *opaque)
                 ret = bdrv_co_flush(bs->file);
             }
             if (ret < 0) {
-                o->ret = ret;
-                qblk_error_set_errno(o->errp, -ret, "Could not clear QED autoclear bits");
-                return;
+                qblk_error_set_errno(errp, -ret, "Could not clear QED autoclear bits");
+                return ret;
             }
         }
-        if ((s->header.features & QED_F_NEED_CHECK) && !(o->flags & BDRV_O_CHECK)) {
+        if ((s->header.features & QED_F_NEED_CHECK) && !(flags & BDRV_O_CHECK)) {
             BdrvCheckResult res = { 0 };
 
             /* A writer stopped without closing: repair before writing. */
             ret = qed_co_check(bs, &res, BDRV_FIX_ERRORS | BDRV_FIX_LEAKS);
             if (ret < 0 || res.corruptions || res.check_errors) {
-                o->ret = ret < 0 ? ret : -EINVAL;
-                qblk_error_set(o->errp, "QED image is corrupt and could not be repaired "
+                qblk_error_set(errp, "QED image is corrupt and could not be repaired "
                                "(%d corruptions, %d errors)", res.corruptions,
                                res.check_errors);
-                return;
+                return ret < 0 ? ret : -EINVAL;
             }
             ret = qed_co_clear_need_check(bs);
             if (ret < 0) {
-                o->ret = ret;
-                qblk_error_set_errno(o->errp, -ret, "Could not clear the QED need-check flag");
-                return;
+                qblk_error_set_errno(errp, -ret, "Could not clear the QED need-check flag");
+                return ret;
             }
         }
     }
-    o->ret = 0;
+    return 0;
 }
 
 static void qed_free_state(BDRVQEDState *s)
@@ -405,10 +388,11 @@ static void qed_free_state(BDRVQEDState *s)
     }
 }
 
-static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
+static int coroutine_fn qed_co_open(BlockDriverState *bs, QblkOpts *options, int flags,
+                                    GError **errp)
 {
     BDRVQEDState *s = bs->opaque;
-    QedOpenCo o = { bs, flags, errp, 0 };
+    int ret;
 
     qco_mutex_init(&s->alloc_lock);
     s->bs = bs;
@@ -416,10 +400,11 @@ static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
         return -EINVAL;
     }
     s->idle_clear_ns *= 1000000;
-    bdrv_run_co(qed_open_entry, &o);
-    if (o.ret < 0) {
+    qco_queue_init(&s->background_done);
+    ret = qed_co_read_metadata(bs, flags, errp);
+    if (ret < 0) {
         qed_free_state(s);
-        return o.ret;
+        return ret;
     }
     bs->bl.request_alignment = 1;
     bs->bl.pwrite_zeroes_alignment = s->header.cluster_size;
@@ -428,17 +413,7 @@ static int qed_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
     return 0;
 }
 
-static void coroutine_fn qed_close_entry(void *opaque)
-{
-    BlockDriverState *bs = opaque;
-
-    /* A clean close: the image is consistent again. */
-    if (qed_co_commit_tables(bs) == 0) {
-        qed_co_clear_need_check(bs);
-    }
-}
-
-static void qed_close(BlockDriverState *bs)
+static void coroutine_fn qed_co_close(BlockDriverState *bs)
 {
     BDRVQEDState *s = bs->opaque;
 
@@ -450,13 +425,16 @@ static void qed_close(BlockDriverState *bs)
         g_source_remove(s->commit_timer);
         s->commit_timer = 0;
     }
+    /* A timer's coroutine already started finishes first (it holds
+     * tables this close frees); it wakes us when done. */
     while (s->idle_clear_running || s->commit_running) {
-        qblk_loop_iterate(true);
+        qco_queue_wait(&s->background_done, NULL);
     }
-    if (!bs->read_only) {
-        bdrv_run_co(qed_close_entry, bs);
+    /* A clean close: the image is consistent again. */
+    if (!bs->read_only && qed_co_commit_tables(bs) == 0) {
+        qed_co_clear_need_check(bs);
     }
-    qed_free_state(bs->opaque);
+    qed_free_state(s);
 }
 
 /* Writes the entries waiting in memory; the core flushes the file next. */
@@ -572,8 +550,8 @@ const BlockDriver bdrv_qed = {
     .instance_size = sizeof(BDRVQEDState),
     .supports_backing = true,
     .probe = qed_probe,
-    .open = qed_open,
-    .close = qed_close,
+    .co_open = qed_co_open,
+    .co_close = qed_co_close,
     .co_create = qed_co_create,
     .create_opts = qed_create_opts,
     .co_preadv = qed_co_preadv,

@@ -67,6 +67,9 @@ typedef struct BDRVQEDState {
     uint32_t l1_dirty_first, l1_dirty_end;   /* empty when equal */
     guint commit_timer;
     bool commit_running;
+    /* Woken when a timer's coroutine (idle clear, commit) ends: close
+     * waits here for one that has started. */
+    CoQueue background_done;
 } BDRVQEDState;
 
 typedef struct QedDirtyTable {
@@ -89,6 +92,10 @@ void qed_allocation_done(BlockDriverState *bs);
 bool qed_valid_cluster_offset(const BDRVQEDState *s, uint64_t offset);
 bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset);
 uint64_t qed_max_image_size(uint32_t cluster_size, uint32_t table_size);
+/* The spec's limits (open and create share them, with their own texts):
+ * a power of two within [QED_MIN_*, QED_MAX_*]. */
+bool qed_valid_cluster_size(uint64_t cs);
+bool qed_valid_table_size(uint64_t ts);
 
 /* qed-table.c */
 void qed_l2_cache_init(BDRVQEDState *s);

@@ -117,7 +117,7 @@ static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset, bo
 
 static int coroutine_fn raw_co_create(const char *filename, QblkOpts *options, GError **errp)
 {
-    return bdrv_file.co_create(filename, options, errp);
+    return bdrv_co_create_file(filename, options, errp);
 }
 
 /* The protocol's own options (preallocation, ...) are accepted by

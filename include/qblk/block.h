@@ -85,7 +85,17 @@ bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough);
 #define BDRV_BLOCK_RECURSE       0x40  /* driver: zero-ness may be refined by *file */
 #define BDRV_BLOCK_COMPRESSED    0x80
 
-/* ----- Open, create, close ----- */
+/* ----- Open, create, close -----
+ *
+ * The control path is coroutine-first: every operation that does I/O has
+ * a bdrv_co_* version, to be called in coroutine context (a server's
+ * handlers, jobs, drivers' co_create). The names without _co_ are
+ * synchronous wrappers for the edge (tools' main, tests): each runs its
+ * bdrv_co_* version in a new coroutine and runs the event loop until it
+ * is done, and aborts when called inside a coroutine (a loop spun there
+ * would run other coroutines on this one's stack and could wait for
+ * itself). The exceptions, callable both ways because they do no I/O and
+ * never run the loop, say so ("Mixed"). */
 
 /* Opens an image. `filename` may be NULL when options name everything.
  * options (consumed; may be NULL) keys: driver, file.*, backing.*,
@@ -94,17 +104,30 @@ bool bdrv_parse_cache_mode(const char *mode, int *flags, bool *writethrough);
  * flags: BDRV_O_*. Without "driver" the format is probed; a raw
  * result is marked probed (block 0 writes restricted) and *probed_raw
  * (if non-NULL) is set. Returns a node with one reference. */
+BlockDriverState *coroutine_fn bdrv_co_open(const char *filename, QblkOpts *options,
+                                            int flags, bool *probed_raw, GError **errp);
 BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
                             bool *probed_raw, GError **errp);
+/* Mixed. */
 void bdrv_ref(BlockDriverState *bs);
-/* Drops a reference; the last one drains, flushes if writable, closes. */
+/* Drops a reference (bs may be NULL); the last one drains, flushes if
+ * writable, closes. In a coroutine use bdrv_co_unref: bdrv_unref aborts
+ * there even when the reference is not the last, so the bug shows in
+ * every run, not only in the one that closes. */
+void coroutine_fn bdrv_co_unref(BlockDriverState *bs);
 void bdrv_unref(BlockDriverState *bs);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlockDriverState, bdrv_unref)
 
-/* Creates an image of format fmt (options include "size" and the
- * driver's create options). */
+/* Creates an image of format fmt (options, not consumed, include "size"
+ * and the driver's create options). 0 or -errno with *errp set. */
+int coroutine_fn bdrv_co_create(const char *fmt, const char *filename, QblkOpts *options,
+                                GError **errp);
 int bdrv_create(const char *fmt, const char *filename, QblkOpts *options,
                 GError **errp);
+/* Creates filename with the protocol driver its prefix names ("file"
+ * for a plain path; bdrv_find_protocol), options as for that driver's
+ * create (not consumed). For formats creating their host file. */
+int coroutine_fn bdrv_co_create_file(const char *filename, QblkOpts *options, GError **errp);
 BlockDriver *bdrv_find_format(const char *name);
 /* Drivers' names in alphabetical order (NULL-terminated, static). */
 const char *const *bdrv_format_names(void);
@@ -197,17 +220,22 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
  * driver has none. Caller unrefs. */
 GVariant *bdrv_get_specific_info(BlockDriverState *bs);
 
-/* Empties the image (every cluster unallocated again); -ENOTSUP when the
- * format cannot. Synchronous. */
-int bdrv_make_empty(BlockDriverState *bs);
+/* Empties the image (every cluster unallocated again); the caller flushes.
+ * -ENOTSUP (and *errp) when the format cannot; the caller may ignore that
+ * one (a commit leaves the top as it is). */
+int coroutine_fn bdrv_co_make_empty(BlockDriverState *bs, GError **errp);
+int bdrv_make_empty(BlockDriverState *bs);   /* the same, without the message */
 
 /* Makes the image name another backing file (file NULL or "": none) with
- * format fmt (NULL: unrecorded), on disk and flushed. Only the link
+ * format fmt (NULL or "": unrecorded), on disk and flushed. Only the link
  * changes; the caller has already made the data right (see qblk-img
  * rebase). -ENOTSUP when the format has no backing files, -ENOSPC when
- * the name does not fit the header, -EINVAL when it is too long.
- * Synchronous. */
-int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt);
+ * the name does not fit the header, -EACCES read-only; *errp then says
+ * "Could not change the backing file to '<file>': <why>". */
+int coroutine_fn bdrv_co_change_backing_file(BlockDriverState *bs, const char *file,
+                                             const char *fmt, GError **errp);
+int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt,
+                             GError **errp);
 /* A backing file name as stored in image, resolved as opening does: a
  * relative name is relative to the directory part of image's name as
  * written. Caller frees. */
@@ -227,11 +255,12 @@ int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
                  BlockMeasureInfo *info, GError **errp);
 /* Changes options of an existing image (qemu-img amend): opts holds
  * create option names the format lists as amendable, values as given.
- * -ENOTSUP when the format amends nothing. Synchronous. */
+ * -ENOTSUP when the format amends nothing, -EACCES read-only. */
+int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
-/* Whether the node's format amends at all and every name in opts is one
- * it can amend (qemu-img's errors otherwise; a create-only option says
- * so on a second line). */
+/* Mixed. Whether the node's format amends at all and every name in opts
+ * is one it can amend (qemu-img's errors otherwise; a create-only option
+ * says so on a second line). */
 bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 /* Whether the format can record a backing file at all. */
 bool bdrv_supports_backing(BlockDriverState *bs);
@@ -245,21 +274,33 @@ typedef struct BdrvSnapshotInfo {
     uint64_t vm_clock_nsec;
     uint64_t icount;               /* UINT64_MAX: not recorded */
 } BdrvSnapshotInfo;
-/* The image's internal snapshots: their number (0 when the format has
- * none), *list set to an array the caller frees with
- * bdrv_snapshot_list_free. */
+/* Mixed (the list is in memory). The image's internal snapshots: their
+ * number (0 when the format has none), *list set to an array the caller
+ * frees with bdrv_snapshot_list_free. */
 int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list);
 void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n);
 /* Creates a snapshot of the disk named name (the id is the next free
  * number), applies the snapshot with that id (else that name), deletes
- * the first snapshot with that name. -ENOTSUP where the format has no
- * snapshots, -ENOENT for no such snapshot, -EACCES read-only. Synchronous. */
-int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
-int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
-int bdrv_snapshot_delete(BlockDriverState *bs, const char *name);
+ * the first snapshot with that name; flushed. -ENOTSUP where the format
+ * has no snapshots, -ENOENT for no such snapshot, -EACCES read-only;
+ * *errp in qemu-img's words ("Could not create snapshot 'x': ..."). */
+int coroutine_fn bdrv_co_snapshot_create(BlockDriverState *bs, const char *name,
+                                         GError **errp);
+int coroutine_fn bdrv_co_snapshot_goto(BlockDriverState *bs, const char *id_or_name,
+                                       GError **errp);
+int coroutine_fn bdrv_co_snapshot_delete(BlockDriverState *bs, const char *name,
+                                         GError **errp);
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name, GError **errp);
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *id_or_name, GError **errp);
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp);
 /* Writes or reads size bytes at pos of the image's VM state area (qcow2:
- * clusters past the disk's end). -ENOTSUP where the format has none.
- * Synchronous. */
+ * clusters past the disk's end). -ENOTSUP where the format has none,
+ * -EINVAL for a bad range, -EACCES saving read-only; *errp says which
+ * (qemu-io prints only the errno, so the synchronous forms keep none). */
+int coroutine_fn bdrv_co_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                                      int64_t size, GError **errp);
+int coroutine_fn bdrv_co_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos,
+                                      int64_t size, GError **errp);
 int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t size);
 int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t size);
 
@@ -276,13 +317,17 @@ typedef struct BdrvCheckResult {
 } BdrvCheckResult;
 
 typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } BdrvCheckMode;
-/* Runs the driver's check (repairing what fix allows). -ENOTSUP when the
- * format has none; other -errno when the check could not complete. */
-int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
 /* How far a long operation has come, 0..100. */
 typedef void BdrvProgressFunc(void *opaque, double percent);
-/* bdrv_check, calling progress(opaque, percent) as it goes (from the
- * driver's check; formats without a way to tell report nothing). */
+/* Runs the driver's check (repairing what fix allows), calling
+ * progress(opaque, percent) as it goes when progress is non-NULL.
+ * -ENOTSUP when the format has none ("This image format does not
+ * support checks"); other -errno when the check could not complete
+ * ("Check failed: <strerror>"). */
+int coroutine_fn bdrv_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
+                               BdrvProgressFunc *progress, void *opaque, GError **errp);
+/* Synchronous forms (the errno alone). */
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
 int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                              BdrvProgressFunc *progress, void *opaque);
 
@@ -292,6 +337,11 @@ int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t by
                                 QIOVector *qiov, BdrvRequestFlags flags);
 int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  QIOVector *qiov, BdrvRequestFlags flags);
+/* The same from and to one buffer. */
+int coroutine_fn bdrv_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               void *buf, BdrvRequestFlags flags);
+int coroutine_fn bdrv_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                const void *buf, BdrvRequestFlags flags);
 /* Writes zeroes over [offset, offset+bytes), any 64-bit length. The driver's
  * co_pwrite_zeroes when it has one; when missing or -ENOTSUP, plain writes of
  * at most 1 MiB from one shared zero buffer, unless BDRV_REQ_NO_FALLBACK,
@@ -366,11 +416,14 @@ typedef enum { BDRV_AIO_READ, BDRV_AIO_WRITE, BDRV_AIO_ZERO, BDRV_AIO_FLUSH,
 void bdrv_aio_submit(BlockDriverState *bs, BdrvAioType type, int64_t offset,
                      int64_t bytes, QIOVector *qiov, BdrvRequestFlags flags,
                      BdrvCompletionFunc *cb, void *opaque);
-/* Runs the loop until no request is in flight on bs (NULL: on any node). */
+/* Waits until no request is in flight on bs or below it (NULL: on any
+ * node). The coroutine form lets the loop run meanwhile by yielding. */
+void coroutine_fn bdrv_co_drain(BlockDriverState *bs);
 void bdrv_drain(BlockDriverState *bs);
 
-/* Runs entry(opaque) in a new coroutine and spins the event loop until it
- * returns. For synchronous wrappers; aborts if called in a coroutine. */
+/* The one run-to-completion helper behind every synchronous wrapper:
+ * runs entry(opaque) in a new coroutine and runs the event loop until
+ * entry returns. Aborts when called inside a coroutine. */
 void bdrv_run_co(CoroutineEntry *entry, void *opaque);
 
 #endif

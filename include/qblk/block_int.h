@@ -93,14 +93,32 @@ struct BlockDriver {
     bool is_filter;                /* passes data through (blkdebug) */
     bool supports_backing;
     const char *child_key;         /* option prefix of the file child ("file", "image") */
+    /* The filename prefix that names this driver when no "driver" option
+     * is given ("null-co://", "blkdebug:"); NULL: none. Protocols so named
+     * are a format's file child; filters so named open directly. */
+    const char *protocol_prefix;
+    /* Turns a filename carrying protocol_prefix into options (e.g.
+     * "blkdebug:CONFIG:IMAGE" into config and image.filename); the core
+     * then drops the filename. Missing: the filename is passed to open as
+     * the "filename" option, prefix and all. */
+    bool (*parse_filename)(const char *filename, QblkOpts *options, GError **errp);
 
     /* Score 0..100 for a header sample (format drivers). Missing: never chosen by probing. */
     int (*probe)(const uint8_t *buf, int buf_size, const char *filename);
-    /* Required. options: the driver takes what it understands (leftovers are
-     * an error). bs->file is already open for format/filter drivers. Must set
-     * bs->bl as needed. */
+    /* Exactly one of open and co_open is required. options: the driver
+     * takes what it understands (leftovers are an error). bs->file is
+     * already open for format/filter drivers. Must set bs->bl as needed.
+     * Both run in coroutine context (the core opens inside a coroutine):
+     * co_open may yield (read its metadata with bdrv_co_*); open must not
+     * yield and must not run the event loop. */
     int (*open)(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp);
+    int coroutine_fn (*co_open)(BlockDriverState *bs, QblkOpts *options, int flags,
+                                GError **errp);
+    /* At most one of close and co_close; called in coroutine context once
+     * the node is drained and (if writable) flushed; children are still
+     * open. co_close may yield; close must not, nor run the loop. */
     void (*close)(BlockDriverState *bs);
+    void coroutine_fn (*co_close)(BlockDriverState *bs);
     /* The node's cumulative permissions changed (perm: BLK_PERM_* held by
      * any parent or user; shared: those every one of them shares). Called by
      * the graph after open and whenever a user or parent comes, goes or
@@ -186,11 +204,6 @@ extern const BlockDriver bdrv_qed;
 
 /* Helpers for drivers. */
 
-/* Reads/writes the child node through the block core (alignment, tracking). */
-int coroutine_fn bdrv_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                               void *buf, BdrvRequestFlags flags);
-int coroutine_fn bdrv_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                                const void *buf, BdrvRequestFlags flags);
 /* For format drivers: reads [pos, pos+n) of bs's backing chain into qiov
  * at qiov_off; zeroes without a backing file and past its end. */
 int coroutine_fn bdrv_co_read_backing(BlockDriverState *bs, uint64_t pos, uint64_t n,
@@ -204,8 +217,16 @@ const BlockDriver *bdrv_probe_buffer(const uint8_t *buf, int len, const char *fi
 #define BDRV_ZERO_BUF_SIZE (1024 * 1024)
 const void *bdrv_zero_buffer(void);
 
-/* The protocol driver a filename names when no driver is given ("file"
- * unless a driver's prefix matches). */
+/* The driver a filename names by its prefix when no driver is given (the
+ * one whose protocol_prefix starts it; "file" when none does). */
 const BlockDriver *bdrv_find_protocol(const char *filename);
+
+/* For format drivers' co_create: creates filename empty with the protocol
+ * it names (bdrv_co_create_file with size 0) and opens it read-write
+ * with that protocol into *file (one reference: drop it with
+ * bdrv_co_unref). 0, or the create's -errno (-EIO when the open fails)
+ * with *errp set and *file NULL. */
+int coroutine_fn bdrv_co_create_open_file(const char *filename, BlockDriverState **file,
+                                          GError **errp);
 
 #endif

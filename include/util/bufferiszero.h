@@ -9,6 +9,16 @@
 /* True iff all @len bytes at @buf are zero; @len 0 is true; any alignment. */
 bool buffer_is_zero(const void *buf, size_t len);
 
+#include <stdint.h>
+
+/* The run at the start of @buf[0, @len) made of granules that are all zero
+ * or all non-zero, like the first one (*@zero says which): a writer stores
+ * the run in one request, as a zero write or as data. Granules are @gran
+ * bytes and end where (@phase + position) is a multiple of @gran, so
+ * @phase aligns them to the image (pass the buffer's image offset) or to
+ * the buffer (pass 0). Returns the run's length, > 0 when @len > 0. */
+size_t buffer_zero_run(const void *buf, size_t len, size_t gran, uint64_t phase, bool *zero);
+
 typedef enum {
     BIZ_PORTABLE,
     BIZ_SSE2,

@@ -178,6 +178,31 @@ static void test_api(void)
     }
 }
 
+/* Runs group granules of one kind; granules follow the phase, so the
+ * first one may be short (copy-on-read's image alignment). */
+static void test_zero_run(void)
+{
+    uint8_t buf[40] = { 0 };
+    bool zero;
+
+    buf[12] = 1;                         /* granule [10, 20) of phase 0 is data */
+    g_assert_cmpuint(buffer_zero_run(buf, 40, 10, 0, &zero), ==, 10);
+    g_assert_true(zero);
+    g_assert_cmpuint(buffer_zero_run(buf + 10, 30, 10, 10, &zero), ==, 10);
+    g_assert_false(zero);
+    g_assert_cmpuint(buffer_zero_run(buf + 20, 20, 10, 20, &zero), ==, 20);
+    g_assert_true(zero);
+    /* Phase 5: granules end at 5, 15, 25, ...; [5, 15) holds the data. */
+    g_assert_cmpuint(buffer_zero_run(buf, 40, 10, 5, &zero), ==, 5);
+    g_assert_true(zero);
+    g_assert_cmpuint(buffer_zero_run(buf + 5, 35, 10, 10, &zero), ==, 10);
+    g_assert_false(zero);
+    /* The last granule is clipped at the buffer's end. */
+    g_assert_cmpuint(buffer_zero_run(buf + 15, 25, 10, 20, &zero), ==, 25);
+    g_assert_true(zero);
+    g_assert_cmpuint(buffer_zero_run(buf, 0, 10, 0, &zero), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     static const size_t large[] = { 4096, 64 << 10, 1 << 20, 64 << 20 };
@@ -197,6 +222,7 @@ int main(int argc, char **argv)
     g_test_add_func("/bufferiszero/api", test_api);
     g_test_add_func("/bufferiszero/lengths-alignments", test_lengths_alignments);
     g_test_add_func("/bufferiszero/exact-alloc", test_exact_alloc);
+    g_test_add_func("/bufferiszero/zero-run", test_zero_run);
     for (size_t i = 0; i < G_N_ELEMENTS(large); i++) {
         char *path = g_strdup_printf("/bufferiszero/large/%zu", large[i]);
         g_test_add_data_func(path, GSIZE_TO_POINTER(large[i]), test_large);

@@ -55,35 +55,29 @@ typedef struct {
 /* Writes [off, off+n) of the target from buf, which holds that range of
  * the source: runs of all-zero granules (-S, or the cluster size with -c)
  * become zero writes, or nothing where the target already reads zeroes. */
-static int write_range(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
+static int coroutine_fn write_range(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
 {
-    int64_t gran = c->compress ? c->cluster : c->sparse ? c->sparse : n, done = 0;
+    int64_t gran = c->compress ? c->cluster : c->sparse, done = 0;
 
     while (done < n) {
-        int64_t len = MIN(gran, n - done), run = len;
-        bool detect = c->sparse || c->compress;
-        bool zero = detect && buffer_is_zero(buf + done, len);
+        bool zero = false;
+        int64_t run = n - done;
         int ret;
 
         /* Neighbouring granules of the same kind go in one request. */
-        while (done + run < n) {
-            int64_t next = MIN(gran, n - done - run);
-
-            if ((detect && buffer_is_zero(buf + done + run, next)) != zero) {
-                break;
-            }
-            run += next;
+        if (c->sparse || c->compress) {
+            run = buffer_zero_run(buf + done, n - done, gran, done, &zero);
         }
         if (zero) {
-            ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, off + done, run, 0);
+            ret = c->target_zero ? 0 : bdrv_co_pwrite_zeroes(c->dst, off + done, run, 0);
         } else {
             /* Compression stores whole clusters only (the last may end at
              * the image's end); anything else is written plainly. */
             bool whole = (off + done) % c->cluster == 0 &&
                          ((off + done + run) % c->cluster == 0 || off + done + run == c->total);
 
-            ret = bdrv_pwrite(c->dst, off + done, run, buf + done,
-                              c->compress && whole ? BDRV_REQ_WRITE_COMPRESSED : 0);
+            ret = bdrv_co_pwrite(c->dst, off + done, run, buf + done,
+                                 c->compress && whole ? BDRV_REQ_WRITE_COMPRESSED : 0);
         }
         if (ret < 0) {
             error_report("error while writing at byte %" PRId64 ": %s", off + done,
@@ -97,15 +91,15 @@ static int write_range(Convert *c, int64_t off, int64_t n, const uint8_t *buf)
 
 /* With -B: writes only the clusters of [off, off+n) whose contents differ
  * from the backing image's (which reads zeroes past its end). */
-static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *buf,
-                           uint8_t *bbuf)
+static int coroutine_fn write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *buf,
+                                        uint8_t *bbuf)
 {
     int64_t blen = bdrv_getlength(c->backing), gran = MAX(c->cluster, 512);
     int64_t avail = blen > off ? MIN(n, blen - off) : 0;
     int ret;
 
     memset(bbuf, 0, n);
-    ret = avail ? bdrv_pread(c->backing, off, avail, bbuf, 0) : 0;
+    ret = avail ? bdrv_co_pread(c->backing, off, avail, bbuf, 0) : 0;
     if (ret < 0) {
         error_report("error while reading the backing file at byte %" PRId64 ": %s", off,
                      strerror(-ret));
@@ -117,10 +111,10 @@ static int write_differing(Convert *c, int64_t off, int64_t n, const uint8_t *bu
         if (memcmp(buf + d, bbuf + d, len)) {
             /* Zeroes over non-zero backing data must be written as zeroes. */
             ret = buffer_is_zero(buf + d, len)
-                  ? bdrv_pwrite_zeroes(c->dst, off + d, len, 0)
-                  : bdrv_pwrite(c->dst, off + d, len, buf + d,
-                                c->compress && len == c->cluster ? BDRV_REQ_WRITE_COMPRESSED
-                                                                 : 0);
+                  ? bdrv_co_pwrite_zeroes(c->dst, off + d, len, 0)
+                  : bdrv_co_pwrite(c->dst, off + d, len, buf + d,
+                                   c->compress && len == c->cluster ? BDRV_REQ_WRITE_COMPRESSED
+                                                                    : 0);
         }
     }
     return ret;
@@ -176,7 +170,7 @@ static bool coroutine_fn claim(Convert *c, Piece *p)
             st = c->status;
             n = c->status_end - p->src_off;
         } else {
-            st = bdrv_block_status_above(p->src, NULL, p->src_off, len - p->src_off, &n);
+            st = bdrv_co_block_status_above(p->src, NULL, p->src_off, len - p->src_off, &n);
             if (st >= 0) {
                 c->status_src = c->cur_src;
                 c->status = st;
@@ -219,7 +213,7 @@ static void coroutine_fn convert_worker(void *opaque)
         int ret = 0;
 
         if (!p.zero) {
-            ret = bdrv_pread(p.src, p.src_off, p.len, buf, 0);
+            ret = bdrv_co_pread(p.src, p.src_off, p.len, buf, 0);
             if (ret < 0) {
                 error_report("error while reading at byte %" PRId64 ": %s", p.src_off,
                              strerror(-ret));
@@ -231,7 +225,7 @@ static void coroutine_fn convert_worker(void *opaque)
         if (ret == 0 && c->ret == 0) {
             if (p.zero && c->sparse && !c->backing && !c->compress) {
                 /* A zero run of any length, never read. */
-                ret = c->target_zero ? 0 : bdrv_pwrite_zeroes(c->dst, p.dst_off, p.len, 0);
+                ret = c->target_zero ? 0 : bdrv_co_pwrite_zeroes(c->dst, p.dst_off, p.len, 0);
             } else {
                 if (p.zero) {
                     memset(buf, 0, p.len);

@@ -186,7 +186,8 @@ int img_rebase(int argc, char **argv)
     bool quiet = false, unsafe = false, show_progress = false, image_opts = false;
     Rebase r = { 0 };
     BlockDriverInfo bdi;
-    int c, err, ret = 1, flags = BDRV_O_RDWR;
+    int c, ret = 1, flags = BDRV_O_RDWR;
+    GError *gerr = NULL;
     bool writethrough;
 
     while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_options, NULL)) != -1) {
@@ -266,11 +267,8 @@ int img_rebase(int argc, char **argv)
     }
     /* The data is stable before the link changes: a crash in between
      * leaves an image that reads the same through either chain. */
-    err = bdrv_change_backing_file(r.bs, backing, backing_fmt);
-    if (err < 0) {
-        error_report("Could not change the backing file to '%s': %s", backing,
-                     err == -ENOSPC ? "No space left in the image header for the name"
-                                    : strerror(-err));
+    if (bdrv_change_backing_file(r.bs, backing, backing_fmt, &gerr) < 0) {
+        error_report_err(gerr);
         goto out;
     }
     img_progress_print(&r.progress, 100);

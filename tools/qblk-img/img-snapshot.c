@@ -62,26 +62,6 @@ QblkJson *img_snapshots_to_json(const BdrvSnapshotInfo *list, int n)
 
 typedef enum { SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE, SNAPSHOT_DELETE } SnapshotAction;
 
-/* The action's error in qemu-img's words. */
-static void snapshot_error(SnapshotAction action, const char *name, int ret)
-{
-    switch (action) {
-    case SNAPSHOT_CREATE:
-        error_report("Could not create snapshot '%s': %d (%s)", name, ret, strerror(-ret));
-        break;
-    case SNAPSHOT_APPLY:
-        error_report("Could not apply snapshot '%s': Failed to load snapshot: %s", name,
-                     strerror(-ret));
-        break;
-    case SNAPSHOT_DELETE:
-        error_report("Could not delete snapshot '%s': %s", name,
-                     ret == -ENOENT ? "snapshot not found" : strerror(-ret));
-        break;
-    default:
-        break;
-    }
-}
-
 int img_snapshot(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -95,6 +75,7 @@ int img_snapshot(int argc, char **argv)
     const char *name = NULL;
     BdrvSnapshotInfo *list;
     BlockDriverState *bs;
+    GError *err = NULL;
     int c, n, ret = 0;
 
     while ((c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, NULL)) != -1) {
@@ -142,18 +123,16 @@ int img_snapshot(int argc, char **argv)
         ret = n < 0 ? n : 0;
         break;
     case SNAPSHOT_CREATE:
-        ret = bdrv_snapshot_create(bs, name);
+        ret = bdrv_snapshot_create(bs, name, &err);
         break;
     case SNAPSHOT_APPLY:
-        ret = bdrv_snapshot_goto(bs, name);
+        ret = bdrv_snapshot_goto(bs, name, &err);
         break;
     case SNAPSHOT_DELETE:
-        ret = bdrv_snapshot_delete(bs, name);
+        ret = bdrv_snapshot_delete(bs, name, &err);
         break;
     }
-    if (ret < 0) {
-        snapshot_error(action, name, ret);
-    }
+    error_report_err(err);
     bdrv_unref(bs);
     return ret < 0 ? 1 : 0;
 }
