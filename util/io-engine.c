@@ -1,5 +1,6 @@
-/* Host file I/O from coroutines: one io_uring per process, watched by the
- * event loop through an eventfd, or the worker-thread pool as fallback. */
+/* Host file I/O from coroutines, engine chosen per request (per node): one
+ * io_uring per process, watched by the event loop through an eventfd, and
+ * the worker-thread pool; both serve requests at once. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* fallocate, FALLOC_FL_* */
 #endif
@@ -46,9 +47,14 @@ typedef struct UringReq {
     int res;
 } UringReq;
 
-/* AUTO here means "not chosen yet". Loop-thread state, no locking. */
-static QblkAioMode engine_mode = QBLK_AIO_AUTO;
+/* What AUTO resolves to; AUTO here means "not chosen yet". The ring is
+ * set up by the first node that asks for io_uring and shared by all of
+ * them; uring_failed remembers that setting it up failed, so every later
+ * io_uring node falls back to threads without asking the kernel again.
+ * Loop-thread state, no locking. */
+static QblkAioMode default_mode = QBLK_AIO_AUTO;
 static UringState *uring;
+static bool uring_failed;
 
 /* ----- io_uring ----- */
 
@@ -112,9 +118,14 @@ static gboolean uring_ready(gint fd, GIOCondition cond G_GNUC_UNUSED,
 
 static bool uring_setup(void)
 {
-    UringState *u = g_new0(UringState, 1);
+    UringState *u;
     struct io_uring_probe *probe;
 
+    if (uring || uring_failed) {
+        return uring != NULL;
+    }
+    u = g_new0(UringState, 1);
+    uring_failed = true;    /* until the end proves otherwise */
     /* Fails with ENOSYS/EPERM in sandboxes and where io_uring is disabled. */
     if (io_uring_queue_init(RING_ENTRIES, &u->ring, 0) < 0) {
         g_free(u);
@@ -143,6 +154,7 @@ static bool uring_setup(void)
     qblk_loop_init();
     u->watch = g_unix_fd_add(u->efd, G_IO_IN, uring_ready, NULL);
     uring = u;
+    uring_failed = false;
     return true;
 }
 
@@ -220,16 +232,16 @@ static int thread_io(void *opaque)
 
 /* ----- common ----- */
 
-static int coroutine_fn engine_co_submit(int fd, QblkIoOp op, int64_t offset,
-                                         int64_t len, const struct iovec *iov,
-                                         int niov, int mode)
+static int coroutine_fn engine_co_submit(QblkAioMode engine, int fd, QblkIoOp op,
+                                         int64_t offset, int64_t len,
+                                         const struct iovec *iov, int niov, int mode)
 {
     ThreadReq r = {
         .fd = fd, .op = op, .offset = offset, .len = len,
         .iov = iov, .niov = niov, .mode = mode,
     };
 
-    if (engine_mode == QBLK_AIO_IO_URING && uring->op_ok[op]) {
+    if (engine == QBLK_AIO_IO_URING && uring->op_ok[op]) {
         return uring_co_submit(fd, op, offset, len, iov, niov, mode);
     }
     return qblk_co_run_in_thread(thread_io, &r);
@@ -270,8 +282,8 @@ static size_t chunk_len(const QIOVector *qiov, size_t done)
     return MIN(n, MIN(qiov->size - done, (size_t)MAX_CHUNK));
 }
 
-static int coroutine_fn co_rw(int fd, QblkIoOp op, int64_t offset,
-                              QIOVector *qiov)
+static int coroutine_fn co_rw(QblkAioMode engine, int fd, QblkIoOp op,
+                              int64_t offset, QIOVector *qiov)
 {
     size_t total = qiov->size, done = 0;
     int eagain = 0;
@@ -281,11 +293,11 @@ static int coroutine_fn co_rw(int fd, QblkIoOp op, int64_t offset,
         int ret;
 
         if (done == 0 && qiov->niov <= MAX_IOV && total <= MAX_CHUNK) {
-            ret = engine_co_submit(fd, op, offset, total, qiov->iov,
+            ret = engine_co_submit(engine, fd, op, offset, total, qiov->iov,
                                    qiov->niov, 0);
         } else {
             qiov_init_slice(&part, qiov, done, chunk_len(qiov, done));
-            ret = engine_co_submit(fd, op, offset + done, part.size,
+            ret = engine_co_submit(engine, fd, op, offset + done, part.size,
                                    part.iov, part.niov, 0);
             qiov_destroy(&part);
         }
@@ -310,42 +322,16 @@ static int coroutine_fn co_rw(int fd, QblkIoOp op, int64_t offset,
     return 0;
 }
 
-typedef struct SyncIo {
-    int fd;
-    QblkIoOp op;
-    int64_t offset, len;
-    QIOVector *qiov;
-    int mode;
-    int ret;
-    bool done;
-} SyncIo;
-
-static void coroutine_fn sync_io_entry(void *opaque)
-{
-    SyncIo *s = opaque;
-
-    s->ret = qblk_co_io(s->fd, s->op, s->offset, s->len, s->qiov, s->mode);
-    s->done = true;
-}
-
-int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
-                            QIOVector *qiov, int fallocate_mode)
+int coroutine_fn qblk_co_io(QblkAioMode engine, int fd, QblkIoOp op, int64_t offset,
+                            int64_t len, QIOVector *qiov, int fallocate_mode)
 {
     int ret, eagain = 0;
 
-    if (engine_mode == QBLK_AIO_AUTO) {
-        qblk_io_engine_init(QBLK_AIO_AUTO);
-    }
-    if (!qco_in_coroutine()) {
-        /* Forgiving the non-coroutine caller: run the request in one and
-         * spin the loop, as the bdrv_pread() style wrappers do. */
-        SyncIo s = { fd, op, offset, len, qiov, fallocate_mode, 0, false };
-
-        qco_enter(qco_create(sync_io_entry, &s));
-        while (!s.done) {
-            qblk_loop_iterate(true);
-        }
-        return s.ret;
+    /* The request yields: a caller outside a coroutine would have to spin
+     * the loop, which is its own (or bdrv_run_co's) business. */
+    assert(qco_in_coroutine());
+    if (engine != QBLK_AIO_IO_URING && engine != QBLK_AIO_THREADS) {
+        engine = qblk_io_engine_init(engine);
     }
     if (offset < 0 || len < 0) {
         return -EINVAL;
@@ -359,50 +345,56 @@ int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
         if (!qiov) {
             return -EINVAL;
         }
-        return co_rw(fd, op, offset, qiov);
+        return co_rw(engine, fd, op, offset, qiov);
     case QBLK_IO_FDATASYNC:
     case QBLK_IO_FALLOCATE:
         do {
-            ret = engine_co_submit(fd, op, offset, len, NULL, 0, fallocate_mode);
+            ret = engine_co_submit(engine, fd, op, offset, len, NULL, 0, fallocate_mode);
         } while (should_retry(ret, &eagain));
         return ret;
     }
     return -EINVAL;
 }
 
-QblkAioMode qblk_io_engine_init(QblkAioMode mode)
+/* AUTO: QBLK_AIO from the environment, else io_uring where it works. */
+static QblkAioMode default_engine(void)
 {
-    if (engine_mode != QBLK_AIO_AUTO) {
-        return engine_mode;
-    }
-    if (mode == QBLK_AIO_AUTO) {
-        const char *env = g_getenv("QBLK_AIO");
+    const char *env;
 
-        if (env && !strcmp(env, "io_uring")) {
-            mode = QBLK_AIO_IO_URING;
-        } else if (env && !strcmp(env, "threads")) {
-            mode = QBLK_AIO_THREADS;
-        } else if (env && *env) {
-            warn_report("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
-                        "choosing automatically", env);
-        }
+    if (default_mode != QBLK_AIO_AUTO) {
+        return default_mode;
     }
-    /* An io_uring that cannot be set up is not an error: the pool does the
-     * same job, only with more context switches. */
-    if (mode != QBLK_AIO_THREADS && uring_setup()) {
-        engine_mode = QBLK_AIO_IO_URING;
-    } else {
-        engine_mode = QBLK_AIO_THREADS;
+    env = g_getenv("QBLK_AIO");
+    if (env && !strcmp(env, "threads")) {
+        default_mode = QBLK_AIO_THREADS;
+        return default_mode;
     }
-    return engine_mode;
+    if (env && *env && strcmp(env, "io_uring")) {
+        warn_report("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
+                    "choosing automatically", env);
+    }
+    default_mode = uring_setup() ? QBLK_AIO_IO_URING : QBLK_AIO_THREADS;
+    return default_mode;
 }
 
-const char *qblk_io_engine_name(void)
+QblkAioMode qblk_io_engine_init(QblkAioMode mode)
 {
-    if (engine_mode == QBLK_AIO_AUTO) {
-        qblk_io_engine_init(QBLK_AIO_AUTO);
+    switch (mode) {
+    case QBLK_AIO_THREADS:
+        return QBLK_AIO_THREADS;
+    case QBLK_AIO_IO_URING:
+        /* An io_uring that cannot be set up is not an error: the pool does
+         * the same job, only with more context switches. */
+        return uring_setup() ? QBLK_AIO_IO_URING : QBLK_AIO_THREADS;
+    case QBLK_AIO_AUTO:
+    default:
+        return default_engine();
     }
-    return engine_mode == QBLK_AIO_IO_URING ? "io_uring" : "threads";
+}
+
+const char *qblk_io_engine_name(QblkAioMode mode)
+{
+    return qblk_io_engine_init(mode) == QBLK_AIO_IO_URING ? "io_uring" : "threads";
 }
 
 void qblk_io_engine_reset(void)
@@ -417,5 +409,6 @@ void qblk_io_engine_reset(void)
         io_uring_queue_exit(&uring->ring);
         g_clear_pointer(&uring, g_free);
     }
-    engine_mode = QBLK_AIO_AUTO;
+    uring_failed = false;
+    default_mode = QBLK_AIO_AUTO;
 }

@@ -17,6 +17,9 @@
 
 typedef struct FileState {
     int fd;
+    /* This node's engine (aio=); AUTO: the process default, resolved by
+     * the engine at the first request. */
+    QblkAioMode aio;
     /* Answers "not supported" already received from this file's
      * filesystem; once set, the call is never made again. */
     bool no_zero_range;     /* fallocate FALLOC_FL_ZERO_RANGE */
@@ -128,8 +131,8 @@ static void file_probe_alignment(int fd, bool is_blk, BlockLimits *bl)
     bl->min_mem_alignment = mem ? mem : FILE_MAX_ALIGN;
 }
 
-/* "aio": the engine is process-wide, so the first open that names one
- * chooses it; "native" is io_uring here, with QEMU's O_DIRECT demand. */
+/* "aio": this node's engine; nodes of one process may use different ones.
+ * "native" is io_uring here, with QEMU's O_DIRECT demand. */
 static bool file_parse_aio(const char *aio, int flags, QblkAioMode *mode, GError **errp)
 {
     if (!aio) {
@@ -177,9 +180,8 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         qblk_error_set(errp, "invalid parameter value: %s", locking);
         return -EINVAL;
     }
-    if (aio) {
-        qblk_io_engine_init(mode);
-    }
+    /* A named engine is set up now; AUTO waits for the first request. */
+    s->aio = aio ? qblk_io_engine_init(mode) : QBLK_AIO_AUTO;
 
     path = file_strip_prefix(filename);
     oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
@@ -239,7 +241,7 @@ static int coroutine_fn file_co_preadv(BlockDriverState *bs, int64_t offset, int
 {
     FileState *s = bs->opaque;
 
-    return qblk_co_io(s->fd, QBLK_IO_READ, offset, bytes, qiov, 0);
+    return qblk_co_io(s->aio, s->fd, QBLK_IO_READ, offset, bytes, qiov, 0);
 }
 
 static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -247,8 +249,8 @@ static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, in
 {
     FileState *s = bs->opaque;
     bool grow = offset + bytes > s->size_hint;
-    int ret = qblk_co_io(s->fd, grow ? QBLK_IO_WRITE_GROW : QBLK_IO_WRITE, offset, bytes,
-                         qiov, 0);
+    int ret = qblk_co_io(s->aio, s->fd, grow ? QBLK_IO_WRITE_GROW : QBLK_IO_WRITE, offset,
+                         bytes, qiov, 0);
 
     if (ret == 0 && grow) {
         s->size_hint = MAX(s->size_hint, offset + bytes);
@@ -266,7 +268,7 @@ static int coroutine_fn file_co_flush(BlockDriverState *bs)
     if (bs->no_flush) {
         return 0;
     }
-    return qblk_co_io(s->fd, QBLK_IO_FDATASYNC, 0, 0, NULL, 0);
+    return qblk_co_io(s->aio, s->fd, QBLK_IO_FDATASYNC, 0, 0, NULL, 0);
 }
 
 /* One fallocate call. A "not supported" answer is recorded in *refused so
@@ -279,7 +281,7 @@ static int coroutine_fn file_co_fallocate(FileState *s, int mode, int64_t offset
     if (*refused) {
         return -ENOTSUP;
     }
-    ret = qblk_co_io(s->fd, QBLK_IO_FALLOCATE, offset, len, NULL, mode);
+    ret = qblk_co_io(s->aio, s->fd, QBLK_IO_FALLOCATE, offset, len, NULL, mode);
     /* With a valid range, EINVAL from fallocate means the filesystem does
      * not know the mode; the shared helper cannot assume that for every
      * call, so it is mapped here. */
@@ -475,8 +477,8 @@ static int coroutine_fn file_co_ftruncate(int fd, int64_t offset)
 }
 
 /* Writes real zeroes over [offset, end) and makes them stable. */
-static int coroutine_fn file_co_write_zero_data(int fd, int64_t offset, int64_t end,
-                                                GError **errp)
+static int coroutine_fn file_co_write_zero_data(QblkAioMode aio, int fd, int64_t offset,
+                                                int64_t end, GError **errp)
 {
     int ret;
 
@@ -485,14 +487,14 @@ static int coroutine_fn file_co_write_zero_data(int fd, int64_t offset, int64_t 
         QIOVector qiov;
 
         qiov_init_buf(&qiov, (void *)bdrv_zero_buffer(), n);
-        ret = qblk_co_io(fd, QBLK_IO_WRITE, offset, n, &qiov, 0);
+        ret = qblk_co_io(aio, fd, QBLK_IO_WRITE, offset, n, &qiov, 0);
         if (ret < 0) {
             qblk_error_set_errno(errp, -ret, "Could not write zeros for preallocation");
             return ret;
         }
         offset += n;
     }
-    ret = qblk_co_io(fd, QBLK_IO_FDATASYNC, 0, 0, NULL, 0);
+    ret = qblk_co_io(aio, fd, QBLK_IO_FDATASYNC, 0, 0, NULL, 0);
     if (ret < 0) {
         qblk_error_set_errno(errp, -ret, "Could not flush file to disk");
     }
@@ -507,10 +509,11 @@ static const char *const file_prealloc_names[] = {
 };
 
 /* Resizes a regular file from old_len to offset, allocating the new tail
- * as prealloc asks. A failed preallocation restores the old length. Shared
- * by truncate and create. */
-static int coroutine_fn file_co_resize(int fd, int64_t old_len, int64_t offset,
-                                       PreallocMode prealloc, GError **errp)
+ * as prealloc asks (zeroes written through engine `aio`). A failed
+ * preallocation restores the old length. Shared by truncate and create. */
+static int coroutine_fn file_co_resize(QblkAioMode aio, int fd, int64_t old_len,
+                                       int64_t offset, PreallocMode prealloc,
+                                       GError **errp)
 {
     FileResizeJob job = { .fd = fd, .offset = old_len, .len = offset - old_len };
     int ret;
@@ -546,7 +549,7 @@ static int coroutine_fn file_co_resize(int fd, int64_t old_len, int64_t offset,
             qblk_error_set_errno(errp, -ret, "Could not resize file");
             return ret;
         }
-        ret = file_co_write_zero_data(fd, old_len, offset, errp);
+        ret = file_co_write_zero_data(aio, fd, old_len, offset, errp);
         break;
     default:
         qblk_error_set(errp, "Unsupported preallocation mode: %s",
@@ -575,7 +578,7 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset, b
     }
     if (S_ISREG(st.st_mode)) {
         /* A regular file always takes the new size, exact or not. */
-        int ret = file_co_resize(s->fd, st.st_size, offset, prealloc, errp);
+        int ret = file_co_resize(s->aio, s->fd, st.st_size, offset, prealloc, errp);
 
         s->length = -1;
         s->size_hint = MAX(file_length(s), 0);
@@ -638,7 +641,7 @@ static int coroutine_fn file_co_create(const char *filename, QblkOpts *options,
     /* Like QEMU: whole sectors, and the first block allocated so that
      * O_DIRECT alignment probing later reads real data. */
     size = (size + 511) & ~(int64_t)511;
-    ret = file_co_resize(fd, 0, size, prealloc, errp);
+    ret = file_co_resize(QBLK_AIO_AUTO, fd, 0, size, prealloc, errp);
     if (ret == 0 && size > 0 && prealloc == PREALLOC_MODE_OFF) {
         static const char zeroes[4096];
 

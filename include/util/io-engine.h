@@ -1,5 +1,6 @@
-/* Host I/O for the posix file driver: io_uring when the kernel allows it,
- * else a thread pool. QBLK_AIO=io_uring|threads forces either. */
+/* Host I/O for the posix file driver, engine chosen per node: io_uring when
+ * the kernel allows it, else a thread pool. QBLK_AIO=io_uring|threads sets
+ * what nodes that name no engine get. */
 #ifndef QBLK_UTIL_IO_ENGINE_H
 #define QBLK_UTIL_IO_ENGINE_H
 
@@ -24,25 +25,31 @@ typedef enum {
     QBLK_AIO_THREADS,
 } QblkAioMode;
 
-/* Chooses the engine (once). AUTO reads QBLK_AIO from the environment and
- * falls back to threads when io_uring_queue_init fails. Returns the mode
- * chosen. */
+/* The engine a node asking for `mode` gets, set up on first use. AUTO is
+ * QBLK_AIO from the environment (chosen once per process), else io_uring
+ * where io_uring_queue_init works; IO_URING falls back to THREADS where it
+ * does not. Both engines serve nodes of one process at once. Returns
+ * IO_URING or THREADS. */
 QblkAioMode qblk_io_engine_init(QblkAioMode mode);
-const char *qblk_io_engine_name(void);
+/* "io_uring" or "threads": qblk_io_engine_init(mode)'s answer by name. */
+const char *qblk_io_engine_name(QblkAioMode mode);
 
-/* Submits one request and yields until it completes; returns 0 or a
- * negative errno. Short transfers are resumed internally; a read that
- * reaches end of file zero-fills the rest of qiov and succeeds (the tail
- * of a file whose size is not a multiple of 512 reads as zeroes). */
-int coroutine_fn qblk_co_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
-                            QIOVector *qiov, int fallocate_mode);
+/* Submits one request to `engine` (as qblk_io_engine_init resolves it)
+ * and yields until it completes; returns 0 or a negative errno. Must run
+ * in a coroutine (asserted). Short transfers are resumed internally; a
+ * read that reaches end of file zero-fills the rest of qiov and succeeds
+ * (the tail of a file whose size is not a multiple of 512 reads as
+ * zeroes). */
+int coroutine_fn qblk_co_io(QblkAioMode engine, int fd, QblkIoOp op, int64_t offset,
+                            int64_t len, QIOVector *qiov, int fallocate_mode);
 
 /* Runs fn(opaque) in a worker thread and yields until it returns; returns
  * its result. fn must not touch loop-thread state. */
 int coroutine_fn qblk_co_run_in_thread(int (*fn)(void *opaque), void *opaque);
 
-/* Tests only: forgets the chosen engine (closing the io_uring) so the next
- * qblk_io_engine_init() chooses again. No request may be in flight. */
+/* Tests only: forgets the default engine and closes the io_uring, so the
+ * next qblk_io_engine_init() chooses again. No request may be in flight
+ * and no node may still use the ring. */
 void qblk_io_engine_reset(void);
 
 #endif

@@ -16,6 +16,9 @@
 #include "util/io-engine.h"
 #include "util/main-loop.h"
 
+/* The engine the current test's requests go to. */
+static QblkAioMode test_engine;
+
 /* One test's temp file and the engine it runs on. */
 typedef struct Fixture {
     char *dir;
@@ -39,8 +42,9 @@ static void fixture_setup(Fixture *f, gconstpointer data)
         f->skip = true;
         return;
     }
-    g_assert_cmpstr(qblk_io_engine_name(), ==,
+    g_assert_cmpstr(qblk_io_engine_name(want), ==,
                     want == QBLK_AIO_IO_URING ? "io_uring" : "threads");
+    test_engine = want;
     f->dir = g_dir_make_tmp("qblk-io-XXXXXX", &err);
     g_assert_no_error(err);
     f->path = g_build_filename(f->dir, "img", NULL);
@@ -102,7 +106,7 @@ static void coroutine_fn req_entry(void *opaque)
     Req *r = opaque;
 
     g_assert_true(qco_in_coroutine());
-    r->ret = qblk_co_io(r->fd, r->op, r->offset, r->len, r->qiov, r->mode);
+    r->ret = qblk_co_io(test_engine, r->fd, r->op, r->offset, r->len, r->qiov, r->mode);
 }
 
 static int do_io(int fd, QblkIoOp op, int64_t offset, int64_t len,
@@ -313,11 +317,11 @@ static void coroutine_fn worker_entry(void *opaque)
 
     fill_pattern(out, sizeof(out), w->index + 100);
     qiov_init_buf(&qiov, out, sizeof(out));
-    w->ret = qblk_co_io(w->fd, QBLK_IO_WRITE, off, sizeof(out), &qiov, 0);
+    w->ret = qblk_co_io(test_engine, w->fd, QBLK_IO_WRITE, off, sizeof(out), &qiov, 0);
     if (w->ret == 0) {
         memset(in, 0, sizeof(in));
         qiov_init_buf(&qiov, in, sizeof(in));
-        w->ret = qblk_co_io(w->fd, QBLK_IO_READ, off, sizeof(in), &qiov, 0);
+        w->ret = qblk_co_io(test_engine, w->fd, QBLK_IO_READ, off, sizeof(in), &qiov, 0);
         if (w->ret == 0 && memcmp(in, out, sizeof(in))) {
             w->ret = -EILSEQ;
         }
@@ -363,22 +367,25 @@ static void test_queue_full(Fixture *f, gconstpointer data G_GNUC_UNUSED)
     }
 }
 
-/* Called outside any coroutine, qblk_co_io runs one itself. */
+/* Outside a coroutine qblk_co_io has nothing to yield to: it asserts
+ * instead of spinning the loop itself. */
 static void test_sync_caller(Fixture *f, gconstpointer data G_GNUC_UNUSED)
 {
-    uint8_t w[3000], r[3000];
+    uint8_t w[512] = { 0 };
     QIOVector qiov;
 
     if (f->skip) {
         return;
     }
-    fill_pattern(w, sizeof(w), 6);
-    qiov_init_buf(&qiov, w, sizeof(w));
-    g_assert_false(qco_in_coroutine());
-    g_assert_cmpint(qblk_co_io(f->fd, QBLK_IO_WRITE, 100, sizeof(w), &qiov, 0), ==, 0);
-    qiov_init_buf(&qiov, r, sizeof(r));
-    g_assert_cmpint(qblk_co_io(f->fd, QBLK_IO_READ, 100, sizeof(r), &qiov, 0), ==, 0);
-    g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
+    if (g_test_subprocess()) {
+        qiov_init_buf(&qiov, w, sizeof(w));
+        g_assert_false(qco_in_coroutine());
+        qblk_co_io(test_engine, f->fd, QBLK_IO_WRITE, 0, sizeof(w), &qiov, 0);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*qco_in_coroutine*");
 }
 
 static GThread *main_thread;
@@ -429,6 +436,90 @@ static void test_run_in_thread(Fixture *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_cmpint(g_atomic_int_get(&calls), ==, N);
 }
 
+/* Threads named like the pool's workers ("qblk-worker") in this process. */
+static int pool_threads(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+    const char *tid;
+    int n = 0;
+
+    g_assert_nonnull(dir);
+    while ((tid = g_dir_read_name(dir))) {
+        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
+        g_autofree char *comm = NULL;
+
+        if (g_file_get_contents(path, &comm, NULL, NULL) &&
+            g_str_has_prefix(comm, "qblk-worker")) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Two nodes of one process on different engines: an io_uring request
+ * waits on an empty pipe while the threads node's requests complete, and
+ * the io_uring node's requests never reach the thread pool. */
+static void test_both_engines(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *path = NULL;
+    uint8_t w[4096], r[4096], pipe_buf[16] = { 0 };
+    QIOVector pipe_qiov;
+    int fd, pfd[2];
+    Req blocked;
+
+    if (!g_test_subprocess()) {
+        /* A fresh process: no pool thread started by earlier tests. */
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+        g_test_trap_assert_passed();
+        return;
+    }
+    qblk_io_engine_reset();
+    if (qblk_io_engine_init(QBLK_AIO_IO_URING) != QBLK_AIO_IO_URING) {
+        g_test_skip("io_uring is not available here");
+        return;
+    }
+    /* The other engine, asked for second, is granted too. */
+    g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_THREADS), ==, QBLK_AIO_THREADS);
+    g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_IO_URING), ==, QBLK_AIO_IO_URING);
+    dir = g_dir_make_tmp("qblk-io-XXXXXX", NULL);
+    path = g_build_filename(dir, "img", NULL);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pipe2(pfd, O_CLOEXEC), ==, 0);
+
+    /* io_uring alone: data goes through the ring, no worker exists. */
+    fill_pattern(w, sizeof(w), 9);
+    test_engine = QBLK_AIO_IO_URING;
+    g_assert_cmpint(do_buf(fd, QBLK_IO_WRITE, 0, w, sizeof(w)), ==, 0);
+    g_assert_cmpint(do_buf(fd, QBLK_IO_READ, 0, r, sizeof(r)), ==, 0);
+    g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
+    g_assert_cmpint(pool_threads(), ==, 0);
+
+    /* An io_uring read stays in flight on the empty pipe... */
+    qiov_init_buf(&pipe_qiov, pipe_buf, sizeof(pipe_buf));
+    blocked = (Req){ pfd[0], QBLK_IO_READ, 0, sizeof(pipe_buf), &pipe_qiov, 0, 1 };
+    qco_enter(qco_create(req_entry, &blocked));
+    /* ...while the threads engine serves another node meanwhile. */
+    test_engine = QBLK_AIO_THREADS;
+    memset(r, 0, sizeof(r));
+    g_assert_cmpint(do_buf(fd, QBLK_IO_READ, 0, r, sizeof(r)), ==, 0);
+    g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
+    g_assert_cmpint(pool_threads(), >=, 1);
+    g_assert_cmpint(blocked.ret, ==, 1);
+    g_assert_cmpint(write(pfd[1], "x", 1), ==, 1);
+    close(pfd[1]);
+    while (blocked.ret == 1) {
+        qblk_loop_iterate(true);
+    }
+    g_assert_cmpint(blocked.ret, ==, 0);
+    g_assert_cmpint(pipe_buf[0], ==, 'x');
+    close(pfd[0]);
+    close(fd);
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
 /* QBLK_AIO picks the engine for AUTO; nonsense warns and chooses itself. */
 static void test_env(void)
 {
@@ -437,12 +528,14 @@ static void test_env(void)
         qblk_io_engine_reset();
         g_setenv("QBLK_AIO", "threads", TRUE);
         g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_AUTO), ==, QBLK_AIO_THREADS);
-        /* Chosen once: a later call does not switch. */
-        g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_IO_URING), ==, QBLK_AIO_THREADS);
+        /* The default is chosen once, and only for nodes naming none. */
+        g_setenv("QBLK_AIO", "io_uring", TRUE);
+        g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_AUTO), ==, QBLK_AIO_THREADS);
+        g_assert_cmpstr(qblk_io_engine_name(QBLK_AIO_THREADS), ==, "threads");
         qblk_io_engine_reset();
         g_setenv("QBLK_AIO", "bogus", TRUE);
         qblk_io_engine_init(QBLK_AIO_AUTO);
-        g_assert_nonnull(qblk_io_engine_name());
+        g_assert_nonnull(qblk_io_engine_name(QBLK_AIO_AUTO));
         qblk_io_engine_reset();
         return;
     }
@@ -490,5 +583,6 @@ int main(int argc, char **argv)
     add_both("sync-caller", test_sync_caller);
     add_both("run-in-thread", test_run_in_thread);
     g_test_add_func("/io-engine/env", test_env);
+    g_test_add_func("/io-engine/both-engines", test_both_engines);
     return g_test_run();
 }
