@@ -1,6 +1,7 @@
 /* The "file" protocol driver: a host file (or block device) read and
  * written through the io engine, zeroed and discarded with fallocate,
- * mapped with SEEK_DATA/SEEK_HOLE. Fallbacks belong to the block core: an
+ * mapped with SEEK_DATA/SEEK_HOLE, locked against other processes with
+ * QEMU's OFD lock bytes. Fallbacks belong to the block core: an
  * operation the filesystem refuses answers -ENOTSUP, and the refusal is
  * remembered so the next request does not ask the kernel again. */
 #include <errno.h>
@@ -34,6 +35,12 @@ typedef struct FileState {
      * calls): this node's own growing writes, zero ranges and truncates
      * update or forget it. */
     int64_t length;
+    /* locking=on|auto with OFD locks available; off: no lock taken and no
+     * other process's lock looked at. */
+    bool use_lock;
+    /* Lock bytes this fd holds, as permission bits: 100+i for each bit of
+     * locked_perm, 200+i for each bit of locked_unshared. */
+    unsigned locked_perm, locked_unshared;
 } FileState;
 
 /* Largest alignment O_DIRECT probing considers (and the safe guess). */
@@ -83,6 +90,180 @@ static void file_note_end(FileState *s, int64_t end, int ret)
     } else if (s->length >= 0 && end > s->length) {
         s->length = end;
     }
+}
+
+/* ----- Image locking, as QEMU 7.2 does it ----- */
+
+/* While a node holds permission bit i it keeps a shared OFD lock on byte
+ * 100+i of the file, and while it does not share bit i one on byte 200+i.
+ * Another process wanting bit i looks for a lock on 200+i; one not sharing
+ * bit i looks for a lock on 100+i. Only QEMU 7.2's four permissions have
+ * bytes (GRAPH_MOD is qblk's own and stays within the process). */
+#define FILE_LOCK_PERM_BASE   100
+#define FILE_LOCK_SHARED_BASE 200
+#define FILE_LOCK_NPERMS      4
+#define FILE_LOCK_MASK        ((1u << FILE_LOCK_NPERMS) - 1)
+
+/* QEMU's names, which its messages (and so ours) use. */
+static const char *const file_perm_names[FILE_LOCK_NPERMS] = {
+    "consistent read", "write", "write unchanged", "resize",
+};
+
+/* Takes (shared) or drops the lock on one byte. OFD locks belong to the
+ * open file description: closing the fd drops them all, and another fd
+ * on the same file, even in this process, is "another user". */
+static int file_lock_byte(int fd, int off, bool lock)
+{
+    struct flock fl = {
+        .l_type = lock ? F_RDLCK : F_UNLCK,
+        .l_whence = SEEK_SET,
+        .l_start = off,
+        .l_len = 1,
+    };
+
+    return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 0 when no other open file description holds a lock on byte off; a
+ * negative errno (-EAGAIN: one does) otherwise. */
+static int file_lock_byte_test(int fd, int off)
+{
+    struct flock fl = {
+        .l_type = F_WRLCK,
+        .l_whence = SEEK_SET,
+        .l_start = off,
+        .l_len = 1,
+    };
+
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+        return -errno;
+    }
+    return fl.l_type == F_UNLCK ? 0 : -EAGAIN;
+}
+
+/* Brings one row of bytes (base+i) to `want`: locks the missing ones and,
+ * with `unlock`, drops the others. *locked follows every change, so that
+ * a failure part way leaves it exact for the caller's restore. */
+static int file_lock_row(int fd, int base, unsigned want, unsigned *locked,
+                         bool unlock, GError **errp)
+{
+    for (int i = 0; i < FILE_LOCK_NPERMS; i++) {
+        unsigned bit = 1u << i;
+        bool lock = want & bit;
+        int ret;
+
+        if (lock == !!(*locked & bit) || (!lock && !unlock)) {
+            continue;
+        }
+        ret = file_lock_byte(fd, base + i, lock);
+        if (ret < 0) {
+            qblk_error_set_errno(errp, -ret, "Failed to %s byte %d",
+                                 lock ? "lock" : "unlock", base + i);
+            return ret;
+        }
+        *locked ^= bit;
+    }
+    return 0;
+}
+
+/* Locks bytes 100+i for bits of perm and 200+i for bits of unshared; with
+ * `unlock`, also drops every other byte this fd holds. */
+static int file_apply_locks(int fd, unsigned perm, unsigned unshared, unsigned *locked_perm,
+                            unsigned *locked_unshared, bool unlock, GError **errp)
+{
+    int ret = file_lock_row(fd, FILE_LOCK_PERM_BASE, perm & FILE_LOCK_MASK, locked_perm,
+                            unlock, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    return file_lock_row(fd, FILE_LOCK_SHARED_BASE, unshared & FILE_LOCK_MASK,
+                         locked_unshared, unlock, errp);
+}
+
+/* Whether another user's locks forbid taking perm while sharing only
+ * shared: it must not hold "not shared" for what we want, nor hold what we
+ * do not share. QEMU's checks, in its order and with its messages. */
+static int file_check_locks(int fd, uint64_t perm, uint64_t shared, const char *filename,
+                            GError **errp)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < FILE_LOCK_NPERMS; i++) {
+            uint64_t bit = 1ull << i;
+            int ret;
+
+            if (pass == 0 ? !(perm & bit) : (shared & bit)) {
+                continue;
+            }
+            ret = file_lock_byte_test(fd, (pass == 0 ? FILE_LOCK_SHARED_BASE
+                                                    : FILE_LOCK_PERM_BASE) + i);
+            if (ret < 0) {
+                /* QEMU prints its hint on a line of its own; the tools
+                 * print the message as one, so the newline is in it. */
+                qblk_error_set(errp, "Failed to get %s\"%s\" lock\n"
+                               "Is another process using the image [%s]?",
+                               pass == 0 ? "" : "shared ", file_perm_names[i], filename);
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+/* set_perm: the bytes for (perm, shared), all or nothing. The union of the
+ * old and new bytes is taken before the check, so that two processes
+ * racing for conflicting sets cannot both miss the other; only then are
+ * the bytes the old set alone needed dropped. A change that only gives
+ * up permissions checks nothing (no one can object), as in QEMU. */
+static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError **errp)
+{
+    FileState *s = bs->opaque;
+    unsigned new_perm = perm & FILE_LOCK_MASK, new_unshared = ~shared & FILE_LOCK_MASK;
+    unsigned old_perm = s->locked_perm, old_unshared = s->locked_unshared;
+    int ret;
+
+    if (!s->use_lock) {
+        return 0;
+    }
+    ret = file_apply_locks(s->fd, old_perm | new_perm, old_unshared | new_unshared,
+                           &s->locked_perm, &s->locked_unshared, false, errp);
+    if (ret == 0 && ((new_perm & ~old_perm) || (new_unshared & ~old_unshared))) {
+        ret = file_check_locks(s->fd, perm, shared, file_strip_prefix(bs->filename), errp);
+    }
+    if (ret == 0) {
+        ret = file_apply_locks(s->fd, new_perm, new_unshared, &s->locked_perm,
+                               &s->locked_unshared, true, errp);
+    }
+    if (ret < 0) {
+        /* Only unlocks and re-locks of bytes this fd held a moment ago:
+         * nothing another process can refuse. */
+        file_apply_locks(s->fd, old_perm, old_unshared, &s->locked_perm,
+                         &s->locked_unshared, true, NULL);
+    }
+    return ret;
+}
+
+/* locking=on|off|auto: on and auto lock with OFD locks where the kernel
+ * has them (Linux 3.15); without them auto locks nothing and on fails
+ * (QEMU would fall back to process-wide POSIX locks, which any close of
+ * the same file in this process would drop). */
+static bool file_parse_locking(const char *locking, int fd, bool *use_lock, GError **errp)
+{
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    bool on = locking && strcmp(locking, "on") == 0;
+    bool have_ofd;
+
+    if (locking && strcmp(locking, "off") == 0) {
+        *use_lock = false;
+        return true;
+    }
+    have_ofd = fcntl(fd, F_OFD_GETLK, &fl) == 0 || errno != EINVAL;
+    if (on && !have_ofd) {
+        qblk_error_set(errp, "locking=on: OFD locks are not supported on this host");
+        return false;
+    }
+    *use_lock = have_ofd;
+    return true;
 }
 
 /* ----- Open and close ----- */
@@ -174,7 +355,6 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     if (!file_parse_aio(aio, flags, &mode, errp)) {
         return -EINVAL;
     }
-    /* Image locking is not implemented; the values are still checked. */
     if (locking && strcmp(locking, "on") && strcmp(locking, "off") &&
         strcmp(locking, "auto")) {
         qblk_error_set(errp, "invalid parameter value: %s", locking);
@@ -205,6 +385,11 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         goto fail;
     }
 
+    if (!file_parse_locking(locking, s->fd, &s->use_lock, errp)) {
+        err = ENOTSUP;
+        goto fail;
+    }
+
     /* Devices never grow: their writes never take the growing path. */
     s->size_hint = S_ISREG(st.st_mode) ? st.st_size : INT64_MAX;
     s->length = -1;
@@ -229,8 +414,11 @@ static void file_close(BlockDriverState *bs)
     FileState *s = bs->opaque;
 
     if (s->fd >= 0) {
+        /* Closing the (only) fd of this open file description drops its
+         * lock bytes. */
         close(s->fd);
         s->fd = -1;
+        s->locked_perm = s->locked_unshared = 0;
     }
 }
 
@@ -682,6 +870,7 @@ const BlockDriver bdrv_file = {
 
     .open = file_open,
     .close = file_close,
+    .set_perm = file_set_perm,
     .co_create = file_co_create,
     .create_opts = file_create_opts,
 
