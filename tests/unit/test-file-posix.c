@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block_int.h"
+#include "util/io-engine.h"
 #include "util/main-loop.h"
 
 #define KiB 1024LL
@@ -527,6 +528,62 @@ out:
     g_rmdir(shm_dir);
 }
 
+/* Threads named like the pool's workers in this process. */
+static int pool_threads(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+    const char *tid;
+    int n = 0;
+
+    g_assert_nonnull(dir);
+    while ((tid = g_dir_read_name(dir))) {
+        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
+        g_autofree char *comm = NULL;
+
+        if (g_file_get_contents(path, &comm, NULL, NULL) &&
+            g_str_has_prefix(comm, "qblk-worker")) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* aio= is per node: an io_uring node opened after a threads node (and the
+ * other way round) gets its own engine, and both work side by side. */
+static void test_aio_per_node(void)
+{
+    g_autofree char *path_u = NULL, *path_t = NULL;
+    BlockDriverState *bs_t, *bs_u;
+    char buf[4];
+
+    if (!g_test_subprocess()) {
+        /* A fresh process: no pool thread from the other tests. */
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+        g_test_trap_assert_passed();
+        return;
+    }
+    if (qblk_io_engine_init(QBLK_AIO_IO_URING) != QBLK_AIO_IO_URING) {
+        g_test_skip("io_uring is not available here");
+        return;
+    }
+    path_u = make_file("aio-u.raw", 64 * KiB, 0, NULL, 0);
+    path_t = make_file("aio-t.raw", 64 * KiB, 0, NULL, 0);
+    bs_t = open_ok(path_t, BDRV_O_RDWR, "aio=threads");
+    bs_u = open_ok(path_u, BDRV_O_RDWR, "aio=io_uring");
+    g_assert_cmpint(bdrv_pwrite(bs_u, 0, 4, "ring", 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs_u, 0, 4, buf, 0), ==, 0);
+    g_assert_cmpmem(buf, 4, "ring", 4);
+    g_assert_cmpint(pool_threads(), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs_t, 0, 4, "pool", 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs_t, 0, 4, buf, 0), ==, 0);
+    g_assert_cmpmem(buf, 4, "pool", 4);
+    g_assert_cmpint(pool_threads(), >=, 1);
+    bdrv_unref(bs_t);
+    bdrv_unref(bs_u);
+    g_unlink(path_t);
+    g_unlink(path_u);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -547,6 +604,7 @@ int main(int argc, char **argv)
     g_test_add_func("/file-posix/create", test_create);
     g_test_add_func("/file-posix/o-direct", test_o_direct);
     g_test_add_func("/file-posix/unsupported-memo", test_unsupported_memo);
+    g_test_add_func("/file-posix/aio-per-node", test_aio_per_node);
     ret = g_test_run();
     g_rmdir(tmpdir);
     g_free(tmpdir);
