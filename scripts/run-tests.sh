@@ -93,6 +93,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$BUILD tests/iotests/check -qcow2" "$ASAN_BUILD tests/iotests/check -qcow2" \
              "$BUILD tests/compat/run" "$BUILD tests/compat/img-run" \
              "$BUILD tests/compat/img-random" "$BUILD tests/diff/run" \
+             "$BUILD tests/compat/locking" \
              "$ASAN_BUILD tests/iotests/check -raw" "$ASAN_BUILD tests/iotests/check -qed" \
              "$ASAN_BUILD tests/compat/run" "$ASAN_BUILD tests/compat/img-run" \
              "$ASAN_BUILD tests/compat/img-random 10 30" \
