@@ -243,6 +243,29 @@ static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared, G
     return ret;
 }
 
+/* Creating over an image: write and resize, sharing all but resize, as
+ * QEMU's create does (it has no locking option), so that an image another
+ * process has open is refused before it is truncated. The locks go with
+ * the fd's close. */
+static int file_lock_for_create(int fd, const char *path, GError **errp)
+{
+    const uint64_t perm = BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    const uint64_t shared = BLK_PERM_ALL & ~BLK_PERM_RESIZE;
+    unsigned locked_perm = 0, locked_unshared = 0;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    int ret;
+
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0 && errno == EINVAL) {
+        return 0;   /* no OFD locks on this host: nothing to take */
+    }
+    ret = file_apply_locks(fd, perm, ~shared & FILE_LOCK_MASK, &locked_perm, &locked_unshared,
+                           false, errp);
+    if (ret == 0) {
+        ret = file_check_locks(fd, perm, shared, path, errp);
+    }
+    return ret;
+}
+
 /* locking=on|off|auto: on and auto lock with OFD locks where the kernel
  * has them (Linux 3.15); without them auto locks nothing and on fails
  * (QEMU would fall back to process-wide POSIX locks, which any close of
@@ -799,6 +822,7 @@ static int coroutine_fn file_co_create(const char *filename, QblkOpts *options,
     int prealloc = PREALLOC_MODE_OFF;
     int64_t size, extent_size_hint;
     bool nocow;
+    struct stat st;
     int fd, ret;
 
     if (!qblk_opts_take_size(options, "size", 0, &size, errp)) {
@@ -819,12 +843,23 @@ static int coroutine_fn file_co_create(const char *filename, QblkOpts *options,
         return -EINVAL;
     }
 
-    fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    /* Not O_TRUNC: an image another process uses must survive. */
+    fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);   /* RDWR: read locks */
     if (fd < 0) {
         int err = errno;
 
         qblk_error_set_errno(errp, err, "Could not create '%s'", path);
         return -err;
+    }
+    ret = file_lock_for_create(fd, path, errp);
+    /* What O_TRUNC would have done: only regular files are emptied. */
+    if (ret == 0 && (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0))) {
+        ret = -errno;
+        qblk_error_set_errno(errp, -ret, "Could not resize file");
+    }
+    if (ret < 0) {
+        close(fd);
+        return ret;
     }
     /* Like QEMU: whole sectors, and the first block allocated so that
      * O_DIRECT alignment probing later reads real data. */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <glib.h>
@@ -51,6 +52,14 @@ static int set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError
 {
     g_assert_nonnull(bs->drv->set_perm);
     return bs->drv->set_perm(bs, perm, shared, errp);
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return st.st_size;
 }
 
 /* The lock bytes 100..104 (bits 0..4) and 200..204 (bits 8..12) that an
@@ -261,6 +270,48 @@ static void test_locking_option(void)
     g_unlink(path);
 }
 
+static int create_file(const char *path, GError **errp)
+{
+    QblkOpts *opts = qblk_opts_new();
+    int ret;
+
+    qblk_opts_set(opts, "size", "4096");
+    ret = bdrv_create("file", path, opts, errp);
+    qblk_opts_free(opts);
+    return ret;
+}
+
+/* Creating takes write and resize, sharing all but resize, as QEMU's
+ * create does: an image whose user does not share write (qemu-io on a
+ * qcow2 image) is refused before it is emptied; a user sharing
+ * everything (qemu-io on a raw image) is not in the way. */
+static void test_create(void)
+{
+    g_autofree char *path = make_image("create.img");
+    g_autofree char *want = g_strdup_printf(
+        "Failed to get \"write\" lock\nIs another process using the image [%s]?", path);
+    static const int qcow2_user[] = { 100, 101, 103, 201, 203 };
+    static const int raw_user[] = { 100, 101 };
+    GError *err = NULL;
+    int other;
+
+    other = hold_bytes(path, qcow2_user, G_N_ELEMENTS(qcow2_user));
+    g_assert_cmpint(create_file(path, &err), ==, -EAGAIN);
+    g_assert_cmpstr(err->message, ==, want);
+    g_clear_error(&err);
+    close(other);
+    g_assert_cmpint(file_size(path), ==, 65536);    /* not truncated */
+
+    other = hold_bytes(path, raw_user, G_N_ELEMENTS(raw_user));
+    g_assert_cmpint(create_file(path, &err), ==, 0);
+    g_assert_no_error(err);
+    close(other);
+    g_assert_cmpint(file_size(path), ==, 4096);
+    /* The creator's locks went with its fd. */
+    g_assert_cmphex(held_bytes(path), ==, 0);
+    g_unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -274,6 +325,7 @@ int main(int argc, char **argv)
     g_test_add_func("/locking/conflicts", test_conflicts);
     g_test_add_func("/locking/other-process", test_other_process);
     g_test_add_func("/locking/locking-option", test_locking_option);
+    g_test_add_func("/locking/create", test_create);
     ret = g_test_run();
     g_rmdir(tmpdir);
     g_free(tmpdir);
