@@ -330,9 +330,9 @@ int coroutine_fn qblk_co_io(QblkAioMode engine, int fd, QblkIoOp op, int64_t off
     /* The request yields: a caller outside a coroutine would have to spin
      * the loop, which is its own (or bdrv_run_co's) business. */
     assert(qco_in_coroutine());
-    if (engine != QBLK_AIO_IO_URING && engine != QBLK_AIO_THREADS) {
-        engine = qblk_io_engine_init(engine);
-    }
+    /* AUTO becomes the default; for IO_URING this only checks the ring is
+     * there (a test's reset may have closed it since the node opened). */
+    engine = qblk_io_engine_init(engine);
     if (offset < 0 || len < 0) {
         return -EINVAL;
     }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include "block/drivers/file-posix-lock.h"
 #include "qblk/block_int.h"
 #include "util/io-engine.h"
 
@@ -92,123 +93,7 @@ static void file_note_end(FileState *s, int64_t end, int ret)
     }
 }
 
-/* ----- Image locking, as QEMU 7.2 does it ----- */
-
-/* While a node holds permission bit i it keeps a shared OFD lock on byte
- * 100+i of the file, and while it does not share bit i one on byte 200+i.
- * Another process wanting bit i looks for a lock on 200+i; one not sharing
- * bit i looks for a lock on 100+i. Only QEMU 7.2's four permissions have
- * bytes (GRAPH_MOD is qblk's own and stays within the process). */
-#define FILE_LOCK_PERM_BASE   100
-#define FILE_LOCK_SHARED_BASE 200
-#define FILE_LOCK_NPERMS      4
-#define FILE_LOCK_MASK        ((1u << FILE_LOCK_NPERMS) - 1)
-
-/* QEMU's names, which its messages (and so ours) use. */
-static const char *const file_perm_names[FILE_LOCK_NPERMS] = {
-    "consistent read", "write", "write unchanged", "resize",
-};
-
-/* Takes (shared) or drops the lock on one byte. OFD locks belong to the
- * open file description: closing the fd drops them all, and another fd
- * on the same file, even in this process, is "another user". */
-static int file_lock_byte(int fd, int off, bool lock)
-{
-    struct flock fl = {
-        .l_type = lock ? F_RDLCK : F_UNLCK,
-        .l_whence = SEEK_SET,
-        .l_start = off,
-        .l_len = 1,
-    };
-
-    return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
-/* 0 when no other open file description holds a lock on byte off; a
- * negative errno (-EAGAIN: one does) otherwise. */
-static int file_lock_byte_test(int fd, int off)
-{
-    struct flock fl = {
-        .l_type = F_WRLCK,
-        .l_whence = SEEK_SET,
-        .l_start = off,
-        .l_len = 1,
-    };
-
-    if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
-        return -errno;
-    }
-    return fl.l_type == F_UNLCK ? 0 : -EAGAIN;
-}
-
-/* Brings one row of bytes (base+i) to `want`: locks the missing ones and,
- * with `unlock`, drops the others. *locked follows every change, so that
- * a failure part way leaves it exact for the caller's restore. */
-static int file_lock_row(int fd, int base, unsigned want, unsigned *locked,
-                         bool unlock, GError **errp)
-{
-    for (int i = 0; i < FILE_LOCK_NPERMS; i++) {
-        unsigned bit = 1u << i;
-        bool lock = want & bit;
-        int ret;
-
-        if (lock == !!(*locked & bit) || (!lock && !unlock)) {
-            continue;
-        }
-        ret = file_lock_byte(fd, base + i, lock);
-        if (ret < 0) {
-            qblk_error_set_errno(errp, -ret, "Failed to %s byte %d",
-                                 lock ? "lock" : "unlock", base + i);
-            return ret;
-        }
-        *locked ^= bit;
-    }
-    return 0;
-}
-
-/* Locks bytes 100+i for bits of perm and 200+i for bits of unshared; with
- * `unlock`, also drops every other byte this fd holds. */
-static int file_apply_locks(int fd, unsigned perm, unsigned unshared, unsigned *locked_perm,
-                            unsigned *locked_unshared, bool unlock, GError **errp)
-{
-    int ret = file_lock_row(fd, FILE_LOCK_PERM_BASE, perm & FILE_LOCK_MASK, locked_perm,
-                            unlock, errp);
-
-    if (ret < 0) {
-        return ret;
-    }
-    return file_lock_row(fd, FILE_LOCK_SHARED_BASE, unshared & FILE_LOCK_MASK,
-                         locked_unshared, unlock, errp);
-}
-
-/* Whether another user's locks forbid taking perm while sharing only
- * shared: it must not hold "not shared" for what we want, nor hold what we
- * do not share. QEMU's checks, in its order and with its messages. */
-static int file_check_locks(int fd, uint64_t perm, uint64_t shared, const char *filename,
-                            GError **errp)
-{
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < FILE_LOCK_NPERMS; i++) {
-            uint64_t bit = 1ull << i;
-            int ret;
-
-            if (pass == 0 ? !(perm & bit) : (shared & bit)) {
-                continue;
-            }
-            ret = file_lock_byte_test(fd, (pass == 0 ? FILE_LOCK_SHARED_BASE
-                                                    : FILE_LOCK_PERM_BASE) + i);
-            if (ret < 0) {
-                /* QEMU prints its hint on a line of its own; the tools
-                 * print the message as one, so the newline is in it. */
-                qblk_error_set(errp, "Failed to get %s\"%s\" lock\n"
-                               "Is another process using the image [%s]?",
-                               pass == 0 ? "" : "shared ", file_perm_names[i], filename);
-                return ret;
-            }
-        }
-    }
-    return 0;
-}
+/* ----- Image locking (file-posix-lock.c) ----- */
 
 /* set_perm: the bytes for (perm, shared), all or nothing. The union of the
  * old and new bytes is taken before the check, so that two processes
@@ -225,43 +110,20 @@ static int file_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared, G
     if (!s->use_lock) {
         return 0;
     }
-    ret = file_apply_locks(s->fd, old_perm | new_perm, old_unshared | new_unshared,
-                           &s->locked_perm, &s->locked_unshared, false, errp);
+    ret = file_lock_apply(s->fd, old_perm | new_perm, old_unshared | new_unshared,
+                          &s->locked_perm, &s->locked_unshared, false, errp);
     if (ret == 0 && ((new_perm & ~old_perm) || (new_unshared & ~old_unshared))) {
-        ret = file_check_locks(s->fd, perm, shared, file_strip_prefix(bs->filename), errp);
+        ret = file_lock_check(s->fd, perm, shared, file_strip_prefix(bs->filename), errp);
     }
     if (ret == 0) {
-        ret = file_apply_locks(s->fd, new_perm, new_unshared, &s->locked_perm,
-                               &s->locked_unshared, true, errp);
+        ret = file_lock_apply(s->fd, new_perm, new_unshared, &s->locked_perm,
+                              &s->locked_unshared, true, errp);
     }
     if (ret < 0) {
         /* Only unlocks and re-locks of bytes this fd held a moment ago:
          * nothing another process can refuse. */
-        file_apply_locks(s->fd, old_perm, old_unshared, &s->locked_perm,
-                         &s->locked_unshared, true, NULL);
-    }
-    return ret;
-}
-
-/* Creating over an image: write and resize, sharing all but resize, as
- * QEMU's create does (it has no locking option), so that an image another
- * process has open is refused before it is truncated. The locks go with
- * the fd's close. */
-static int file_lock_for_create(int fd, const char *path, GError **errp)
-{
-    const uint64_t perm = BLK_PERM_WRITE | BLK_PERM_RESIZE;
-    const uint64_t shared = BLK_PERM_ALL & ~BLK_PERM_RESIZE;
-    unsigned locked_perm = 0, locked_unshared = 0;
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    int ret;
-
-    if (fcntl(fd, F_OFD_GETLK, &fl) < 0 && errno == EINVAL) {
-        return 0;   /* no OFD locks on this host: nothing to take */
-    }
-    ret = file_apply_locks(fd, perm, ~shared & FILE_LOCK_MASK, &locked_perm, &locked_unshared,
-                           false, errp);
-    if (ret == 0) {
-        ret = file_check_locks(fd, perm, shared, path, errp);
+        file_lock_apply(s->fd, old_perm, old_unshared, &s->locked_perm,
+                        &s->locked_unshared, true, NULL);
     }
     return ret;
 }
@@ -272,7 +134,6 @@ static int file_lock_for_create(int fd, const char *path, GError **errp)
  * the same file in this process would drop). */
 static bool file_parse_locking(const char *locking, int fd, bool *use_lock, GError **errp)
 {
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     bool on = locking && strcmp(locking, "on") == 0;
     bool have_ofd;
 
@@ -280,7 +141,7 @@ static bool file_parse_locking(const char *locking, int fd, bool *use_lock, GErr
         *use_lock = false;
         return true;
     }
-    have_ofd = fcntl(fd, F_OFD_GETLK, &fl) == 0 || errno != EINVAL;
+    have_ofd = file_lock_have_ofd(fd);
     if (on && !have_ofd) {
         qblk_error_set(errp, "locking=on: OFD locks are not supported on this host");
         return false;
