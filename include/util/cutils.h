@@ -1,13 +1,12 @@
-/* Number parsing and text formatting shared by the qemu-io and qemu-img
- * front ends; every function reproduces QEMU 7.2's output byte for byte. */
+/* Number parsing (QEMU's size syntax) and QDict key order, shared by the
+ * library and the tools; every function reproduces QEMU 7.2 byte for byte.
+ * The tools' printers are in tools/common/report.h. */
 #ifndef QBLK_UTIL_CUTILS_H
 #define QBLK_UTIL_CUTILS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <time.h>
 
 /* qemu_strtosz: decimal or 0x hex, one optional suffix b/k/M/G/T/P/E (any
  * case, default bytes), a fraction only together with a suffix above B
@@ -21,42 +20,11 @@ int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix);
  * does not fit 64 bits unsigned. */
 int qblk_strtosz_u64(const char *str, uint64_t *result, bool *hex_with_suffix);
 
-/* qemu-io cvtstr: "512 bytes", "4 KiB", "3.500 KiB", "868.254782 bytes",
- * "inf EiB".  Truncates to size like QEMU does for its 64-byte buffers. */
-void qblk_cvtstr(double value, char *buf, size_t size);
-
-/* qemu-io elapsed time: "00.15 sec" under 1 s, "H:MM:SS.ss" from 1 s on. */
-void qblk_timestr(const struct timespec *elapsed, char *buf, size_t size);
-
-/* The time field of "-C" output: always "H:MM:SS.ss". */
-void qblk_timestr_compact(const struct timespec *elapsed, char *buf, size_t size);
-
-/* The qemu-io statistics report for op "read"/"wrote"/"discard":
- *   "<op> <total>/<count> bytes at offset <offset>\n"
- *   "<SIZE>, <cnt> ops; <TIME> (<RATE>/sec and <OPS> ops/sec)\n"
- * or with csv: "total,cnt,H:MM:SS.ss,bytes_per_sec(%.3f),ops_per_sec(%.3f)\n". */
-void qblk_print_report(FILE *f, const char *op, const struct timespec *elapsed,
-                       int64_t offset, int64_t count, int64_t total, int cnt,
-                       bool csv);
-
-/* qemu-img size_to_str: "0 B", "1.5 KiB", "0.977 MiB", "3.3 TiB". */
-void qblk_size_to_str(uint64_t value, char *buf, size_t size);
-
-/* qemu-io -v dump of len bytes at buf, which were read from image offset. */
-void qblk_hexdump(FILE *f, const void *buf, int64_t offset, int64_t len);
-
-/* A -P pattern byte (strtol base 0, so a leading 0 is octal): 0..255, or -1
- * when out of range or followed by anything. */
-int qblk_parse_pattern(const char *arg);
-
 /* The QDict bucket (0..511) of key, which decides where qemu-img prints it. */
 unsigned qblk_qdict_bucket(const char *key);
 
 /* Reorders distinct keys, given in insertion order, into qemu-img's print
  * order: ascending bucket, and within a bucket the later-inserted key first. */
 void qblk_qdict_order(const char **keys, size_t n);
-
-/* b - a, normalised so that 0 <= tv_nsec < 1e9. */
-struct timespec qblk_timespec_sub(const struct timespec *b, const struct timespec *a);
 
 #endif

@@ -1,6 +1,7 @@
 /* Checks the qemu-io/qemu-img parsers and formatters against the outputs
  * recorded from QEMU 7.2 in docs/cli.md (sections 1.3-1.5, 2.1, 2.4). */
 #include "util/cutils.h"
+#include "tools/common/report.h"
 
 #include <errno.h>
 #include <glib.h>

@@ -18,6 +18,7 @@
 
 #include "qblk/block_int.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "qblk-img.h"

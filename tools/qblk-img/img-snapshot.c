@@ -10,6 +10,7 @@
 #include "util/json.h"
 #include "qblk-img.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 #include "util/error.h"
 
 enum { OPTION_IMAGE_OPTS = 256 };

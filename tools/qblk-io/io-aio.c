@@ -6,6 +6,7 @@
 #include <string.h>
 #include "tools/qblk-io/io.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 
 typedef struct AioCtx {
     void *buf;

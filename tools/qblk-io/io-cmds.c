@@ -7,6 +7,7 @@
 #include <string.h>
 #include "tools/qblk-io/io.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 #include "util/error.h"
 
 static const IoCmd *const io_tables[] = { io_rw_cmds, io_aio_cmds, io_misc_cmds };

@@ -9,6 +9,7 @@
 #include "tools/qblk-io/io.h"
 #include "util/json.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 

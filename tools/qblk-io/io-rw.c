@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "tools/qblk-io/io.h"
 #include "util/cutils.h"
+#include "tools/common/report.h"
 
 #define MAX_BYTES BDRV_REQUEST_MAX_BYTES
 
