@@ -4,7 +4,6 @@
  * COPIED flags, and repairs what the mode allows, with qemu-img's lines. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 #include "block/drivers/qcow2.h"
 
@@ -31,8 +30,9 @@ static void count(CheckState *c, uint64_t offset, uint64_t len)
     if (offset + len < offset || offset + len > c->file_length + c->s->cluster_size) {
         /* Never grow the count array to whatever a corrupt entry says;
          * qemu-img's limit and words. */
-        fprintf(stderr, "ERROR: counting reference for region exceeding the end of the file by "
-                "one cluster or more: offset %#" PRIx64 " size %#" PRIx64 "\n", offset, len);
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                          "ERROR: counting reference for region exceeding the end of the file by "
+                          "one cluster or more: offset %#" PRIx64 " size %#" PRIx64, offset, len);
         c->res->corruptions++;
         return;
     }
@@ -62,7 +62,7 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
     int ret = bdrv_co_pread(c->bs->file, l2_offset, s->cluster_size, table, 0);
 
     if (ret < 0) {
-        fprintf(stderr, "ERROR: I/O error in check_refcounts_l2\n");
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR, "ERROR: I/O error in check_refcounts_l2");
         c->res->check_errors++;
         return ret;
     }
@@ -70,14 +70,16 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
         uint64_t e = qcow2_be64(table + 8 * i), host, len;
 
         if (!(e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_L2E_RESERVED_MASK)) {
-            fprintf(stderr, "ERROR found l2 entry with reserved bits set: %" PRIx64 "\n", e);
+            bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR found l2 entry with reserved bits set: %" PRIx64, e);
             c->res->corruptions++;
         }
         switch (qcow2_cluster_type(s, e)) {
         case QCOW2_CLUSTER_COMPRESSED:
             if (e & QCOW2_OFLAG_COPIED) {
-                fprintf(stderr, "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has the "
-                        "copied flag set\n", e & s->coffset_mask);
+                bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                                  "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has the "
+                                  "copied flag set", e & s->coffset_mask);
                 c->res->corruptions++;
             }
             qcow2_compressed_range(s, e, &host, &len);
@@ -95,10 +97,11 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
             if (host & (s->cluster_size - 1)) {
                 /* Reported, then counted where it points, as qemu-img does:
                  * the clusters it overlaps are not leaks to free. */
-                fprintf(stderr, "ERROR offset=%" PRIx64 ": %s cluster is not properly aligned; "
-                        "L2 entry corrupted.\n", host,
-                        qcow2_cluster_type(s, e) == QCOW2_CLUSTER_NORMAL ? "Data"
-                                                                         : "Preallocated");
+                bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                                  "ERROR offset=%" PRIx64 ": %s cluster is not properly aligned; "
+                                  "L2 entry corrupted.", host,
+                                  qcow2_cluster_type(s, e) == QCOW2_CLUSTER_NORMAL ? "Data"
+                                  : "Preallocated");
                 c->res->corruptions++;
             }
             count(c, host, s->cluster_size);
@@ -127,7 +130,7 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
     count(c, l1_offset, (uint64_t)l1_size * 8);
     ret = l1_size ? bdrv_co_pread(c->bs->file, l1_offset, (uint64_t)l1_size * 8, l1, 0) : 0;
     if (ret < 0) {
-        fprintf(stderr, "ERROR: I/O error in check_refcounts_l1\n");
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR, "ERROR: I/O error in check_refcounts_l1");
         c->res->check_errors++;
         return ret;
     }
@@ -135,7 +138,8 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
         uint64_t l1e = qcow2_be64(l1 + 8 * i), l2 = l1e & QCOW2_L1E_OFFSET_MASK;
 
         if (l1e & QCOW2_L1E_RESERVED_MASK) {
-            fprintf(stderr, "ERROR found L1 entry with reserved bits set: %" PRIx64 "\n", l1e);
+            bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR found L1 entry with reserved bits set: %" PRIx64, l1e);
             c->res->corruptions++;
         }
 
@@ -148,8 +152,9 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
             continue;
         }
         if (l2 & (s->cluster_size - 1)) {
-            fprintf(stderr, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; L1 "
-                    "entry corrupted\n", l2);
+            bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; L1 "
+                              "entry corrupted", l2);
             c->res->corruptions++;
             continue;
         }
@@ -173,6 +178,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
     BlockDriverState *bs = c->bs;
     BDRVQcow2State *s = c->s;
     g_autofree uint8_t *table = g_malloc(s->cluster_size);
+    bool repair = fix & BDRV_FIX_ERRORS;
 
     for (uint32_t i = 0; i < s->l1_size; i++) {
         uint64_t l2 = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK, rc;
@@ -186,9 +192,10 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
             return ret;
         }
         if ((rc == 1) != !!(s->l1_table[i] & QCOW2_OFLAG_COPIED)) {
-            fprintf(stderr, "%s OFLAG_COPIED L2 cluster: l1_index=%" PRIu32 " l1_entry=%"
-                    PRIx64 " refcount=%" PRIu64 "\n",
-                    (fix & BDRV_FIX_ERRORS) ? "Repairing" : "ERROR", i, s->l1_table[i], rc);
+            bdrv_check_report(bs, repair ? BDRV_CHECK_MSG_REPAIR : BDRV_CHECK_MSG_ERROR,
+                              "%s OFLAG_COPIED L2 cluster: l1_index=%" PRIu32 " l1_entry=%"
+                              PRIx64 " refcount=%" PRIu64, repair ? "Repairing" : "ERROR", i,
+                              s->l1_table[i], rc);
             c->res->corruptions++;
             if (fix & BDRV_FIX_ERRORS) {
                 uint8_t buf[8];
@@ -222,9 +229,9 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
                 return ret;
             }
             if ((rc == 1) != !!(e & QCOW2_OFLAG_COPIED)) {
-                fprintf(stderr, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
-                        " refcount=%" PRIu64 "\n",
-                        (fix & BDRV_FIX_ERRORS) ? "Repairing" : "ERROR", e, rc);
+                bdrv_check_report(bs, repair ? BDRV_CHECK_MSG_REPAIR : BDRV_CHECK_MSG_ERROR,
+                                  "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                                  " refcount=%" PRIu64, repair ? "Repairing" : "ERROR", e, rc);
                 c->res->corruptions++;
                 if (fix & BDRV_FIX_ERRORS) {
                     uint8_t buf[8];
@@ -244,7 +251,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
     return 0;
 }
 
-/* Compares every cluster's refcount with the references counted, printing
+/* Compares every cluster's refcount with the references counted, reporting
  * qemu-img's line for each difference and repairing what fix allows. A
  * referenced cluster with refcount 0 cannot be repaired in place (the
  * block counting it may be what is missing): *rebuild, as in QEMU. */
@@ -264,8 +271,9 @@ static void coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
         }
         ret = qcow2_co_get_refcount(bs, i, &refcount);
         if (ret < 0) {
-            fprintf(stderr, "Can't get refcount for cluster %" PRIu64 ": %s\n", i,
-                    g_strerror(-ret));
+            bdrv_check_report(bs, BDRV_CHECK_MSG_ERROR,
+                              "Can't get refcount for cluster %" PRIu64 ": %s", i,
+                              g_strerror(-ret));
             res->check_errors++;
             continue;
         }
@@ -283,8 +291,10 @@ static void coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
         } else {
             repair = fix & (leak ? BDRV_FIX_LEAKS : BDRV_FIX_ERRORS);
         }
-        fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-                repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
+        bdrv_check_report(bs, repair ? BDRV_CHECK_MSG_REPAIR
+                              : leak ? BDRV_CHECK_MSG_LEAK : BDRV_CHECK_MSG_ERROR,
+                          "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64,
+                          repair ? "Repairing" : leak ? "Leaked" : "ERROR", i, refcount, reference);
         if (repair) {
             ret = qcow2_co_set_refcount(bs, i, reference);
             if (ret < 0) {
@@ -329,7 +339,7 @@ static int coroutine_fn calculate_refcounts(CheckState *c, bool *rebuild)
     /* Bitmap directory, tables and data clusters are referenced too:
      * calling them leaks would let -r free a valid bitmap. */
     if (qcow2_co_walk_bitmaps(bs, count_ref, c, &err) < 0) {
-        fprintf(stderr, "ERROR %s\n", err->message);
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR, "ERROR %s", err->message);
         c->res->corruptions++;
     }
     count(c, s->header.refcount_table_offset,
@@ -341,14 +351,16 @@ static int coroutine_fn calculate_refcounts(CheckState *c, bool *rebuild)
             continue;
         }
         if (cluster >= c->file_clusters) {
-            fprintf(stderr, "ERROR refcount block %" PRIu32 " is outside image\n", i);
+            bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR refcount block %" PRIu32 " is outside image", i);
             c->res->corruptions++;
             continue;
         }
         count(c, b, s->cluster_size);
         if (c->refs[cluster] != 1) {
-            fprintf(stderr, "ERROR refcount block %" PRIu32 " refcount=%" PRIu32 "\n", i,
-                    c->refs[cluster]);
+            bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR refcount block %" PRIu32 " refcount=%" PRIu32, i,
+                              c->refs[cluster]);
             c->res->corruptions++;
             *rebuild = true;
         }
@@ -365,10 +377,11 @@ static int coroutine_fn rebuild(CheckState *c)
     bool again = false;
     int ret;
 
-    fprintf(stderr, "Rebuilding refcount structure\n");
+    bdrv_check_report(c->bs, BDRV_CHECK_MSG_INFO, "Rebuilding refcount structure");
     ret = qcow2_co_rebuild_refcounts(c->bs, &c->refs, &c->nb);
     if (ret < 0) {
-        fprintf(stderr, "ERROR rebuilding refcount structure: %s\n", g_strerror(-ret));
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                          "ERROR rebuilding refcount structure: %s", g_strerror(-ret));
         return ret;
     }
     res->corruptions = res->leaks = 0;
@@ -390,7 +403,8 @@ static int coroutine_fn rebuild(CheckState *c)
     compare_refcounts(c, BDRV_FIX_LEAKS, c->nb, &again);
     c->res = res;
     if (again) {
-        fprintf(stderr, "ERROR rebuilt refcount structure is still broken\n");
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
+                          "ERROR rebuilt refcount structure is still broken");
     }
     /* Leaks the rebuild itself left behind that could not be freed. */
     res->leaks += fresh.leaks;
@@ -457,7 +471,8 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         }
     } else if (!bs->read_only && fix) {
         if (need_rebuild) {
-            fprintf(stderr, "ERROR need to rebuild refcount structures\n");
+            bdrv_check_report(bs, BDRV_CHECK_MSG_ERROR,
+                              "ERROR need to rebuild refcount structures");
             ret = -EIO;
             s->free_cluster_index = 0;
             goto out;

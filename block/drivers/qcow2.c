@@ -131,12 +131,14 @@ int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ..
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     if (bs->read_only || s->header.version < 3) {
-        error_report("qcow2: Image is corrupt: %s", msg);
+        bdrv_report_corruption(&(BdrvCorruptionEvent) {
+            .bs = bs, .format = "qcow2", .msg = msg, .marked = false });
         return -EIO;
     }
     if (!(s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
-        error_report("qcow2: Marking image as corrupt: %s; further corruption events will "
-                     "be suppressed", msg);
+        /* The first event marks the image; later ones are suppressed. */
+        bdrv_report_corruption(&(BdrvCorruptionEvent) {
+            .bs = bs, .format = "qcow2", .msg = msg, .marked = true });
         s->header.incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
         qcow2_co_write_header_field(bs, 72, 8);
     }

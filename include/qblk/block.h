@@ -331,6 +331,40 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
 int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix,
                              BdrvProgressFunc *progress, void *opaque);
 
+/* ----- What the library reports instead of printing (block/report.c) -----
+ * The library never prints: findings reach the user through these
+ * callbacks (the tools print them as qemu-img/qemu-io do; the daemon will
+ * turn them into QMP events). */
+
+/* The kind of one line of a check's findings. */
+typedef enum {
+    BDRV_CHECK_MSG_ERROR,      /* a corruption or a failed step ("ERROR ...") */
+    BDRV_CHECK_MSG_LEAK,       /* a leaked cluster left as it is ("Leaked ...") */
+    BDRV_CHECK_MSG_REPAIR,     /* something being repaired ("Repairing ...") */
+    BDRV_CHECK_MSG_INFO,       /* a step of the repair ("Rebuilding refcount structure") */
+} BdrvCheckMsgKind;
+/* One finding of a check: msg is the whole line as qemu-img prints it on
+ * stderr, without the newline; valid during the call only. Called from the
+ * check's coroutine, in the order the check finds things. */
+typedef void BdrvCheckReportFunc(void *opaque, BdrvCheckMsgKind kind, const char *msg);
+/* Where bs's checks report their findings from now on (fn NULL: they are
+ * dropped, the counts in BdrvCheckResult stay right). */
+void bdrv_set_check_report(BlockDriverState *bs, BdrvCheckReportFunc *fn, void *opaque);
+
+/* A format found its metadata corrupt (QMP's BLOCK_IMAGE_CORRUPTED). */
+typedef struct BdrvCorruptionEvent {
+    BlockDriverState *bs;
+    const char *format;        /* the driver's name ("qcow2") */
+    const char *msg;           /* what is wrong */
+    /* true: the image was just marked corrupt on disk, and further events
+     * for it are suppressed; false: it could not be marked (read-only, or
+     * a format version without the flag) and the request fails. */
+    bool marked;
+} BdrvCorruptionEvent;
+typedef void BdrvCorruptionFunc(void *opaque, const BdrvCorruptionEvent *ev);
+/* The process's corruption handler (NULL: none; events are dropped). */
+void bdrv_set_corruption_handler(BdrvCorruptionFunc *fn, void *opaque);
+
 /* ----- Coroutine request entry points (return 0 or -errno) ----- */
 
 int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,

@@ -65,10 +65,19 @@ struct BlockDriverState {
     /* Set during bdrv_check_with_progress (else NULL). */
     BdrvProgressFunc *check_progress;
     void *check_progress_opaque;
+    /* Where check findings go (bdrv_set_check_report; NULL: dropped). */
+    BdrvCheckReportFunc *check_report;
+    void *check_report_opaque;
 };
 
 /* For drivers' co_check: reports how far the check is (0..100). */
 void bdrv_check_report_progress(BlockDriverState *bs, double percent);
+/* For drivers' co_check: one finding, one line as qemu-img prints it
+ * (no newline), to the node's check report function. Never print. */
+void bdrv_check_report(BlockDriverState *bs, BdrvCheckMsgKind kind, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* For drivers: tells the process's corruption handler (never print). */
+void bdrv_report_corruption(const BdrvCorruptionEvent *ev);
 
 /* Create-option descriptors: drive -o help, the "Formatting" line and
  * parsing. Listed in the driver's fixed order (the order qemu-img prints). */

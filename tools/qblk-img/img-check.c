@@ -6,6 +6,7 @@
 #include <string.h>
 #include "qblk/block.h"
 #include "util/json.h"
+#include "tools/common/events.h"
 #include "tools/qblk-img/img-progress.h"
 #include "tools/qblk-img/qblk-img.h"
 #include "util/error.h"
@@ -134,6 +135,7 @@ int img_check(int argc, char **argv)
     if (!bs) {
         return CHECK_FAILED;
     }
+    bdrv_set_check_report(bs, tools_print_check_message, NULL);
     /* JSON output stays one document: no progress lines in it. */
     img_progress_init(&progress, show_progress && !quiet && !json, 1.0);
     img_progress_print(&progress, 0);

@@ -15,6 +15,7 @@
 #include "trace/control.h"
 #include "util/error.h"
 #include "qblk-img.h"
+#include "tools/common/events.h"
 
 #ifndef QBLK_VERSION
 #define QBLK_VERSION "0.1.0"
@@ -246,6 +247,8 @@ int main(int argc, char **argv)
     int c;
 
     qblk_set_progname(argv[0]);
+    /* The library reports corruption to us; we print it as QEMU does. */
+    bdrv_set_corruption_handler(tools_print_corruption, NULL);
     if (argc < 2) {
         return img_usage_error("Not enough arguments");
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "tools/qblk-io/io.h"
+#include "tools/common/events.h"
 #include "trace/control.h"
 #include "util/error.h"
 #include "util/main-loop.h"
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
     int c;
 
     qblk_set_progname(argv[0]);
+    /* The library reports corruption to us; we print it as QEMU does. */
+    bdrv_set_corruption_handler(tools_print_corruption, NULL);
     argv[0] = prog;     /* getopt's messages name the program like QEMU's */
     qblk_loop_init();
     while ((c = getopt_long(argc, argv, "hVc:d:f:rsnCmki:t:T:U", long_options, NULL)) != -1) {
