@@ -365,6 +365,32 @@ typedef void BdrvCorruptionFunc(void *opaque, const BdrvCorruptionEvent *ev);
 /* The process's corruption handler (NULL: none; events are dropped). */
 void bdrv_set_corruption_handler(BdrvCorruptionFunc *fn, void *opaque);
 
+/* ----- Commit (block/jobs/commit.c) ----- */
+
+/* How far a job has come: done of total bytes. */
+typedef void BdrvJobProgressFunc(void *opaque, int64_t done, int64_t total);
+typedef struct BdrvCommitOptions {
+    /* Called with done = 0 once the base is writable (before it grows to
+     * the top's length), then after every chunk. NULL: no progress. */
+    BdrvJobProgressFunc *progress;
+    void *opaque;
+    /* Checked before every chunk; once true, the commit stops with
+     * -ECANCELED, the chunks reported done stay written (and flushed) in
+     * the base. NULL: not cancellable. */
+    const bool *cancel;
+    int64_t chunk_size;        /* largest chunk copied at once; 0: 2 MiB */
+} BdrvCommitOptions;
+/* Writes everything allocated above base in top's chain (top down to,
+ * not including, base) into base, growing base to top's length first;
+ * zero ranges become zero writes. base must be in top's backing chain.
+ * Leaves top as it is (qblk-img commit empties it afterwards). opts may
+ * be NULL. Returns 0 or -errno with *errp set. */
+int coroutine_fn bdrv_co_commit(BlockDriverState *top, BlockDriverState *base,
+                                const BdrvCommitOptions *opts, GError **errp);
+/* The same, run to completion; never call it inside a coroutine. */
+int bdrv_commit(BlockDriverState *top, BlockDriverState *base, const BdrvCommitOptions *opts,
+                GError **errp);
+
 /* ----- Coroutine request entry points (return 0 or -errno) ----- */
 
 int coroutine_fn bdrv_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,

@@ -1,0 +1,163 @@
+/* Commit: writes what the top image (and the layers between it and the
+ * base) holds into the base, zeroes as zero writes, chunk by chunk with
+ * progress and a cancellation point between chunks. qblk-img commit drives
+ * it today; the job core (block-commit) will drive the same coroutine. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "qblk/block_int.h"
+#include "util/bufferiszero.h"
+
+#define COMMIT_DEFAULT_CHUNK (2 * 1024 * 1024)
+
+/*
+ * The base opened for writing. The top's chain holds the base open
+ * read-only, so for now this opens the same file a second time as a
+ * separate read-write node, as qblk-img commit always has. That is wrong
+ * with other users of the chain (a second node, its own caches): once the
+ * graph's bdrv_co_reopen() lands, this pair becomes a reopen of `base`
+ * read-write and back, and nothing else in this file changes.
+ */
+static BlockDriverState *coroutine_fn commit_co_acquire_writable_base(BlockDriverState *base,
+                                                                      GError **errp)
+{
+    QblkOpts *o = qblk_opts_new();
+    GError *err = NULL;
+    BlockDriverState *rw;
+
+    qblk_opts_set(o, "driver", bdrv_format_name(base));
+    rw = bdrv_co_open(bdrv_filename(base), o, BDRV_O_RDWR | BDRV_O_NO_BACKING, NULL, &err);
+    if (!rw) {
+        qblk_error_set(errp, "Could not open the base image '%s' for writing: %s",
+                       bdrv_filename(base), err->message);
+        g_error_free(err);
+    }
+    return rw;
+}
+
+static void coroutine_fn commit_co_release_writable_base(BlockDriverState *base,
+                                                         BlockDriverState *rw)
+{
+    bdrv_co_unref(rw);
+}
+
+/* Copies one chunk [off, off+n) that is allocated above base. */
+static int coroutine_fn commit_co_chunk(BlockDriverState *top, BlockDriverState *dst,
+                                        int64_t off, int64_t n, int status, uint8_t *buf)
+{
+    int ret;
+
+    if (status & BDRV_BLOCK_ZERO) {
+        return bdrv_co_pwrite_zeroes(dst, off, n, BDRV_REQ_MAY_UNMAP);
+    }
+    ret = bdrv_co_pread(top, off, n, buf, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    return buffer_is_zero(buf, n) ? bdrv_co_pwrite_zeroes(dst, off, n, BDRV_REQ_MAY_UNMAP)
+                                  : bdrv_co_pwrite(dst, off, n, buf, 0);
+}
+
+/* Every range allocated above base, into dst; progress after each chunk. */
+static int coroutine_fn commit_co_copy(BlockDriverState *top, BlockDriverState *base,
+                                       BlockDriverState *dst, int64_t len,
+                                       const BdrvCommitOptions *opts, GError **errp)
+{
+    int64_t chunk = opts->chunk_size > 0 ? opts->chunk_size : COMMIT_DEFAULT_CHUNK;
+    g_autofree uint8_t *buf = g_malloc(chunk);
+
+    for (int64_t off = 0; off < len;) {
+        int64_t n;
+        int st, ret = 0;
+
+        if (opts->cancel && *opts->cancel) {
+            qblk_error_set_errno(errp, ECANCELED, "Commit cancelled at offset %" PRId64, off);
+            return -ECANCELED;
+        }
+        st = bdrv_co_block_status_above(top, base, off, len - off, &n);
+        if (st < 0) {
+            qblk_error_set(errp, "Block status error at offset %" PRId64 ": %s", off,
+                           strerror(-st));
+            return st;
+        }
+        n = MIN(n, chunk);
+        if (st & BDRV_BLOCK_ALLOCATED) {
+            ret = commit_co_chunk(top, dst, off, n, st, buf);
+        }
+        if (ret < 0) {
+            qblk_error_set(errp, "Error while committing at offset %" PRId64 ": %s", off,
+                           strerror(-ret));
+            return ret;
+        }
+        off += n;
+        if (opts->progress) {
+            opts->progress(opts->opaque, off, len);
+        }
+    }
+    return 0;
+}
+
+int coroutine_fn bdrv_co_commit(BlockDriverState *top, BlockDriverState *base,
+                                const BdrvCommitOptions *opts, GError **errp)
+{
+    static const BdrvCommitOptions no_opts;
+    int64_t len = bdrv_getlength(top);
+    BlockDriverState *dst;
+    int ret, flush_ret;
+
+    opts = opts ? opts : &no_opts;
+    if (len < 0) {
+        qblk_error_set_errno(errp, (int)-len, "Could not get the length of '%s'",
+                             bdrv_filename(top));
+        return (int)len;
+    }
+    dst = commit_co_acquire_writable_base(base, errp);
+    if (!dst) {
+        return -EIO;
+    }
+    if (opts->progress) {
+        opts->progress(opts->opaque, 0, len);
+    }
+    ret = 0;
+    if (bdrv_getlength(dst) < len) {
+        ret = bdrv_co_truncate(dst, len, false, PREALLOC_MODE_OFF, errp);
+    }
+    if (ret >= 0) {
+        ret = commit_co_copy(top, base, dst, len, opts, errp);
+        /* Even a cancelled commit leaves what it copied stable in the base. */
+        if (ret >= 0 || ret == -ECANCELED) {
+            flush_ret = bdrv_co_flush(dst);
+            if (flush_ret < 0 && ret >= 0) {
+                qblk_error_set_errno(errp, -flush_ret, "Could not flush the base image '%s'",
+                                     bdrv_filename(base));
+                ret = flush_ret;
+            }
+        }
+    }
+    commit_co_release_writable_base(base, dst);
+    return ret < 0 ? ret : 0;
+}
+
+typedef struct CommitCo {
+    BlockDriverState *top, *base;
+    const BdrvCommitOptions *opts;
+    GError **errp;
+    int ret;
+} CommitCo;
+
+static void coroutine_fn commit_entry(void *opaque)
+{
+    CommitCo *c = opaque;
+
+    c->ret = bdrv_co_commit(c->top, c->base, c->opts, c->errp);
+}
+
+int bdrv_commit(BlockDriverState *top, BlockDriverState *base, const BdrvCommitOptions *opts,
+                GError **errp)
+{
+    CommitCo c = { top, base, opts, errp, 0 };
+
+    bdrv_run_co(commit_entry, &c);
+    return c.ret;
+}
