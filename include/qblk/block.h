@@ -365,6 +365,33 @@ typedef void BdrvCorruptionFunc(void *opaque, const BdrvCorruptionEvent *ev);
 /* The process's corruption handler (NULL: none; events are dropped). */
 void bdrv_set_corruption_handler(BdrvCorruptionFunc *fn, void *opaque);
 
+/* ----- Image info (block/info.c) ----- */
+
+/* One image as qemu-img info shows it and QMP's ImageInfo carries it. */
+typedef struct BdrvImageInfo {
+    char *filename;
+    char *format;
+    int64_t virtual_size;
+    bool has_actual_size;
+    int64_t actual_size;               /* host bytes used */
+    bool has_cluster_size;
+    int64_t cluster_size;
+    bool has_dirty_flag;
+    bool dirty_flag;                   /* not cleanly shut down */
+    char *backing_filename;            /* as stored in the image, or NULL */
+    char *full_backing_filename;       /* resolved as opening does, or NULL */
+    char *backing_filename_format;     /* as stored, or NULL */
+    GVariant *format_specific;         /* bdrv_get_specific_info's "(sa{sv})", or NULL */
+    BdrvSnapshotInfo *snapshots;       /* internal snapshots (NULL when none) */
+    int nb_snapshots;
+} BdrvImageInfo;
+/* Describes an open node (no I/O beyond reading metadata; not in a
+ * coroutine). NULL with *errp set when its size cannot be read. Free
+ * with bdrv_image_info_free. */
+BdrvImageInfo *bdrv_query_image_info(BlockDriverState *bs, GError **errp);
+void bdrv_image_info_free(BdrvImageInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BdrvImageInfo, bdrv_image_info_free)
+
 /* ----- Commit (block/jobs/commit.c) ----- */
 
 /* How far a job has come: done of total bytes. */

@@ -2,8 +2,9 @@
  *               [--backing-chain] [-U] filename
  *
  * Each image is opened read-only without its backing file (info works on
- * an image whose backing file is missing) and described by an ImageInfo,
- * qemu-img's record of it. With --backing-chain the backing files are then
+ * an image whose backing file is missing) and described by the library's
+ * BdrvImageInfo (block/info.c), qemu-img's ImageInfo; this file prints it.
+ * With --backing-chain the backing files are then
  * opened one by one, top first, by their resolved names; every record is
  * collected before anything is printed, so an error leaves stdout empty.
  *
@@ -16,95 +17,13 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "qblk/block_int.h"
 #include "util/cutils.h"
 #include "tools/common/report.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "qblk-img.h"
 
-typedef struct ImageInfo {
-    char *filename;
-    char *format;
-    int64_t virtual_size;
-    bool has_actual_size;
-    int64_t actual_size;
-    bool has_cluster_size;
-    int64_t cluster_size;
-    bool has_dirty_flag;
-    bool dirty_flag;
-    char *backing_filename;            /* as stored in the image, or NULL */
-    char *full_backing_filename;       /* resolved, or NULL */
-    char *backing_filename_format;     /* as stored, or NULL */
-    /* {"type": fmt, "data": {...}} or NULL. */
-    QblkJson *format_specific;
-    BdrvSnapshotInfo *snapshots;
-    int nb_snapshots;
-} ImageInfo;
-
-static void image_info_free(gpointer p)
-{
-    ImageInfo *info = p;
-
-    g_free(info->filename);
-    g_free(info->format);
-    g_free(info->backing_filename);
-    g_free(info->full_backing_filename);
-    g_free(info->backing_filename_format);
-    qblk_json_free(info->format_specific);
-    bdrv_snapshot_list_free(info->snapshots, info->nb_snapshots);
-    g_free(info);
-}
-
-/* The driver's format-specific record for the "Format specific
- * information" block and the "format-specific" member: {type, data}. */
-static QblkJson *format_specific_info(BlockDriverState *bs)
-{
-    g_autoptr(GVariant) v = bdrv_get_specific_info(bs);
-
-    return v ? qblk_json_from_specific_info(v) : NULL;
-}
-
-/* Describes an open image; NULL with *errp set on failure. */
-static ImageInfo *query_image_info(BlockDriverState *bs, GError **errp)
-{
-    ImageInfo *info;
-    BlockDriverInfo bdi;
-    int64_t size = bdrv_getlength(bs);
-    const char *backing = bdrv_backing_file(bs);
-
-    if (size < 0) {
-        qblk_error_set_errno(errp, (int)-size, "Can't get image size '%s'", bdrv_filename(bs));
-        return NULL;
-    }
-    info = g_new0(ImageInfo, 1);
-    info->filename = g_strdup(bdrv_filename(bs));
-    info->format = g_strdup(bdrv_format_name(bs));
-    info->virtual_size = size;
-    info->actual_size = bdrv_get_allocated_file_size(bs);
-    info->has_actual_size = info->actual_size >= 0;
-    if (bdrv_get_info(bs, &bdi) >= 0) {
-        info->has_cluster_size = bdi.cluster_size != 0;
-        info->cluster_size = bdi.cluster_size;
-        info->has_dirty_flag = true;
-        info->dirty_flag = bdi.is_dirty;
-    }
-    info->format_specific = format_specific_info(bs);
-    if (backing && *backing) {
-        const char *fmt = bdrv_backing_format(bs);
-
-        info->backing_filename = g_strdup(backing);
-        info->full_backing_filename = g_strdup(bs->full_backing_filename);
-        info->backing_filename_format = fmt && *fmt ? g_strdup(fmt) : NULL;
-    }
-    info->nb_snapshots = bdrv_snapshot_list(bs, &info->snapshots);
-    if (info->nb_snapshots < 0) {
-        info->nb_snapshots = 0;
-    }
-    return info;
-}
-
-static QblkJson *image_info_to_json(const ImageInfo *info)
+static QblkJson *image_info_to_json(const BdrvImageInfo *info)
 {
     QblkJson *obj = qblk_json_object();
 
@@ -130,7 +49,8 @@ static QblkJson *image_info_to_json(const ImageInfo *info)
         qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
     }
     if (info->format_specific) {
-        qblk_json_set(obj, "format-specific", qblk_json_copy(info->format_specific));
+        qblk_json_set(obj, "format-specific",
+                      qblk_json_from_specific_info(info->format_specific));
     }
     if (info->nb_snapshots) {
         qblk_json_set(obj, "snapshots", img_snapshots_to_json(info->snapshots,
@@ -139,7 +59,7 @@ static QblkJson *image_info_to_json(const ImageInfo *info)
     return obj;
 }
 
-static void print_human(const ImageInfo *info)
+static void print_human(const BdrvImageInfo *info)
 {
     char vsize[64], dsize[64];
 
@@ -177,7 +97,8 @@ static void print_human(const ImageInfo *info)
         img_print_snapshot_table(info->snapshots, info->nb_snapshots);
     }
     if (info->format_specific) {
-        QblkJson *data = qblk_json_get(info->format_specific, "data");
+        g_autoptr(QblkJson) specific = qblk_json_from_specific_info(info->format_specific);
+        QblkJson *data = qblk_json_get(specific, "data");
 
         printf("Format specific information:\n");
         if (data) {
@@ -186,19 +107,20 @@ static void print_human(const ImageInfo *info)
     }
 }
 
-/* ImageInfo* of the image and, with chain, of its backing files; NULL
+/* BdrvImageInfo* of the image and, with chain, of its backing files; NULL
  * after reporting an error. */
 static GPtrArray *collect_image_infos(const char *filename, const char *fmt,
                                       bool image_opts, bool chain)
 {
-    g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(image_info_free);
+    g_autoptr(GPtrArray) infos =
+        g_ptr_array_new_with_free_func((GDestroyNotify)bdrv_image_info_free);
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autofree char *next_name = g_strdup(filename);
     g_autofree char *next_fmt = g_strdup(fmt);
 
     while (next_name) {
         BlockDriverState *bs;
-        ImageInfo *info;
+        BdrvImageInfo *info;
         GError *err = NULL;
 
         if (g_hash_table_contains(seen, next_name)) {
@@ -211,7 +133,7 @@ static GPtrArray *collect_image_infos(const char *filename, const char *fmt,
         if (!bs) {
             return NULL;
         }
-        info = query_image_info(bs, &err);
+        info = bdrv_query_image_info(bs, &err);
         bdrv_unref(bs);
         if (!info) {
             error_report_err(err);
@@ -300,7 +222,7 @@ int img_info(int argc, char **argv)
         g_autoptr(QblkJson) doc = chain ? qblk_json_array() : NULL;
 
         for (guint i = 0; i < infos->len; i++) {
-            ImageInfo *info = g_ptr_array_index(infos, i);
+            BdrvImageInfo *info = g_ptr_array_index(infos, i);
             QblkJson *obj = image_info_to_json(info);
 
             if (chain) {
