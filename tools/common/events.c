@@ -1,5 +1,5 @@
 /* The tools' printers for what the library reports through callbacks
- * (check findings, corruption events), with QEMU 7.2's text. */
+ * (check findings, corruption events, warnings), with QEMU 7.2's text. */
 #include <stdio.h>
 
 #include "tools/common/events.h"
@@ -19,4 +19,9 @@ void tools_print_corruption(void *opaque, const BdrvCorruptionEvent *ev)
     } else {
         error_report("%s: Image is corrupt: %s", ev->format, ev->msg);
     }
+}
+
+void tools_print_warning(void *opaque, const char *msg)
+{
+    warn_report("%s", msg);
 }

@@ -247,8 +247,9 @@ int main(int argc, char **argv)
     int c;
 
     qblk_set_progname(argv[0]);
-    /* The library reports corruption to us; we print it as QEMU does. */
+    /* The library reports corruption and warnings to us; we print it as QEMU does. */
     bdrv_set_corruption_handler(tools_print_corruption, NULL);
+    qblk_set_warn_handler(tools_print_warning, NULL);
     if (argc < 2) {
         return img_usage_error("Not enough arguments");
     }

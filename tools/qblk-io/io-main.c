@@ -153,8 +153,9 @@ int main(int argc, char **argv)
     int c;
 
     qblk_set_progname(argv[0]);
-    /* The library reports corruption to us; we print it as QEMU does. */
+    /* The library reports corruption and warnings to us; we print it as QEMU does. */
     bdrv_set_corruption_handler(tools_print_corruption, NULL);
+    qblk_set_warn_handler(tools_print_warning, NULL);
     argv[0] = prog;     /* getopt's messages name the program like QEMU's */
     qblk_loop_init();
     while ((c = getopt_long(argc, argv, "hVc:d:f:rsnCmki:t:T:U", long_options, NULL)) != -1) {
