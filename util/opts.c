@@ -7,6 +7,7 @@
 #include "util/cutils.h"
 #include "util/error.h"
 #include "util/opts.h"
+#include "util/warn.h"
 
 struct QblkOpts {
     GHashTable *values;  /* key -> value; owns both strings */
@@ -124,7 +125,7 @@ bool qblk_opts_take_size(QblkOpts *opts, const char *key, int64_t def,
     ret = qblk_strtosz(v, &size, &hex_suffix);
     if (hex_suffix) {
         /* QEMU 7.2 warns before it even checks the rest of the string. */
-        warn_report("Using a multiplier suffix on hex numbers is deprecated: %s", v);
+        qblk_warn("Using a multiplier suffix on hex numbers is deprecated: %s", v);
     }
     if (ret == -ERANGE) {
         qblk_error_set(errp, "Value '%s' is out of range for parameter '%s'",
@@ -198,9 +199,7 @@ static const char *parse_value(const char *p, GString *out)
     return p;
 }
 
-/* The check qemu-img applies before parsing: no leading comma, and an even
- * number of trailing ones (an odd count leaves an empty last element). */
-static bool valid_option_list(const char *str)
+bool qblk_opts_valid_list(const char *str)
 {
     size_t len = strlen(str), i = len;
 
@@ -213,13 +212,52 @@ static bool valid_option_list(const char *str)
     return (len - i) % 2 == 0;
 }
 
+bool qblk_opts_has_help(const char *list)
+{
+    const char *p = list;
+
+    while (*p) {
+        g_autoptr(GString) elem = g_string_new(NULL);
+
+        p = parse_value(p, elem);
+        if (*p) {
+            p++;
+        }
+        if (strcmp(elem->str, "help") == 0 || strcmp(elem->str, "?") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *qblk_opts_next_element(const char *p, char **key, char **value)
+{
+    size_t len = strcspn(p, "=,");
+    g_autoptr(GString) v = g_string_new(NULL);
+
+    *key = g_strndup(p, len);
+    if (p[len] == '=') {
+        p = parse_value(p + len + 1, v);
+        *value = g_strdup(v->str);
+        return p;
+    }
+    /* A flag: "name" is name=on, "noname" name=off. */
+    if (g_str_has_prefix(*key, "no")) {
+        memmove(*key, *key + 2, strlen(*key + 2) + 1);
+        *value = g_strdup("off");
+    } else {
+        *value = g_strdup("on");
+    }
+    return p + len;
+}
+
 bool qblk_opts_parse(QblkOpts *opts, const char *str, const char *implied_key,
                      GError **errp)
 {
     const char *p = str;
     bool first = true;
 
-    if (!valid_option_list(str)) {
+    if (!qblk_opts_valid_list(str)) {
         qblk_error_set(errp, "Invalid option list: %s", str);
         return false;
     }
@@ -249,7 +287,7 @@ bool qblk_opts_parse(QblkOpts *opts, const char *str, const char *implied_key,
         if (*p == ',') {
             p++;
             if (!*p) {
-                /* Unreachable after valid_option_list; kept as a guard. */
+                /* Unreachable after qblk_opts_valid_list; kept as a guard. */
                 qblk_error_set(errp, "Invalid option list: %s", str);
                 return false;
             }

@@ -22,6 +22,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QblkOpts, qblk_opts_free)
 bool qblk_opts_parse(QblkOpts *opts, const char *str, const char *implied_key,
                      GError **errp);
 
+/* qemu-img's check of an -o argument before anything is parsed: not
+ * empty, no leading comma, an even run of trailing commas (",," is a
+ * literal comma). */
+bool qblk_opts_valid_list(const char *str);
+/* True if one element of the list is exactly "help" or "?" (QEMU's
+ * has_help_option). */
+bool qblk_opts_has_help(const char *list);
+/* One element of a QemuOpts list (create's and amend's -o) at p:
+ * "key=value" (",," a literal comma), or a flag: "name" is name=on,
+ * "noname" name=off. Sets *key and *value (caller frees) and returns
+ * the position after the element (at its ',' or the end). */
+const char *qblk_opts_next_element(const char *p, char **key, char **value);
+
 void qblk_opts_set(QblkOpts *opts, const char *key, const char *value);
 const char *qblk_opts_get(const QblkOpts *opts, const char *key);
 bool qblk_opts_has(const QblkOpts *opts, const char *key);
