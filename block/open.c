@@ -24,11 +24,11 @@ static GList *all_nodes;
 
 #define PROBE_BUF_SIZE 2048
 
-BlockDriver *bdrv_find_format(const char *name)
+const BlockDriver *bdrv_find_format(const char *name)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++) {
         if (strcmp(drivers[i]->format_name, name) == 0) {
-            return (BlockDriver *)drivers[i];
+            return drivers[i];
         }
     }
     return NULL;
@@ -168,22 +168,29 @@ static bool reject_leftovers(BlockDriverState *bs, QblkOpts *opts, GError **errp
     return false;
 }
 
-/* Like QEMU: a relative backing name is taken relative to the directory
- * part of the image's name exactly as written (everything up to its last
- * '/'), so "./a.qed" with "b.raw" gives "./b.raw". */
+bool bdrv_path_has_protocol(const char *path)
+{
+    return path[strcspn(path, ":/")] == ':';
+}
+
+/* QEMU's rule (path_combine): absolute and "<protocol>:" names stay as
+ * they are; a relative one is taken relative to the directory part of the
+ * image's name exactly as written (up to its last '/', and never into a
+ * protocol prefix), so "./a.qed" with "b.raw" gives "./b.raw" and
+ * "nbd://h/a" with "b" gives "nbd://h/b". */
 char *bdrv_resolve_backing_name(const char *image, const char *backing)
 {
-    const char *slash;
+    const char *dir_end, *slash;
 
-    if (g_path_is_absolute(backing) || strstr(backing, "://") || !image ||
-        strstr(image, "://")) {
+    if (g_path_is_absolute(backing) || bdrv_path_has_protocol(backing) || !image) {
         return g_strdup(backing);
     }
+    dir_end = bdrv_path_has_protocol(image) ? strchr(image, ':') + 1 : image;
     slash = strrchr(image, '/');
-    if (!slash) {
-        return g_strdup(backing);
+    if (slash && slash + 1 > dir_end) {
+        dir_end = slash + 1;
     }
-    return g_strdup_printf("%.*s%s", (int)(slash - image + 1), image, backing);
+    return g_strdup_printf("%.*s%s", (int)(dir_end - image), image, backing);
 }
 
 static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *opts,

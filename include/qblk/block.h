@@ -128,7 +128,7 @@ int bdrv_create(const char *fmt, const char *filename, QblkOpts *options,
  * for a plain path; bdrv_find_protocol), options as for that driver's
  * create (not consumed). For formats creating their host file. */
 int coroutine_fn bdrv_co_create_file(const char *filename, QblkOpts *options, GError **errp);
-BlockDriver *bdrv_find_format(const char *name);
+const BlockDriver *bdrv_find_format(const char *name);
 /* Drivers' names in alphabetical order (NULL-terminated, static). */
 const char *const *bdrv_format_names(void);
 
@@ -236,9 +236,10 @@ int coroutine_fn bdrv_co_change_backing_file(BlockDriverState *bs, const char *f
                                              const char *fmt, GError **errp);
 int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char *fmt,
                              GError **errp);
-/* A backing file name as stored in image, resolved as opening does: a
- * relative name is relative to the directory part of image's name as
- * written. Caller frees. */
+/* A backing file name as stored in image, resolved as opening does and
+ * as QEMU does: absolute and "<protocol>:" names as they are, a relative
+ * name relative to the directory part of image's name as written (after
+ * its protocol prefix, if any). Caller frees. */
 char *bdrv_resolve_backing_name(const char *image, const char *backing);
 /* What an image of some format needs on its host file: for the data of
  * an existing image, or for an empty image of some size. */
@@ -391,6 +392,70 @@ typedef struct BdrvImageInfo {
 BdrvImageInfo *bdrv_query_image_info(BlockDriverState *bs, GError **errp);
 void bdrv_image_info_free(BdrvImageInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BdrvImageInfo, bdrv_image_info_free)
+
+/* ----- The create-options model (block/create.c) -----
+ * What qemu-img create computes beyond parsing its command line, for the
+ * tools and blockdev-create: the option set, value checks, the backing
+ * image probe, defaults and the "Formatting" line's data. */
+
+/* Create-option descriptors: drive -o help, the "Formatting" line and
+ * parsing. Listed in the driver's fixed order (the order qemu-img prints). */
+typedef enum { QBLK_OPT_STRING, QBLK_OPT_SIZE, QBLK_OPT_BOOL, QBLK_OPT_NUMBER } QblkOptType;
+typedef struct QblkOptDesc {
+    const char *name;
+    QblkOptType type;
+    const char *help;
+    const char *def_value;         /* printed even when not given; NULL: only when given */
+} QblkOptDesc;
+
+/* Whether a driver can create images (create options and a create). */
+bool bdrv_driver_can_create(const BlockDriver *drv);
+
+/* The option set of one create: the format's create options, then those
+ * of the protocol the file is created on, without repeating a name (the
+ * order qemu-img prints them in), each with its value if given. */
+typedef struct BdrvCreateOpts BdrvCreateOpts;
+void bdrv_create_opts_free(BdrvCreateOpts *co);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BdrvCreateOpts, bdrv_create_opts_free)
+guint bdrv_create_opts_count(const BdrvCreateOpts *co);
+const QblkOptDesc *bdrv_create_opts_desc(const BdrvCreateOpts *co, guint i);
+
+/* For "-o help": the options of format fmt and, when filename is not
+ * NULL, of the protocol it names. NULL with *errp set for an unknown
+ * format or protocol or one that cannot create (qemu-img's words and
+ * order of checks). */
+BdrvCreateOpts *bdrv_create_opts_for_help(const char *fmt, const char *filename, GError **errp);
+
+/* Parses an -o list (QemuOpts rules, value types checked) against drv's
+ * create options and the file protocol's, for amend and measure: the
+ * given values, or NULL with *errp set and *hint possibly set to extra
+ * lines for a person (caller frees). */
+QblkOpts *bdrv_create_parse_options(const BlockDriver *drv, const char *options, char **hint,
+                                    GError **errp);
+
+/* One image to create, as qemu-img create and convert ask for it. */
+typedef struct BdrvCreateRequest {
+    const char *filename;
+    const char *fmt;
+    const char *options;       /* -o list (may be NULL) */
+    const char *backing;       /* -b (may be NULL) */
+    const char *backing_fmt;   /* -F (may be NULL) */
+    int64_t size;              /* -1: from the options or the backing image */
+    bool no_backing_probe;     /* -u: do not open the backing image */
+} BdrvCreateRequest;
+/* Checks a request and settles every value, in qemu-img's order of
+ * checks: format, protocol, creation support, options, size given twice,
+ * backing support and sanity, the backing image opened for its format and
+ * (without a size) its size, a size present. NULL with *errp set and
+ * *hint possibly set to extra lines for a person (caller frees). */
+BdrvCreateOpts *bdrv_create_prepare(const BdrvCreateRequest *req, char **hint, GError **errp);
+/* The "Formatting" line's options: "name=value" for every given option
+ * and every default, in print order, as qemu-img prints them (numbers as
+ * parsed, commas in strings doubled). NULL-terminated; g_strfreev. */
+char **bdrv_create_opts_describe(const BdrvCreateOpts *co);
+/* Creates the prepared image. Returns 0 or -errno with *errp set. Not in
+ * a coroutine. */
+int bdrv_create_opts_run(const BdrvCreateOpts *co, GError **errp);
 
 /* ----- Commit (block/jobs/commit.c) ----- */
 

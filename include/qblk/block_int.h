@@ -79,15 +79,6 @@ void bdrv_check_report(BlockDriverState *bs, BdrvCheckMsgKind kind, const char *
 /* For drivers: tells the process's corruption handler (never print). */
 void bdrv_report_corruption(const BdrvCorruptionEvent *ev);
 
-/* Create-option descriptors: drive -o help, the "Formatting" line and
- * parsing. Listed in the driver's fixed order (the order qemu-img prints). */
-typedef enum { QBLK_OPT_STRING, QBLK_OPT_SIZE, QBLK_OPT_BOOL, QBLK_OPT_NUMBER } QblkOptType;
-typedef struct QblkOptDesc {
-    const char *name;
-    QblkOptType type;
-    const char *help;
-    const char *def_value;         /* printed even when not given; NULL: only when given */
-} QblkOptDesc;
 
 
 /* One driver. Every callback is optional unless marked required; the
@@ -229,6 +220,9 @@ const void *bdrv_zero_buffer(void);
 /* The driver a filename names by its prefix when no driver is given (the
  * one whose protocol_prefix starts it; "file" when none does). */
 const BlockDriver *bdrv_find_protocol(const char *filename);
+/* Whether a filename starts with "<name>:" before any '/' (QEMU's
+ * path_has_protocol). */
+bool bdrv_path_has_protocol(const char *path);
 
 /* For format drivers' co_create: creates filename empty with the protocol
  * it names (bdrv_co_create_file with size 0) and opens it read-write

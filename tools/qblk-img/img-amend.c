@@ -68,8 +68,8 @@ int img_amend(int argc, char **argv)
         g_clear_error(&err);
         goto out;
     }
-    opts = img_parse_format_options(bdrv_find_format(bdrv_format_name(bs)), options, &hint,
-                                    &err);
+    opts = bdrv_create_parse_options(bdrv_find_format(bdrv_format_name(bs)), options, &hint,
+                                     &err);
     if (!opts) {
         error_report("%s", err->message);
         if (hint) {

@@ -110,12 +110,12 @@ int img_measure(int argc, char **argv)
     }
     ret = 1;
     drv = bdrv_find_format(out_fmt);
-    if (!drv || !drv->create_opts) {
+    if (!drv || !bdrv_driver_can_create(drv)) {
         error_report(drv ? "Format driver '%s' does not support image creation"
                          : "Unknown file format '%s'", out_fmt);
         goto out;
     }
-    opts = img_parse_format_options(drv, options, &hint, &err);
+    opts = bdrv_create_parse_options(drv, options, &hint, &err);
     if (!opts) {
         error_report_err(err);
         if (hint) {

@@ -9,7 +9,7 @@
 
 #include <glib.h>
 
-#include "qblk/block_int.h"
+#include "qblk/block.h"
 #include "util/json.h"
 
 int img_bench(int argc, char **argv);
@@ -57,11 +57,6 @@ bool img_create_target(const char *filename, const char *fmt, const char *option
 /* Adds one -o argument to the comma-joined *options, after qemu-img's
  * check of the list ("Invalid option list: ..."); false after reporting. */
 bool img_append_option_list(char **options, const char *arg);
-/* Parses a -o list against the create options of drv and of the file
- * protocol, with create's value types and messages (*hint: extra lines for
- * stderr). NULL after setting errp. */
-QblkOpts *img_parse_format_options(const BlockDriver *drv, const char *options, char **hint,
-                                   GError **errp);
 /* qemu-img's cvtnum: a size with suffixes in [0, max]; -1 after printing
  * "Invalid <name> specified. ...". */
 int64_t img_cvtnum(const char *name, const char *arg, int64_t max);
