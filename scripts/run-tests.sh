@@ -55,6 +55,33 @@ run_unit() {
 run_unit "$BUILD" normal
 run_unit "$ASAN_BUILD" asan
 
+# Each public header compiled alone (tests/headers/meson.build builds one
+# program per header): one test per header of include/qblk and
+# include/util; a header whose program is missing (it did not compile)
+# fails, and so does a public header that includes block_int.h.
+run_headers() {
+    local build=$1 p=0 f=0 h exe
+    for h in include/qblk/*.h include/util/*.h; do
+        h=${h#include/}
+        exe="$build/tests/headers/hdr-$(tr -c 'A-Za-z0-9\n' _ <<<"$h")"
+        if [ -x "$exe" ] && "$exe"; then
+            p=$((p + 1))
+        else
+            echo "FAIL header $h does not compile alone"
+            f=$((f + 1))
+        fi
+    done
+    if grep -l 'block_int\.h' include/qblk/block.h include/util/*.h; then
+        echo "FAIL a public header includes block_int.h"
+        f=$((f + 1))
+    else
+        p=$((p + 1))
+    fi
+    echo "header tests: $p passed, $f failed"
+    pass=$((pass + p)); fail=$((fail + f))
+}
+run_headers "$BUILD"
+
 # run_suite BUILD CMD...: one suite with BUILD's tools, bounded; adds the
 # counts of its summary line. Shows what is not a plain "ok" line (failures
 # with their details, skips, the summary). A suite that printed no summary,
