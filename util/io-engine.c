@@ -17,6 +17,7 @@
 #include <liburing.h>
 
 #include "util/error.h"
+#include "util/warn.h"
 #include "util/io-engine.h"
 #include "util/main-loop.h"
 
@@ -370,8 +371,8 @@ static QblkAioMode default_engine(void)
         return default_mode;
     }
     if (env && *env && strcmp(env, "io_uring")) {
-        warn_report("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
-                    "choosing automatically", env);
+        qblk_warn("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
+                  "choosing automatically", env);
     }
     default_mode = uring_setup() ? QBLK_AIO_IO_URING : QBLK_AIO_THREADS;
     return default_mode;
