@@ -82,12 +82,15 @@ typedef struct BdrvRequest {
  * answer, truncate after its own size checks). */
 int bdrv_request_check(BlockDriverState *bs, BdrvRequestType type, int64_t offset,
                        int64_t bytes, BdrvRequestFlags flags);
-/* Counts the request in flight and, for read, write, zero, discard and
- * truncate, tracks [offset, offset+bytes) (serialising over that range
- * widened to serialise_align when > 0), waiting for conflicting requests. */
-void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
-                                        BdrvRequestType type, int64_t offset,
-                                        int64_t bytes, int64_t serialise_align);
+/* Waits while a drained section is open on bs; then counts the request
+ * in flight and, for read, write, zero, discard and truncate, tracks
+ * [offset, offset+bytes) (serialising over that range widened to
+ * serialise_align when > 0), waiting for conflicting requests. Returns 0,
+ * or (only after such a wait, nothing counted) -ENOMEDIUM, or -EPERM for
+ * a modifying type when the section left bs read-only. */
+int coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
+                                       BdrvRequestType type, int64_t offset,
+                                       int64_t bytes, int64_t serialise_align);
 void bdrv_request_end(BdrvRequest *req);
 
 /* Request validity: -EIO for negative or overflowing ranges, and for
@@ -112,5 +115,46 @@ int64_t bdrv_round_up(int64_t n, int64_t align);
 int64_t bdrv_cor_cluster_size(BlockDriverState *bs);
 int coroutine_fn bdrv_co_copy_on_read(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                       QIOVector *qiov);
+
+/* ----- The node graph (block/graph.c, perm.c, drain.c) ----- */
+
+/* A link into bs: from parent's file/image or backing child, or from a
+ * user (parent NULL). A parent's link owns the reference the parent holds
+ * on bs (released by open.c's close, or by bdrv_co_set_backing); a user's
+ * link owns none. */
+struct BdrvChild {
+    char *name;
+    BlockDriverState *parent;
+    BlockDriverState *bs;
+    uint64_t perm, shared;
+    bool frozen;                   /* bdrv_freeze_backing_chain */
+    void (*pause)(void *opaque);   /* users: drained sections */
+    void (*resume)(void *opaque);
+    void *opaque;
+};
+
+/* open.c's hooks. add_node gives bs its name (checked with
+ * bdrv_check_node_name; NULL: generated) and lists it; remove_node
+ * detaches users left and unlists it. link creates parent's link to
+ * child (no permission check: open.c refreshes once the node is whole);
+ * unlink_children drops bs's links to its children, whose permissions
+ * shrink, before open.c releases them. */
+void bdrv_graph_add_node(BlockDriverState *bs, const char *node_name);
+void bdrv_graph_remove_node(BlockDriverState *bs);
+BdrvChild *bdrv_graph_link(BlockDriverState *parent, BlockDriverState *child,
+                           const char *name);
+void bdrv_graph_unlink(BdrvChild *c);
+void bdrv_graph_unlink_children(BlockDriverState *bs);
+
+/* perm.c: recomputes the permissions of every link below bs and of bs's
+ * and its descendants' cumulative permissions, checks them for conflicts
+ * and gives changed ones to drv->set_perm; all-or-nothing. */
+bool bdrv_refresh_perms(BlockDriverState *bs, GError **errp);
+
+/* drain.c: requests entering bs wait here while a drained section is
+ * open on it; dec_in_flight wakes a drained_begin waiting for the last
+ * request. */
+void coroutine_fn bdrv_co_wait_unquiesced(BlockDriverState *bs);
+void bdrv_drain_wake(BlockDriverState *bs);
 
 #endif

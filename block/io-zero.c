@@ -148,8 +148,11 @@ int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
         return ret;
     }
     align = bs->bl.request_alignment > 1 ? bs->bl.request_alignment : 1;
-    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_ZERO, offset, bytes,
-                          (offset % align || bytes % align) ? align : 0);
+    ret = bdrv_co_request_begin(&req, bs, BDRV_REQUEST_ZERO, offset, bytes,
+                                (offset % align || bytes % align) ? align : 0);
+    if (ret < 0) {
+        return ret;
+    }
     ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags | BDRV_REQ_ZERO_WRITE);
     bdrv_request_end(&req);
     return ret;

@@ -239,8 +239,11 @@ int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t b
     if (ret < 0 || bytes == 0) {
         return ret;
     }
-    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_WRITE, offset, bytes,
-                          is_aligned(bs, offset, bytes) ? 0 : request_align(bs));
+    ret = bdrv_co_request_begin(&req, bs, BDRV_REQUEST_WRITE, offset, bytes,
+                                is_aligned(bs, offset, bytes) ? 0 : request_align(bs));
+    if (ret < 0) {
+        return ret;
+    }
     ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, flags);
     bdrv_request_end(&req);
     return ret;
@@ -262,7 +265,10 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
     if (end <= start) {
         return 0;
     }
-    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_DISCARD, start, end - start, 0);
+    ret = bdrv_co_request_begin(&req, bs, BDRV_REQUEST_DISCARD, start, end - start, 0);
+    if (ret < 0) {
+        return ret;
+    }
     for (int64_t pos = start; pos < end;) {
         int64_t n = end - pos;
 
@@ -352,8 +358,12 @@ int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset, bool exa
     }
     trace_bdrv_co_truncate(bs, offset);
     /* Exclude every request that touches the part that appears or vanishes. */
-    bdrv_co_request_begin(&req, bs, BDRV_REQUEST_TRUNCATE, MIN(offset, old_len),
-                          INT64_MAX - MIN(offset, old_len), 1);
+    ret = bdrv_co_request_begin(&req, bs, BDRV_REQUEST_TRUNCATE, MIN(offset, old_len),
+                                INT64_MAX - MIN(offset, old_len), 1);
+    if (ret < 0) {
+        qblk_error_set(errp, "Block node is read-only");
+        return ret;
+    }
     ret = bs->drv->co_truncate(bs, offset, exact, prealloc, errp);
     g_assert(ret <= 0);
     bdrv_request_end(&req);

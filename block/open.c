@@ -91,6 +91,7 @@ static BlockDriverState *node_new(const BlockDriver *drv, const char *filename, 
     bs->no_flush = flags & BDRV_O_NO_FLUSH;
     bs->discard_unmap = flags & BDRV_O_UNMAP;
     bs->copy_on_read = (flags & BDRV_O_COPY_ON_READ) ? 1 : 0;  /* one user: the opener */
+    bs->force_share = flags & BDRV_O_FORCE_SHARE;
     bs->exact_filename = g_strdup(filename);
     bs->filename = g_strdup(filename);
     bs->bl.request_alignment = 1;
@@ -99,6 +100,7 @@ static BlockDriverState *node_new(const BlockDriver *drv, const char *filename, 
 
 static void node_free(BlockDriverState *bs)
 {
+    bdrv_graph_remove_node(bs);
     g_free(bs->opaque);
     g_free(bs->filename);
     g_free(bs->exact_filename);
@@ -140,6 +142,14 @@ static bool take_generic_options(QblkOpts *opts, int *flags, GError **errp)
         return false;
     }
     *flags = val ? *flags | BDRV_O_NO_FLUSH : *flags & ~BDRV_O_NO_FLUSH;
+    if (!qblk_opts_take_bool(opts, "force-share", *flags & BDRV_O_FORCE_SHARE, &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags | BDRV_O_FORCE_SHARE : *flags & ~BDRV_O_FORCE_SHARE;
+    if ((*flags & BDRV_O_FORCE_SHARE) && (*flags & BDRV_O_RDWR)) {
+        qblk_error_set(errp, "force-share=on can only be used with read-only images");
+        return false;
+    }
     discard = qblk_opts_take(opts, "discard");
     if (discard) {
         if (!strcmp(discard, "unmap") || !strcmp(discard, "on")) {
@@ -215,6 +225,7 @@ static bool coroutine_fn open_backing(BlockDriverState *bs, QblkOpts *backing_op
         g_error_free(local_err);
         return false;
     }
+    bs->backing_link = bdrv_graph_link(bs, bs->backing, "backing");
     return true;
 }
 
@@ -229,6 +240,7 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
     g_autofree char *driver = NULL;
     g_autofree char *fname = NULL;
     g_autofree char *backing_opt = NULL;
+    g_autofree char *node_name = NULL;
     g_autoptr(QblkOpts) backing_opts = NULL;
     const BlockDriver *drv = NULL;
     BlockDriverState *file = NULL, *bs;
@@ -236,6 +248,10 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
 
     opts = owned;
     if (!take_generic_options(opts, &flags, errp)) {
+        return NULL;
+    }
+    node_name = qblk_opts_take(opts, "node-name");
+    if (node_name && !bdrv_check_node_name(node_name, errp)) {
         return NULL;
     }
     driver = qblk_opts_take(opts, "driver");
@@ -301,6 +317,16 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
 
     bs = node_new(drv, fname ? fname : (file ? file->filename : NULL), flags);
     bs->file = file;
+    if (file) {
+        const char *key = drv->child_key ? drv->child_key : "file";
+
+        bs->file_link = bdrv_graph_link(bs, file, key);
+    }
+    if (node_name && !bdrv_check_node_name(node_name, errp)) {
+        /* A child took the name meanwhile. */
+        goto fail_opened_nothing;
+    }
+    bdrv_graph_add_node(bs, node_name);
     bs->probed_raw = probed;
     if (file) {
         g_free(bs->filename);
@@ -330,6 +356,9 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
     } else if (bs->backing_file) {
         bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
     }
+    if (!bdrv_refresh_perms(bs, errp)) {
+        goto fail;
+    }
     if (probed_raw) {
         *probed_raw = probed;
     }
@@ -339,6 +368,7 @@ fail:
     bdrv_co_unref(bs);
     return NULL;
 fail_opened_nothing:
+    bdrv_graph_unlink_children(bs);
     bdrv_co_unref(bs->file);
     node_free(bs);
     return NULL;
@@ -377,12 +407,18 @@ static BlockDriverState *coroutine_fn open_snapshot_overlay(BlockDriverState *ba
     }
     opts = qblk_opts_new();
     qblk_opts_set(opts, "driver", "qcow2");
-    overlay = open_node(tmp, opts, (flags | BDRV_O_RDWR | BDRV_O_NO_BACKING) & ~BDRV_O_SNAPSHOT,
+    overlay = open_node(tmp, opts, (flags | BDRV_O_RDWR | BDRV_O_NO_BACKING) &
+                        ~(BDRV_O_SNAPSHOT | BDRV_O_FORCE_SHARE),
                         false, NULL, errp);
     unlink(tmp);
     if (overlay) {
         overlay->backing = base;
         bdrv_ref(base);
+        overlay->backing_link = bdrv_graph_link(overlay, base, "backing");
+        if (!bdrv_refresh_perms(overlay, errp)) {
+            bdrv_co_unref(overlay);
+            return NULL;
+        }
     }
     return overlay;
 }
@@ -429,6 +465,7 @@ void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
         bs->drv->close(bs);
     }
     all_nodes = g_list_remove(all_nodes, bs);
+    bdrv_graph_unlink_children(bs);
     bdrv_co_unref(bs->backing);
     bdrv_co_unref(bs->file);
     node_free(bs);

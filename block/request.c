@@ -32,6 +32,7 @@ void bdrv_dec_in_flight(BlockDriverState *bs)
 {
     g_assert(bs->in_flight > 0);
     bs->in_flight--;
+    bdrv_drain_wake(bs);
 }
 
 static bool type_modifies(BdrvRequestType type)
@@ -97,9 +98,9 @@ int bdrv_request_check(BlockDriverState *bs, BdrvRequestType type, int64_t offse
     return 0;
 }
 
-void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
-                                        BdrvRequestType type, int64_t offset,
-                                        int64_t bytes, int64_t serialise_align)
+int coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
+                                       BdrvRequestType type, int64_t offset,
+                                       int64_t bytes, int64_t serialise_align)
 {
     static const BdrvTrackedType tracked_type[] = {
         [BDRV_REQUEST_READ] = BDRV_TRACKED_READ,
@@ -109,8 +110,18 @@ void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
         [BDRV_REQUEST_TRUNCATE] = BDRV_TRACKED_TRUNCATE,
     };
 
-    /* Drained sections will hold new requests here, before they count in
-     * flight; users' permissions (exports, jobs) will be checked here too. */
+    /* Drained sections hold new requests here, before they count in
+     * flight; users' permissions (exports, jobs) will be checked here too.
+     * A section may have reopened the node read-only meanwhile. */
+    if (bs->quiesce_counter > 0) {
+        bdrv_co_wait_unquiesced(bs);
+        if (!bs->drv) {
+            return -ENOMEDIUM;
+        }
+        if (type_modifies(type) && bs->read_only) {
+            return -EPERM;
+        }
+    }
     *req = (BdrvRequest) { .bs = bs, .type = type };
     /* Flush and block status change no data: nothing to order them against. */
     req->tracked = type != BDRV_REQUEST_FLUSH && type != BDRV_REQUEST_BLOCK_STATUS;
@@ -119,6 +130,7 @@ void coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
         bdrv_co_tracked_begin(&req->tr, bs, offset, bytes, tracked_type[type],
                               serialise_align);
     }
+    return 0;
 }
 
 void bdrv_request_end(BdrvRequest *req)

@@ -386,6 +386,13 @@ static void coroutine_fn aio_entry(void *opaque)
 {
     Call *c = opaque;
 
+    if (c->bs->quiesce_counter > 0) {
+        /* Submitted in a drained section: not in flight until it ends,
+         * or drained_begin would wait for it forever. */
+        bdrv_dec_in_flight(c->bs);
+        bdrv_co_wait_unquiesced(c->bs);
+        bdrv_inc_in_flight(c->bs);
+    }
     call_entry(c);
     qblk_bh_schedule(aio_complete_bh, c);
 }

@@ -49,6 +49,9 @@ enum {
     BDRV_O_NO_BACKING    = 0x0100,  /* do not open the backing file */
     BDRV_O_UNMAP         = 0x4000,  /* discard passes through */
     BDRV_O_CHECK         = 0x8000,  /* opened by a checker: no repair on open */
+    BDRV_O_RESIZE        = 0x0004,  /* the tool's user takes 'resize' (qemu-img resize) */
+    BDRV_O_FORCE_SHARE   = 0x10000, /* option force-share=on: links into the node share
+                                     * everything (read-only nodes only) */
 };
 
 /* Permissions a user of a node takes (and shares or not), with QEMU 7.2's
@@ -265,6 +268,111 @@ int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp);
 /* Whether the format can record a backing file at all. */
 bool bdrv_supports_backing(BlockDriverState *bs);
+
+/* ----- The node graph (block/graph.c, perm.c, drain.c, reopen.c) ----- */
+
+/* A link to a node: from a parent node (its "file"/"image" or "backing"
+ * child) or from a user that is not a node (a tool, an export, a job),
+ * with the permissions the holder takes on the node and those it lets
+ * others take. A user is a link without a parent node. */
+typedef struct BdrvChild BdrvChild;
+typedef struct BdrvChild BdrvUser;
+
+/* Longest node name (QEMU's limit), without the terminating NUL. */
+#define BDRV_NODE_NAME_MAX 31
+
+/* Every node has a name: the node-name option, else a generated
+ * "#blockN" (no user-given name can start with '#'). */
+const char *bdrv_get_node_name(BlockDriverState *bs);
+/* The node named name, or NULL. */
+BlockDriverState *bdrv_find_node(const char *name);
+/* Iterates over every open node, oldest first: bdrv_next_node(NULL) is
+ * the first, NULL after the last. */
+BlockDriverState *bdrv_next_node(BlockDriverState *bs);
+/* Whether name is acceptable as a new node-name: QEMU's rules (at most 31
+ * characters, a letter first, then only letters, digits, '-', '.', '_')
+ * and not in use; errors "Invalid node-name: 'X'", "Duplicate nodes
+ * with node-name='X'". */
+bool bdrv_check_node_name(const char *name, GError **errp);
+
+/* Walk a node's links: children (file or image first, then backing) and
+ * parents (parent nodes' links and users, newest first); prev NULL gives
+ * the first, NULL after the last. */
+BdrvChild *bdrv_next_child(BlockDriverState *bs, BdrvChild *prev);
+BdrvChild *bdrv_next_parent(BlockDriverState *bs, BdrvChild *prev);
+/* The link's name ("file", "image", "backing" or the user's name), the
+ * node it points to, the parent node (NULL for a user), and permissions. */
+const char *bdrv_child_name(BdrvChild *c);
+BlockDriverState *bdrv_child_bs(BdrvChild *c);
+BlockDriverState *bdrv_child_parent(BdrvChild *c);
+uint64_t bdrv_child_perm(BdrvChild *c);
+uint64_t bdrv_child_shared(BdrvChild *c);
+/* What all of a node's parents and users hold (perm) and all share
+ * (shared; BLK_PERM_ALL without any), as last given to the driver. */
+void bdrv_get_cumulative_perm(BlockDriverState *bs, uint64_t *perm, uint64_t *shared);
+
+/* Attaches a user named name (it appears in conflict messages, e.g.
+ * "export 'e1'") to bs with perm/shared (BLK_PERM_*). Refused, with
+ * nothing changed, when a holder of bs (or of a node below it whose
+ * permissions change) does not share what the user takes or takes what
+ * it does not share: "Permission conflict on node 'N': permissions
+ * 'write' are both required by U (uses node 'N' as 'root' child) and
+ * unshared by V (uses node 'N' as 'backing' child)." (QEMU 7.2's text);
+ * also write or resize on a read-only node: "Block node is read-only".
+ * A user takes no reference: it must not outlive the node, whose close
+ * detaches any user still attached. */
+BdrvUser *bdrv_attach_user(BlockDriverState *bs, const char *name, uint64_t perm,
+                           uint64_t shared, GError **errp);
+/* Detaches and frees u (NULL: nothing); the nodes' permissions shrink. */
+void bdrv_detach_user(BdrvUser *u);
+/* Changes u's permissions, all-or-nothing (same errors as attaching). */
+bool bdrv_user_set_perm(BdrvUser *u, uint64_t perm, uint64_t shared, GError **errp);
+/* The permissions qemu-img/qemu-io's user of a top node takes for open
+ * flags: consistent read, write when BDRV_O_RDWR, resize when
+ * BDRV_O_RESIZE; it shares consistent read, write-unchanged and graph
+ * changes (force-share on the node shares everything). */
+void bdrv_user_perm_for_flags(int flags, uint64_t *perm, uint64_t *shared);
+/* Called with opaque when a drained section begins on the user's node
+ * (pause: stop issuing requests) and when the last one ends (resume). */
+void bdrv_user_set_drain_ops(BdrvUser *u, void (*pause)(void *opaque),
+                             void (*resume)(void *opaque), void *opaque);
+
+/* Makes new_backing (NULL: none) bs's backing node, in memory and in the
+ * image header (its filename and format), flushed. The link takes a
+ * reference on new_backing; the old backing node is detached and its
+ * reference dropped. Refused with nothing changed when the backing link is
+ * frozen ("Cannot change 'backing' link from 'X' to 'Y'"), when a holder
+ * of bs does not share graph changes, on a permission conflict on
+ * new_backing, and on a header error (-ENOTSUP, -ENOSPC, -EINVAL as
+ * bdrv_change_backing_file). Returns 0 or -errno. */
+int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *new_backing,
+                                     GError **errp);
+int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *new_backing, GError **errp);
+
+/* Freezes every backing link from top down to base (base itself not
+ * included; base NULL: the whole chain) against graph changes while a job
+ * runs. Fails when base is not below top or a link is frozen already. */
+bool bdrv_freeze_backing_chain(BlockDriverState *top, BlockDriverState *base,
+                               GError **errp);
+void bdrv_unfreeze_backing_chain(BlockDriverState *top, BlockDriverState *base);
+
+/* Reopens bs (and its file children) with flags: only BDRV_O_RDWR,
+ * BDRV_O_NOCACHE and BDRV_O_NO_FLUSH may differ from the open flags;
+ * the node, its data and its backing node stay. Going read-only
+ * flushes and leaves the image clean (qcow2 dirty bit, QED need-check
+ * flag); permissions are recomputed. All-or-nothing. Runs in a drained
+ * section of bs. Returns 0 or -errno. */
+int coroutine_fn bdrv_co_reopen(BlockDriverState *bs, int flags, GError **errp);
+int bdrv_reopen(BlockDriverState *bs, int flags, GError **errp);
+
+/* Drained sections (nestable): begin waits until no request is in flight
+ * on bs and pauses its users (their pause callbacks); until the matching
+ * end, new requests entering bs wait, then run in order. Requests already
+ * in flight still reach bs's children. */
+void coroutine_fn bdrv_co_drained_begin(BlockDriverState *bs);
+void coroutine_fn bdrv_co_drained_end(BlockDriverState *bs);
+void bdrv_drained_begin(BlockDriverState *bs);
+void bdrv_drained_end(BlockDriverState *bs);
 
 /* ----- Internal snapshots ----- */
 typedef struct BdrvSnapshotInfo {

@@ -62,6 +62,20 @@ struct BlockDriverState {
     unsigned nb_serialising;       /* of them serialising: without any, plain
                                     * requests need not look at the list */
 
+    /* The node graph (block/graph.c, perm.c): the name, the links behind
+     * file and backing (file_link also for a filter's "image"), the links
+     * into this node, and the cumulative permissions last given to
+     * drv->set_perm. */
+    char node_name[BDRV_NODE_NAME_MAX + 1];
+    BdrvChild *file_link, *backing_link;
+    GSList *parents;               /* of BdrvChild, newest first */
+    uint64_t cum_perm, cum_shared;
+    bool force_share;              /* BDRV_O_FORCE_SHARE */
+    /* Drained sections (block/drain.c). */
+    unsigned quiesce_counter;
+    CoQueue quiesce_queue;         /* requests waiting for the section's end */
+    CoQueue drain_waiters;         /* drained_begin waiting for in_flight == 0 */
+
     /* Set during bdrv_check_with_progress (else NULL). */
     BdrvProgressFunc *check_progress;
     void *check_progress_opaque;
@@ -126,6 +140,17 @@ struct BlockDriver {
      * file-posix turns them into QEMU-compatible OFD locks, so another
      * process's conflicting use is refused here. Missing: nothing to do. */
     int (*set_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError **errp);
+    /* Reopen with new flags (BDRV_O_RDWR, NOCACHE, NO_FLUSH may change;
+     * bs->open_flags still holds the old ones). prepare: acquire and check
+     * what the new flags need without changing what requests see; called
+     * on every reopened node, parents before children, before any commit,
+     * so a format going read-only flushes and marks its image clean here
+     * while its file is still writable. commit: switch over, cannot fail
+     * (children first). abort: release what a successful prepare acquired.
+     * Missing: nothing to do at this level. */
+    int coroutine_fn (*co_reopen_prepare)(BlockDriverState *bs, int flags, GError **errp);
+    void (*reopen_commit)(BlockDriverState *bs, int flags);
+    void (*reopen_abort)(BlockDriverState *bs, int flags);
     /* Missing: "Driver '%s' does not support image creation". */
     int coroutine_fn (*co_create)(const char *filename, QblkOpts *options, GError **errp);
     const QblkOptDesc *create_opts; /* NULL-name terminated */

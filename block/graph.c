@@ -1,0 +1,411 @@
+/* The node graph: node names and lookup, the links between nodes (file,
+ * backing) and from users, the in-memory backing link changed together
+ * with the header, and frozen chains. Permissions are in perm.c. */
+#include <errno.h>
+#include <string.h>
+#include "block/internal.h"
+
+/* Every node from bdrv_graph_add_node to bdrv_graph_remove_node, oldest
+ * first (not only fully open ones: a name is taken from the start). */
+static GList *graph_nodes;
+static unsigned next_generated;
+
+const char *bdrv_get_node_name(BlockDriverState *bs)
+{
+    return bs->node_name;
+}
+
+BlockDriverState *bdrv_find_node(const char *name)
+{
+    for (GList *l = graph_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+
+        if (!strcmp(bs->node_name, name)) {
+            return bs;
+        }
+    }
+    return NULL;
+}
+
+BlockDriverState *bdrv_next_node(BlockDriverState *bs)
+{
+    GList *l = bs ? g_list_find(graph_nodes, bs) : graph_nodes;
+
+    if (bs && l) {
+        l = l->next;
+    }
+    return l ? l->data : NULL;
+}
+
+/* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
+static bool name_wellformed(const char *name)
+{
+    if (!g_ascii_isalpha(name[0])) {
+        return false;
+    }
+    for (const char *p = name + 1; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool bdrv_check_node_name(const char *name, GError **errp)
+{
+    if (!name_wellformed(name)) {
+        qblk_error_set(errp, "Invalid node-name: '%s'", name);
+        return false;
+    }
+    if (strlen(name) > BDRV_NODE_NAME_MAX) {
+        qblk_error_set(errp, "Node name too long");
+        return false;
+    }
+    if (bdrv_find_node(name)) {
+        qblk_error_set(errp, "Duplicate nodes with node-name='%s'", name);
+        return false;
+    }
+    return true;
+}
+
+void bdrv_graph_add_node(BlockDriverState *bs, const char *node_name)
+{
+    if (node_name) {
+        g_strlcpy(bs->node_name, node_name, sizeof(bs->node_name));
+    } else {
+        /* '#' is never valid in a given name, so the counter alone makes
+         * generated names unique. */
+        g_snprintf(bs->node_name, sizeof(bs->node_name), "#block%u", next_generated++);
+    }
+    bs->cum_perm = UINT64_MAX;     /* no set_perm call yet */
+    bs->cum_shared = BLK_PERM_ALL;
+    qco_queue_init(&bs->quiesce_queue);
+    qco_queue_init(&bs->drain_waiters);
+    graph_nodes = g_list_append(graph_nodes, bs);
+}
+
+void bdrv_graph_remove_node(BlockDriverState *bs)
+{
+    /* Users do not hold references: the node's end detaches them. Parent
+     * nodes do, so none is left. */
+    while (bs->parents) {
+        BdrvChild *c = bs->parents->data;
+
+        g_assert(!c->parent);
+        bdrv_graph_unlink(c);
+    }
+    graph_nodes = g_list_remove(graph_nodes, bs);
+}
+
+BdrvChild *bdrv_graph_link(BlockDriverState *parent, BlockDriverState *child,
+                           const char *name)
+{
+    BdrvChild *c = g_new0(BdrvChild, 1);
+
+    c->name = g_strdup(name);
+    c->parent = parent;
+    c->bs = child;
+    c->shared = BLK_PERM_ALL;
+    child->parents = g_slist_prepend(child->parents, c);
+    return c;
+}
+
+void bdrv_graph_unlink(BdrvChild *c)
+{
+    c->bs->parents = g_slist_remove(c->bs->parents, c);
+    g_free(c->name);
+    g_free(c);
+}
+
+void bdrv_graph_unlink_children(BlockDriverState *bs)
+{
+    BdrvChild *links[] = { bs->file_link, bs->backing_link };
+
+    bs->file_link = bs->backing_link = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(links); i++) {
+        if (links[i]) {
+            BlockDriverState *child = links[i]->bs;
+
+            bdrv_graph_unlink(links[i]);
+            /* Giving up permissions: nothing to refuse. */
+            bdrv_refresh_perms(child, NULL);
+        }
+    }
+}
+
+BdrvChild *bdrv_next_child(BlockDriverState *bs, BdrvChild *prev)
+{
+    if (!prev) {
+        return bs->file_link ? bs->file_link : bs->backing_link;
+    }
+    return prev == bs->file_link ? bs->backing_link : NULL;
+}
+
+BdrvChild *bdrv_next_parent(BlockDriverState *bs, BdrvChild *prev)
+{
+    GSList *l = prev ? g_slist_find(bs->parents, prev) : bs->parents;
+
+    if (prev && l) {
+        l = l->next;
+    }
+    return l ? l->data : NULL;
+}
+
+const char *bdrv_child_name(BdrvChild *c)
+{
+    return c->name;
+}
+
+BlockDriverState *bdrv_child_bs(BdrvChild *c)
+{
+    return c->bs;
+}
+
+BlockDriverState *bdrv_child_parent(BdrvChild *c)
+{
+    return c->parent;
+}
+
+uint64_t bdrv_child_perm(BdrvChild *c)
+{
+    return c->perm;
+}
+
+uint64_t bdrv_child_shared(BdrvChild *c)
+{
+    return c->shared;
+}
+
+BdrvUser *bdrv_attach_user(BlockDriverState *bs, const char *name, uint64_t perm,
+                           uint64_t shared, GError **errp)
+{
+    BdrvChild *u = bdrv_graph_link(NULL, bs, name);
+
+    u->perm = perm;
+    u->shared = shared;
+    if (!bdrv_refresh_perms(bs, errp)) {
+        bdrv_graph_unlink(u);
+        return NULL;
+    }
+    return u;
+}
+
+void bdrv_detach_user(BdrvUser *u)
+{
+    BlockDriverState *bs;
+
+    if (!u) {
+        return;
+    }
+    bs = u->bs;
+    bdrv_graph_unlink(u);
+    bdrv_refresh_perms(bs, NULL);
+}
+
+bool bdrv_user_set_perm(BdrvUser *u, uint64_t perm, uint64_t shared, GError **errp)
+{
+    uint64_t old_perm = u->perm, old_shared = u->shared;
+
+    u->perm = perm;
+    u->shared = shared;
+    if (!bdrv_refresh_perms(u->bs, errp)) {
+        u->perm = old_perm;
+        u->shared = old_shared;
+        return false;
+    }
+    return true;
+}
+
+void bdrv_user_set_drain_ops(BdrvUser *u, void (*pause)(void *opaque),
+                             void (*resume)(void *opaque), void *opaque)
+{
+    u->pause = pause;
+    u->resume = resume;
+    u->opaque = opaque;
+}
+
+/* ----- Frozen chains ----- */
+
+static bool frozen_error(BdrvChild *c, GError **errp)
+{
+    qblk_error_set(errp, "Cannot change '%s' link from '%s' to '%s'", c->name,
+                   c->parent->node_name, c->bs->node_name);
+    return false;
+}
+
+bool bdrv_freeze_backing_chain(BlockDriverState *top, BlockDriverState *base,
+                               GError **errp)
+{
+    BlockDriverState *p;
+
+    for (p = top; p && p != base; p = p->backing) {
+        if (p->backing_link && p->backing_link->frozen) {
+            return frozen_error(p->backing_link, errp);
+        }
+    }
+    if (p != base) {
+        qblk_error_set(errp, "'%s' is not in the backing chain of '%s'", base->node_name,
+                       top->node_name);
+        return false;
+    }
+    for (p = top; p != base; p = p->backing) {
+        if (p->backing_link) {
+            p->backing_link->frozen = true;
+        }
+    }
+    return true;
+}
+
+void bdrv_unfreeze_backing_chain(BlockDriverState *top, BlockDriverState *base)
+{
+    for (BlockDriverState *p = top; p && p != base; p = p->backing) {
+        if (p->backing_link) {
+            g_assert(p->backing_link->frozen);
+            p->backing_link->frozen = false;
+        }
+    }
+}
+
+/* ----- Changing the backing link ----- */
+
+/* Whether every holder of bs lets the graph below it change. */
+static bool graph_mod_allowed(BlockDriverState *bs, GError **errp)
+{
+    for (GSList *l = bs->parents; l; l = l->next) {
+        BdrvChild *c = l->data;
+
+        if (!(c->shared & BLK_PERM_GRAPH_MOD)) {
+            qblk_error_set(errp, "Cannot change the backing link of node '%s': %s%s%s "
+                           "(uses node '%s' as '%s' child) does not allow graph changes",
+                           bs->node_name, c->parent ? "node '" : "",
+                           c->parent ? c->parent->node_name : c->name,
+                           c->parent ? "'" : "", bs->node_name,
+                           c->parent ? c->name : "root");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether node is from or below 'from'. */
+static bool reaches(BlockDriverState *from, BlockDriverState *node)
+{
+    return from && (from == node || reaches(from->file, node) || reaches(from->backing, node));
+}
+
+static bool set_backing_check(BlockDriverState *bs, BlockDriverState *nb, GError **errp)
+{
+    BdrvChild *old = bs->backing_link;
+
+    if (old && old->frozen) {
+        return frozen_error(old, errp);
+    }
+    if (!bs->drv->co_change_backing_file) {
+        qblk_error_set(errp, "Node '%s' (%s) cannot have a backing file", bs->node_name,
+                       bs->drv->format_name);
+        return false;
+    }
+    if (bs->read_only) {
+        qblk_error_set(errp, "Block node is read-only");
+        return false;
+    }
+    if (reaches(nb, bs)) {
+        qblk_error_set(errp, "Making '%s' a backing child of '%s' would create a cycle",
+                       nb->node_name, bs->node_name);
+        return false;
+    }
+    return graph_mod_allowed(bs, errp);
+}
+
+/* Puts link (or none) in bs's backing place and refreshes permissions. */
+static bool swap_backing(BlockDriverState *bs, BdrvChild *link, GError **errp)
+{
+    bs->backing_link = link;
+    bs->backing = link ? link->bs : NULL;
+    return bdrv_refresh_perms(bs, errp);
+}
+
+int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
+                                     GError **errp)
+{
+    BdrvChild *old = bs->backing_link, *link = NULL;
+    BlockDriverState *old_bs = old ? old->bs : NULL;
+    const char *file = nb ? nb->filename : NULL;
+    const char *fmt = nb ? nb->drv->format_name : NULL;
+    int ret;
+
+    if (!set_backing_check(bs, nb, errp)) {
+        return -EPERM;
+    }
+    bdrv_co_drained_begin(bs);
+    if (old) {
+        /* Out of nb's parents while permissions are checked, so a node in
+         * both chains is not held twice. */
+        old->bs->parents = g_slist_remove(old->bs->parents, old);
+    }
+    if (nb) {
+        bdrv_ref(nb);
+        link = bdrv_graph_link(bs, nb, "backing");
+    }
+    if (!swap_backing(bs, link, errp)) {
+        ret = -EPERM;
+        goto undo;
+    }
+    ret = bs->drv->co_change_backing_file(bs, file, fmt);
+    if (ret < 0) {
+        qblk_error_set_errno(errp, -ret, "Could not change the backing file of '%s'",
+                             bs->node_name);
+        goto undo;
+    }
+    g_free(bs->backing_file);
+    g_free(bs->backing_format);
+    g_free(bs->full_backing_filename);
+    bs->backing_file = g_strdup(file);
+    bs->backing_format = g_strdup(fmt);
+    bs->full_backing_filename = g_strdup(file);
+    bdrv_co_drained_end(bs);
+    if (old) {
+        bdrv_graph_unlink(old);   /* already out of old_bs's parents */
+        bdrv_refresh_perms(old_bs, NULL);
+        bdrv_unref(old_bs);
+    }
+    ret = bdrv_co_flush(bs);
+    if (ret < 0) {
+        qblk_error_set_errno(errp, -ret, "Could not flush '%s'", bs->node_name);
+    }
+    return ret;
+
+undo:
+    if (link) {
+        bdrv_graph_unlink(link);
+        bdrv_co_unref(nb);
+    }
+    if (old) {
+        old->bs->parents = g_slist_prepend(old->bs->parents, old);
+    }
+    swap_backing(bs, old, NULL);
+    bdrv_co_drained_end(bs);
+    return ret;
+}
+
+typedef struct {
+    BlockDriverState *bs, *nb;
+    GError **errp;
+    int ret;
+} SetBackingCo;
+
+static void coroutine_fn set_backing_entry(void *opaque)
+{
+    SetBackingCo *s = opaque;
+
+    s->ret = bdrv_co_set_backing(s->bs, s->nb, s->errp);
+}
+
+int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *new_backing, GError **errp)
+{
+    SetBackingCo s = { bs, new_backing, errp, 0 };
+
+    g_assert(!qco_in_coroutine());
+    bdrv_run_co(set_backing_entry, &s);
+    return s.ret;
+}
