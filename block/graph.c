@@ -367,7 +367,7 @@ int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
     if (old) {
         bdrv_graph_unlink(old);   /* already out of old_bs's parents */
         bdrv_refresh_perms(old_bs, NULL);
-        bdrv_unref(old_bs);
+        bdrv_co_unref(old_bs);
     }
     ret = bdrv_co_flush(bs);
     if (ret < 0) {

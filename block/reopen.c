@@ -95,10 +95,6 @@ int coroutine_fn bdrv_co_reopen(BlockDriverState *bs, int flags, GError **errp)
     g_autoptr(GArray) a = NULL;
     int ret;
 
-    if ((flags ^ bs->open_flags) & ~REOPEN_FLAGS) {
-        qblk_error_set(errp, "Only read-only and cache flags can change on reopen");
-        return -EINVAL;
-    }
     if ((flags & BDRV_O_RDWR) && bs->force_share) {
         qblk_error_set(errp, "force-share=on can only be used with read-only images");
         return -EINVAL;

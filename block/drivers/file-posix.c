@@ -42,6 +42,10 @@ typedef struct FileState {
     /* Lock bytes this fd holds, as permission bits: 100+i for each bit of
      * locked_perm, 200+i for each bit of locked_unshared. */
     unsigned locked_perm, locked_unshared;
+    /* Reopen: the descriptor opened with the new flags and its limits,
+     * swapped in at commit (-1 between reopens). */
+    int reopen_fd;
+    BlockLimits reopen_bl;
 } FileState;
 
 /* Largest alignment O_DIRECT probing considers (and the safe guess). */
@@ -759,6 +763,67 @@ static int file_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+/* ----- Reopen: a second descriptor in the new mode replaces the first ----- */
+
+static int coroutine_fn file_co_reopen_prepare(BlockDriverState *bs, int flags,
+                                               GError **errp)
+{
+    FileState *s = bs->opaque;
+    const char *path = file_strip_prefix(bs->filename);
+    int oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
+    struct stat st;
+    int err;
+
+    if (flags & BDRV_O_NOCACHE) {
+        oflags |= O_DIRECT;
+    }
+    s->reopen_fd = open(path, oflags);
+    if (s->reopen_fd < 0 || fstat(s->reopen_fd, &st) < 0) {
+        err = errno;
+        qblk_error_set_errno(errp, err, "Could not reopen '%s'", path);
+        if (s->reopen_fd >= 0) {
+            close(s->reopen_fd);
+        }
+        s->reopen_fd = -1;
+        return -err;
+    }
+    s->reopen_bl = bs->bl;
+    s->reopen_bl.request_alignment = 1;
+    s->reopen_bl.min_mem_alignment = 0;
+    if (oflags & O_DIRECT) {
+        file_probe_alignment(s->reopen_fd, S_ISBLK(st.st_mode), &s->reopen_bl);
+    }
+    return 0;
+}
+
+static void file_reopen_commit(BlockDriverState *bs, int flags)
+{
+    FileState *s = bs->opaque;
+    unsigned perm = s->locked_perm, unshared = s->locked_unshared;
+
+    /* The new descriptor takes the lock bytes before the old one lets
+     * them go with its close, so no other process sees a gap. They are
+     * shared locks, which never conflict with each other: this cannot
+     * fail (the graph's set_perm after the reopen checks what changes). */
+    if (s->use_lock) {
+        s->locked_perm = s->locked_unshared = 0;
+        file_lock_apply(s->reopen_fd, perm, unshared, &s->locked_perm,
+                        &s->locked_unshared, true, NULL);
+    }
+    close(s->fd);
+    s->fd = s->reopen_fd;
+    s->reopen_fd = -1;
+    bs->bl = s->reopen_bl;
+}
+
+static void file_reopen_abort(BlockDriverState *bs, int flags)
+{
+    FileState *s = bs->opaque;
+
+    close(s->reopen_fd);
+    s->reopen_fd = -1;
+}
+
 const BlockDriver bdrv_file = {
     .format_name = "file",
     .instance_size = sizeof(FileState),
@@ -767,6 +832,9 @@ const BlockDriver bdrv_file = {
     .open = file_open,
     .close = file_close,
     .set_perm = file_set_perm,
+    .co_reopen_prepare = file_co_reopen_prepare,
+    .reopen_commit = file_reopen_commit,
+    .reopen_abort = file_reopen_abort,
     .co_create = file_co_create,
     .create_opts = file_create_opts,
 

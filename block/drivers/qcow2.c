@@ -945,6 +945,7 @@ const BlockDriver bdrv_qcow2 = {
     .probe = qcow2_probe,
     .co_open = qcow2_co_open,
     .co_close = qcow2_co_close,
+    .co_reopen_prepare = qcow2_co_reopen_prepare,
     .co_create = qcow2_co_create,
     .create_opts = qcow2_create_opts,
     .co_preadv = qcow2_co_preadv,

@@ -245,6 +245,8 @@ bool qcow2_cache_is_dirty(const Qcow2Cache *c);
 /* Forgets every unpinned cluster (the structure it cached was replaced). */
 void qcow2_cache_drop_all(Qcow2Cache *c);
 /* Writes every dirty metadata cluster, refcounts first. */
+/* qcow2-reopen.c: the driver's co_reopen_prepare. */
+int coroutine_fn qcow2_co_reopen_prepare(BlockDriverState *bs, int flags, GError **errp);
 int coroutine_fn qcow2_co_flush_caches(BlockDriverState *bs);
 
 /* qcow2-refcount.c */

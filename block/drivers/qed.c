@@ -413,6 +413,45 @@ static int coroutine_fn qed_co_open(BlockDriverState *bs, QblkOpts *options, int
     return 0;
 }
 
+/* Going read-only writes what a clean close writes, timers stopped first;
+ * going read-write refuses an image whose need-check flag only an open
+ * repairs. */
+static int coroutine_fn qed_co_reopen_prepare(BlockDriverState *bs, int flags, GError **errp)
+{
+    BDRVQEDState *s = bs->opaque;
+    int ret;
+
+    if (bs->read_only && (flags & BDRV_O_RDWR) && (s->header.features & QED_F_NEED_CHECK)) {
+        qblk_error_set(errp, "QED image needs a check; open it read/write again so "
+                       "that it is repaired first");
+        return -EBUSY;
+    }
+    if (bs->read_only || (flags & BDRV_O_RDWR)) {
+        return 0;
+    }
+    if (s->idle_timer) {
+        g_source_remove(s->idle_timer);
+        s->idle_timer = 0;
+    }
+    if (s->commit_timer) {
+        g_source_remove(s->commit_timer);
+        s->commit_timer = 0;
+    }
+    while (s->idle_clear_running || s->commit_running) {
+        qco_queue_wait(&s->background_done, NULL);
+    }
+    qco_mutex_lock(&s->alloc_lock);
+    ret = qed_co_commit_tables(bs);
+    if (ret == 0) {
+        ret = qed_co_clear_need_check(bs);
+    }
+    qco_mutex_unlock(&s->alloc_lock);
+    if (ret < 0) {
+        qblk_error_set_errno(errp, -ret, "Could not write out the QED image");
+    }
+    return ret;
+}
+
 static void coroutine_fn qed_co_close(BlockDriverState *bs)
 {
     BDRVQEDState *s = bs->opaque;
@@ -552,6 +591,7 @@ const BlockDriver bdrv_qed = {
     .probe = qed_probe,
     .co_open = qed_co_open,
     .co_close = qed_co_close,
+    .co_reopen_prepare = qed_co_reopen_prepare,
     .co_create = qed_co_create,
     .create_opts = qed_create_opts,
     .co_preadv = qed_co_preadv,

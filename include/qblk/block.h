@@ -356,9 +356,9 @@ bool bdrv_freeze_backing_chain(BlockDriverState *top, BlockDriverState *base,
                                GError **errp);
 void bdrv_unfreeze_backing_chain(BlockDriverState *top, BlockDriverState *base);
 
-/* Reopens bs (and its file children) with flags: only BDRV_O_RDWR,
- * BDRV_O_NOCACHE and BDRV_O_NO_FLUSH may differ from the open flags;
- * the node, its data and its backing node stay. Going read-only
+/* Reopens bs (and its file children) with the BDRV_O_RDWR,
+ * BDRV_O_NOCACHE and BDRV_O_NO_FLUSH bits of flags (other bits are
+ * ignored); the node, its data and its backing node stay. Going read-only
  * flushes and leaves the image clean (qcow2 dirty bit, QED need-check
  * flag); permissions are recomputed. All-or-nothing. Runs in a drained
  * section of bs. Returns 0 or -errno. */
