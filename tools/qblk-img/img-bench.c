@@ -216,7 +216,7 @@ int img_bench(int argc, char **argv)
             }
             break;
         case 'w': b.write = true; break;
-        case 'U': break;
+        case 'U': img_force_share = true; break;
         case OPTION_PATTERN:
             pattern = (int)parse_int(optarg, 0, 0xff);
             if (pattern < 0) {

@@ -109,7 +109,7 @@ int img_check(int argc, char **argv)
         case 'p': show_progress = true; break;   /* qblk's own: qemu-img check has no -p */
         case 'q': quiet = true; break;
         case 'T': break;   /* source cache mode: qblk keeps none */
-        case 'U': break;   /* qblk takes no image locks */
+        case 'U': img_force_share = true; break;
         case 'r':
             if (!strcmp(optarg, "leaks")) {
                 fix = BDRV_FIX_LEAKS;

@@ -117,7 +117,7 @@ int img_compare(int argc, char **argv)
         case 'p': show_progress = true; break;
         case 'q': quiet = true; break;
         case 's': strict = true; break;
-        case 'U': break;
+        case 'U': img_force_share = true; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         }
     }

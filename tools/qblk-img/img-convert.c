@@ -323,7 +323,8 @@ int img_convert(int argc, char **argv)
             }
             break;
         case 'W': c.out_of_order = true; break;
-        case 'T': case 'U': break;
+        case 'T': break;
+        case 'U': img_force_share = true; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
         }

@@ -71,7 +71,7 @@ int img_dd(int argc, char **argv)
             return img_common_option(c, argv);
         case 'f': fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
-        case 'U': break;
+        case 'U': img_force_share = true; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         }
     }

@@ -191,7 +191,7 @@ int img_info(int argc, char **argv)
             fmt = optarg;
             break;
         case 'U':
-            /* qblk takes no image locks: there is nothing to share. */
+            img_force_share = true;
             break;
         case OPTION_OUTPUT:
             output = optarg;

@@ -127,7 +127,7 @@ int img_map(int argc, char **argv)
         case 'h':
             return img_common_option(c, argv);
         case 'f': fmt = optarg; break;
-        case 'U': break;   /* qblk takes no image locks */
+        case 'U': img_force_share = true; break;
         case OPTION_OUTPUT: output = optarg; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_START:

@@ -64,7 +64,7 @@ int img_measure(int argc, char **argv)
             }
             break;
         case 'l': snapshot = optarg; break;
-        case 'U': break;
+        case 'U': img_force_share = true; break;
         case OPTION_OUTPUT: output = optarg; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_OBJECT:

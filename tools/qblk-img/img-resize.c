@@ -83,7 +83,7 @@ int img_resize(int argc, char **argv)
     if (!parse_resize_size(size_arg, &sign, &n)) {
         return 1;
     }
-    bs = img_open(argv[optind], fmt, image_opts, BDRV_O_RDWR);
+    bs = img_open(argv[optind], fmt, image_opts, BDRV_O_RDWR | BDRV_O_RESIZE);
     if (!bs) {
         return 1;
     }

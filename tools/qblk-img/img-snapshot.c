@@ -92,7 +92,7 @@ int img_snapshot(int argc, char **argv)
         case 'c': next = SNAPSHOT_CREATE; name = optarg; break;
         case 'd': next = SNAPSHOT_DELETE; name = optarg; break;
         case 'q': continue;
-        case 'U': force_share = true; continue;
+        case 'U': force_share = img_force_share = true; continue;
         case OPTION_IMAGE_OPTS: image_opts = true; continue;
         }
         if (chosen) {

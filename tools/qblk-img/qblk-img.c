@@ -143,6 +143,8 @@ int img_unrecognized_option(const char *arg)
     return img_usage_error("unrecognized option '%s'", arg);
 }
 
+bool img_force_share;
+
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags)
 {
     return img_open_opts(filename, fmt, image_opts, flags, NULL);
@@ -155,7 +157,13 @@ BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool imag
     QblkOpts *opts = extra ? extra : qblk_opts_new();
     GError *err = NULL;
     BlockDriverState *bs;
+    uint64_t perm, shared;
 
+    /* qemu-img refuses -U for a read-write open; qblk's commands have
+     * always accepted and ignored it there, so they still do. */
+    if (img_force_share && !(flags & BDRV_O_RDWR)) {
+        flags |= BDRV_O_FORCE_SHARE;
+    }
     if (image_opts) {
         if (fmt) {
             qblk_opts_free(opts);
@@ -173,6 +181,11 @@ BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool imag
             qblk_opts_set(opts, "driver", fmt);
         }
         bs = bdrv_open(filename, opts, flags, &probed_raw, &err);
+    }
+    bdrv_user_perm_for_flags(flags, &perm, &shared);
+    if (bs && !bdrv_attach_user(bs, "qblk-img", perm, shared, &err)) {
+        bdrv_unref(bs);
+        bs = NULL;
     }
     if (!bs) {
         error_report("Could not open '%s': %s", filename, err->message);

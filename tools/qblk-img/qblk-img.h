@@ -41,8 +41,11 @@ int img_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * argv[optind - 1] as qemu-img reports it. */
 int img_missing_argument(const char *arg);
 int img_unrecognized_option(const char *arg);
-/* Opens an image for a command (flags BDRV_O_*), reporting
- * "Could not open 'X': ..." and returning NULL on failure. */
+/* -U given: read-only opens share everything (force-share=on). */
+extern bool img_force_share;
+/* Opens an image for a command (flags BDRV_O_*; BDRV_O_RESIZE for
+ * resize), attached as the user "qblk-img" with qemu-img's permissions,
+ * reporting "Could not open 'X': ..." and returning NULL on failure. */
 BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opts, int flags);
 /* img_open with more open options (taken; may be NULL), e.g. "file.aio". */
 BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool image_opts,

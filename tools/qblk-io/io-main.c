@@ -12,6 +12,7 @@
 #include "util/main-loop.h"
 
 BlockDriverState *io_bs;
+BdrvUser *io_user;
 bool io_writethrough;
 bool io_misalign;
 char *io_open_name;
@@ -59,10 +60,17 @@ bool io_parse_discard(const char *mode, int *flags)
     return true;
 }
 
+void io_user_perm(int flags, uint64_t *perm, uint64_t *shared)
+{
+    bdrv_user_perm_for_flags(flags & BDRV_O_RDWR ? flags | BDRV_O_RESIZE : flags, perm,
+                             shared);
+}
+
 int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts)
 {
     GError *err = NULL;
     bool probed_raw = false;
+    uint64_t perm, shared;
 
     if (name != io_open_name) {
         g_free(io_open_name);
@@ -74,6 +82,11 @@ int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts)
     }
     io_open_flags = flags;
     io_bs = bdrv_open(name, opts, flags, &probed_raw, &err);
+    io_user_perm(flags, &perm, &shared);
+    if (io_bs && !(io_user = bdrv_attach_user(io_bs, "qblk-io", perm, shared, &err))) {
+        bdrv_unref(io_bs);
+        io_bs = NULL;
+    }
     if (!io_bs) {
         if (image_opts) {
             error_report("can't open: %s", err->message);
@@ -225,6 +238,9 @@ int main(int argc, char **argv)
                          "read-only images", name);
             return 1;
         }
+        if (force_share) {
+            flags |= BDRV_O_FORCE_SHARE;
+        }
         if (image_opts) {
             GError *err = NULL;
 
@@ -257,6 +273,7 @@ int main(int argc, char **argv)
     /* Outstanding aio requests still report before the process ends. */
     if (io_bs) {
         bdrv_drain(io_bs);
+        io_user = NULL;
         bdrv_unref(io_bs);
     }
     g_free(io_open_name);

@@ -259,6 +259,9 @@ static int open_f(int argc, char **argv)
                      "read-only images", optind < argc ? argv[optind] : "");
         return -1;
     }
+    if (force_share) {
+        flags |= BDRV_O_FORCE_SHARE;
+    }
     if (optind == argc - 1) {
         return io_open_image(argv[optind], g_steal_pointer(&opts), flags, false) < 0
                ? -1 : (io_writethrough = writethrough, 0);
@@ -273,6 +276,7 @@ static int open_f(int argc, char **argv)
 static int close_f(int argc, char **argv)
 {
     bdrv_drain(io_bs);
+    io_user = NULL;
     bdrv_unref(io_bs);
     io_bs = NULL;
     return 0;
@@ -392,6 +396,32 @@ static int wait_break_f(int argc, char **argv)
 
 /* Reopens by closing and opening again with the first open's name and
  * options; only the read-only flag and the cache mode can change. */
+/* The node stays open: the tool's permissions shrink before a switch to
+ * read-only and grow after one to read-write, as qemu-io's do. */
+static int reopen_image(int flags)
+{
+    uint64_t perm, shared, old_perm = bdrv_child_perm(io_user);
+    uint64_t old_shared = bdrv_child_shared(io_user);
+    GError *err = NULL;
+
+    io_user_perm(flags, &perm, &shared);
+    bdrv_drain(io_bs);
+    if (!(perm & BLK_PERM_WRITE) && !bdrv_user_set_perm(io_user, perm, shared, &err)) {
+        error_report_err(err);
+        return -1;
+    }
+    if (bdrv_reopen(io_bs, flags, &err) < 0) {
+        bdrv_user_set_perm(io_user, old_perm, old_shared, NULL);
+        error_report_err(err);
+        return -1;
+    }
+    if ((perm & BLK_PERM_WRITE) && !bdrv_user_set_perm(io_user, perm, shared, &err)) {
+        error_report_err(err);
+        return -1;
+    }
+    return 0;
+}
+
 static int reopen_f(int argc, char **argv)
 {
     int flags = io_open_flags, c;
@@ -447,13 +477,10 @@ static int reopen_f(int argc, char **argv)
     } else if (rw) {
         flags |= BDRV_O_RDWR;
     }
-    bdrv_drain(io_bs);
-    bdrv_unref(io_bs);
-    io_bs = NULL;
-    if (io_open_image(io_open_name, qblk_opts_copy(io_open_opts), flags,
-                      io_open_name == NULL) < 0) {
+    if (reopen_image(flags) < 0) {
         return -1;
     }
+    io_open_flags = flags;
     io_writethrough = writethrough;
     return 0;
 }

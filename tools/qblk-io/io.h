@@ -26,6 +26,9 @@ typedef struct IoCmd {
 extern BlockDriverState *io_bs;
 extern bool io_writethrough;   /* cache modes writethrough/directsync */
 extern bool io_misalign;       /* -m: buffers start 16 bytes off */
+/* The tool's link to io_bs, with qemu-io's permissions (it goes with
+ * the node: set to NULL whenever io_bs is). */
+extern BdrvUser *io_user;
 /* What the image was opened with, for reopen (name NULL: image-opts). */
 extern char *io_open_name;
 extern QblkOpts *io_open_opts;
@@ -64,6 +67,8 @@ struct timespec io_now(void);
 
 /* Opens the image for the command line or the open command. */
 int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts);
+/* qemu-io's permissions for open flags: truncate needs resize. */
+void io_user_perm(int flags, uint64_t *perm, uint64_t *shared);
 /* Parses a -d discard mode into flags; false if invalid. */
 bool io_parse_discard(const char *mode, int *flags);
 
