@@ -27,6 +27,16 @@ BlockDriverState *bdrv_find_node(const char *name)
     return NULL;
 }
 
+BlockDriverState *bdrv_lookup_node(const char *name, GError **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(name);
+
+    if (!bs) {
+        qblk_error_set(errp, "Failed to find node with node-name='%s'", name);
+    }
+    return bs;
+}
+
 BlockDriverState *bdrv_next_node(BlockDriverState *bs)
 {
     GList *l = bs ? g_list_find(graph_nodes, bs) : graph_nodes;

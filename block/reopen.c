@@ -5,7 +5,7 @@
 #include <errno.h>
 #include "block/internal.h"
 
-#define REOPEN_FLAGS (BDRV_O_RDWR | BDRV_O_NOCACHE | BDRV_O_NO_FLUSH)
+#define REOPEN_FLAGS (BDRV_O_RDWR | BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_FORCE_SHARE)
 
 typedef struct {
     BlockDriverState *bs;
@@ -49,6 +49,7 @@ static void set_state(BlockDriverState *p, int flags)
     p->open_flags = flags;
     p->read_only = !(flags & BDRV_O_RDWR);
     p->no_flush = flags & BDRV_O_NO_FLUSH;
+    p->force_share = flags & BDRV_O_FORCE_SHARE;
 }
 
 /* Prepares every node (parents first), then commits (children first). */
@@ -95,7 +96,7 @@ int coroutine_fn bdrv_co_reopen(BlockDriverState *bs, int flags, GError **errp)
     g_autoptr(GArray) a = NULL;
     int ret;
 
-    if ((flags & BDRV_O_RDWR) && bs->force_share) {
+    if ((flags & BDRV_O_RDWR) && (flags & BDRV_O_FORCE_SHARE)) {
         qblk_error_set(errp, "force-share=on can only be used with read-only images");
         return -EINVAL;
     }

@@ -771,13 +771,19 @@ static int coroutine_fn file_co_reopen_prepare(BlockDriverState *bs, int flags,
     FileState *s = bs->opaque;
     const char *path = file_strip_prefix(bs->filename);
     int oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
+    g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", s->fd);
     struct stat st;
     int err;
 
     if (flags & BDRV_O_NOCACHE) {
         oflags |= O_DIRECT;
     }
-    s->reopen_fd = open(path, oflags);
+    /* Through the descriptor we have, the file is the same one even when
+     * it was renamed or unlinked (a -s overlay); by name without /proc. */
+    s->reopen_fd = open(self, oflags);
+    if (s->reopen_fd < 0 && errno == ENOENT) {
+        s->reopen_fd = open(path, oflags);
+    }
     if (s->reopen_fd < 0 || fstat(s->reopen_fd, &st) < 0) {
         err = errno;
         qblk_error_set_errno(errp, err, "Could not reopen '%s'", path);

@@ -286,6 +286,9 @@ typedef struct BdrvChild BdrvUser;
 const char *bdrv_get_node_name(BlockDriverState *bs);
 /* The node named name, or NULL. */
 BlockDriverState *bdrv_find_node(const char *name);
+/* bdrv_find_node, with QEMU's error when there is none: "Failed to find
+ * node with node-name='X'". */
+BlockDriverState *bdrv_lookup_node(const char *name, GError **errp);
 /* Iterates over every open node, oldest first: bdrv_next_node(NULL) is
  * the first, NULL after the last. */
 BlockDriverState *bdrv_next_node(BlockDriverState *bs);
@@ -357,8 +360,8 @@ bool bdrv_freeze_backing_chain(BlockDriverState *top, BlockDriverState *base,
 void bdrv_unfreeze_backing_chain(BlockDriverState *top, BlockDriverState *base);
 
 /* Reopens bs (and its file children) with the BDRV_O_RDWR,
- * BDRV_O_NOCACHE and BDRV_O_NO_FLUSH bits of flags (other bits are
- * ignored); the node, its data and its backing node stay. Going read-only
+ * BDRV_O_NOCACHE, BDRV_O_NO_FLUSH and BDRV_O_FORCE_SHARE bits of flags
+ * (other bits are ignored); the node, its data and its backing node stay. Going read-only
  * flushes and leaves the image clean (qcow2 dirty bit, QED need-check
  * flag); permissions are recomputed. All-or-nothing. Runs in a drained
  * section of bs. Returns 0 or -errno. */

@@ -79,11 +79,15 @@ static void test_names(void)
     g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
     const char *gen;
     bool seen_a = false, seen_b = false;
+    GError *err = NULL;
 
     a = open_ok("driver=null-co,node-name=disk-1.a_b", 0);
     g_assert_cmpstr(bdrv_get_node_name(a), ==, "disk-1.a_b");
     g_assert_true(bdrv_find_node("disk-1.a_b") == a);
     g_assert_null(bdrv_find_node("nosuch"));
+    g_assert_null(bdrv_lookup_node("nosuch", &err));
+    g_assert_cmpstr(err->message, ==, "Failed to find node with node-name='nosuch'");
+    g_clear_error(&err);
 
     e1 = open_fails("driver=null-co,node-name=disk-1.a_b", 0);
     g_assert_cmpstr(e1, ==, "Duplicate nodes with node-name='disk-1.a_b'");
@@ -209,6 +213,18 @@ static void test_conflicts(void)
     w = bdrv_attach_user(bs, "a", BLK_PERM_CONSISTENT_READ, 0, &err);
     g_assert_no_error(err);
     g_assert_cmphex(bdrv_child_shared(w), ==, 0);
+    /* force-share widens what parent nodes share (the lock bytes); users
+     * sharing nothing still conflict in the process, as in QEMU. */
+    g_assert_null(bdrv_attach_user(bs, "b", BLK_PERM_CONSISTENT_READ, 0, &err));
+    g_clear_error(&err);
+    bdrv_detach_user(w);
+    w = bdrv_attach_user(bs, "a", BLK_PERM_CONSISTENT_READ, 0, &err);
+    g_assert_no_error(err);
+    /* Read-write and force-share exclude each other on reopen too. */
+    g_assert_cmpint(bdrv_reopen(bs, BDRV_O_RDWR | BDRV_O_FORCE_SHARE, &err), ==, -EINVAL);
+    g_assert_cmpstr(err->message, ==, "force-share=on can only be used with read-only images");
+    g_clear_error(&err);
+    g_assert_cmpint(bdrv_reopen(bs, BDRV_O_RDWR, &err), ==, 0);
     bdrv_unref(bs);              /* detaches the user left */
 }
 

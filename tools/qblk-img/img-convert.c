@@ -386,9 +386,14 @@ int img_convert(int argc, char **argv)
     }
     {
         QblkOpts *o = qblk_opts_new();
+        uint64_t perm, shared;
 
         qblk_opts_set(o, "driver", out_fmt);
         c.dst = bdrv_open(out, o, BDRV_O_RDWR | BDRV_O_NO_BACKING | dst_flags, NULL, &err);
+        bdrv_user_perm_for_flags(BDRV_O_RDWR, &perm, &shared);
+        if (c.dst && !bdrv_attach_user(c.dst, "qblk-img", perm, shared, &err)) {
+            g_clear_pointer(&c.dst, bdrv_unref);
+        }
     }
     if (!c.dst) {
         error_report("Could not open '%s': %s", out, err->message);

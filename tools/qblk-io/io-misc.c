@@ -475,7 +475,8 @@ static int reopen_f(int argc, char **argv)
     if (ro) {
         flags &= ~BDRV_O_RDWR;
     } else if (rw) {
-        flags |= BDRV_O_RDWR;
+        /* As qemu-io: -U does not carry over to a read-write reopen. */
+        flags = (flags | BDRV_O_RDWR) & ~BDRV_O_FORCE_SHARE;
     }
     if (reopen_image(flags) < 0) {
         return -1;
