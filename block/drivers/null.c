@@ -15,6 +15,9 @@
  *   zeroes=native   co_pwrite_zeroes succeeds at once (dispatch tests)
  *   latency-ns=N    every request sleeps N ns before completing (default 0),
  *                   to keep requests in flight together
+ *   refuse-perm=N   set_perm fails (-EBUSY) while the cumulative permissions
+ *                   include any BLK_PERM_* bit of N, as another process's
+ *                   image lock would: graph tests of the all-or-nothing rule
  *
  * A driver table is shared by every node and never changes, so "no native
  * zeroes" cannot be a missing callback for one node only: open declares it
@@ -33,6 +36,7 @@ typedef struct NullState {
     bool read_zeroes;
     bool native_zeroes;
     int64_t latency_ns;
+    int64_t refuse_perm;
     NullStats stats;
 } NullState;
 
@@ -51,9 +55,10 @@ void null_co_stats_reset(BlockDriverState *bs)
     }
 }
 
-static bool null_take_latency(QblkOpts *options, int64_t *out, GError **errp)
+static bool null_take_number(QblkOpts *options, const char *key, int64_t *out,
+                             GError **errp)
 {
-    g_autofree char *str = qblk_opts_take(options, "latency-ns");
+    g_autofree char *str = qblk_opts_take(options, key);
     guint64 val;
 
     *out = 0;
@@ -61,7 +66,7 @@ static bool null_take_latency(QblkOpts *options, int64_t *out, GError **errp)
         return true;
     }
     if (!g_ascii_string_to_unsigned(str, 10, 0, INT64_MAX, &val, NULL)) {
-        qblk_error_set(errp, "Parameter 'latency-ns' expects a non-negative number");
+        qblk_error_set(errp, "Parameter '%s' expects a non-negative number", key);
         return false;
     }
     *out = (int64_t)val;
@@ -80,7 +85,8 @@ static int null_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     }
     if (!qblk_opts_take_size(options, "size", 1LL << 30, &s->size, errp) ||
         !qblk_opts_take_bool(options, "read-zeroes", true, &s->read_zeroes, errp) ||
-        !null_take_latency(options, &s->latency_ns, errp)) {
+        !null_take_number(options, "latency-ns", &s->latency_ns, errp) ||
+        !null_take_number(options, "refuse-perm", &s->refuse_perm, errp)) {
         return -EINVAL;
     }
     if (!zeroes || strcmp(zeroes, "none") == 0) {
@@ -192,6 +198,21 @@ static int64_t null_get_allocated_file_size(BlockDriverState *bs)
     return 0;
 }
 
+static int null_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError **errp)
+{
+    NullState *s = bs->opaque;
+
+    if (perm & (uint64_t)s->refuse_perm) {
+        qblk_error_set(errp, "null-co refuses permissions 0x%" G_GINT64_MODIFIER "x",
+                       perm & (uint64_t)s->refuse_perm);
+        return -EBUSY;
+    }
+    s->stats.set_perm_calls++;
+    s->stats.perm = perm;
+    s->stats.shared = shared;
+    return 0;
+}
+
 const BlockDriver bdrv_null_co = {
     .format_name = "null-co",
     .instance_size = sizeof(NullState),
@@ -199,6 +220,7 @@ const BlockDriver bdrv_null_co = {
     .protocol_prefix = "null-co://",
 
     .open = null_open,
+    .set_perm = null_set_perm,
     .co_preadv = null_co_preadv,
     .co_pwritev = null_co_pwritev,
     .co_pwrite_zeroes = null_co_pwrite_zeroes,

@@ -18,6 +18,8 @@ typedef struct NullStats {
     uint64_t bytes_zeroed;     /* accepted by co_pwrite_zeroes (zeroes=native) */
     int64_t max_write_bytes;   /* largest single co_pwritev */
     unsigned last_zero_flags;  /* flags of the last co_pwrite_zeroes call, either kind */
+    unsigned set_perm_calls;   /* successful set_perm calls, and what the last gave */
+    uint64_t perm, shared;
 } NullStats;
 
 /* The counters of a null-co node; NULL if bs is not one. Valid until the

@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block_int.h"
+#include "block/drivers/null.h"
 #include "block/drivers/qcow2.h"
 #include "util/main-loop.h"
 
@@ -228,6 +229,62 @@ static void test_conflicts(void)
     bdrv_unref(bs);              /* detaches the user left */
 }
 
+/* The driver gets every change of the cumulative permissions; when it
+ * refuses one (another process's lock), nothing changes anywhere. */
+static void test_set_perm(void)
+{
+    BlockDriverState *bs = open_ok("driver=raw,file.driver=null-co,file.node-name=pn,"
+                                   "file.refuse-perm=2", BDRV_O_RDWR);
+    BlockDriverState *file = bdrv_find_node("pn");
+    const NullStats *st = null_co_stats(file);
+    BdrvChild *link = bdrv_next_child(bs, NULL);
+    GError *err = NULL;
+    BdrvUser *u;
+    unsigned calls;
+
+    g_assert_cmpuint(st->set_perm_calls, >=, 1);      /* after open */
+    g_assert_cmphex(st->perm, ==, 0);
+    g_assert_cmphex(st->shared, ==, BLK_PERM_ALL);
+    u = bdrv_attach_user(bs, "reader", BLK_PERM_CONSISTENT_READ,
+                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED, &err);
+    g_assert_no_error(err);
+    /* raw passes its user's permissions through to its file. */
+    g_assert_cmphex(st->perm, ==, BLK_PERM_CONSISTENT_READ);
+    g_assert_cmphex(st->shared, ==, BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED |
+                    BLK_PERM_GRAPH_MOD);
+    calls = st->set_perm_calls;
+
+    g_assert_false(bdrv_user_set_perm(u, BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE,
+                                      BLK_PERM_CONSISTENT_READ, &err));
+    g_assert_cmpstr(err->message, ==, "null-co refuses permissions 0x2");
+    g_clear_error(&err);
+    g_assert_cmpuint(st->set_perm_calls, ==, calls);
+    g_assert_cmphex(bdrv_child_perm(u), ==, BLK_PERM_CONSISTENT_READ);
+    g_assert_cmphex(bdrv_child_perm(link), ==, BLK_PERM_CONSISTENT_READ);
+    g_assert_cmphex(bdrv_child_shared(link) & BLK_PERM_WRITE_UNCHANGED, !=, 0);
+    g_assert_null(bdrv_attach_user(bs, "writer", BLK_PERM_WRITE, BLK_PERM_ALL, &err));
+    g_clear_error(&err);
+    g_assert_cmphex(bdrv_child_perm(link), ==, BLK_PERM_CONSISTENT_READ);
+    g_assert_cmpint(count_parents(bs), ==, 1);
+
+    /* Giving permissions up reaches the driver too. */
+    bdrv_detach_user(u);
+    g_assert_cmphex(st->perm, ==, 0);
+    g_assert_cmpuint(st->set_perm_calls, ==, calls + 1);
+    bdrv_unref(bs);
+
+    /* force-share (inherited by the file child): its parent shares all,
+     * so another process may write (qemu-io -U). */
+    bs = open_ok("driver=raw,force-share=on,file.driver=null-co,file.node-name=pn", 0);
+    st = null_co_stats(bdrv_find_node("pn"));
+    u = bdrv_attach_user(bs, "reader", BLK_PERM_CONSISTENT_READ, BLK_PERM_CONSISTENT_READ,
+                         &err);
+    g_assert_no_error(err);
+    g_assert_cmphex(st->perm, ==, BLK_PERM_CONSISTENT_READ);
+    g_assert_cmphex(st->shared, ==, BLK_PERM_ALL);
+    bdrv_unref(bs);
+}
+
 /* A user on the file node below a writable format cannot write it. */
 static void test_conflict_below(void)
 {
@@ -258,6 +315,7 @@ static void test_freeze_and_set_backing(void)
     BlockDriverState *old = bdrv_find_node("sba");
     BlockDriverState *nb = open_ok(ob, 0);
     GError *err = NULL;
+    BdrvUser *u;
     int old_refs;
 
     bdrv_ref(old);               /* keep it to look at after the change */
@@ -271,6 +329,16 @@ static void test_freeze_and_set_backing(void)
     g_assert_true(bdrv_backing(bs) == old);
     g_assert_cmpstr(bdrv_backing_file(bs), ==, a);
     bdrv_unfreeze_backing_chain(bs, NULL);
+    /* A holder that does not let the graph below it change. */
+    u = bdrv_attach_user(bs, "job", BLK_PERM_CONSISTENT_READ,
+                         BLK_PERM_ALL & ~BLK_PERM_GRAPH_MOD, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(bdrv_set_backing(bs, nb, &err), <, 0);
+    g_assert_cmpstr(err->message, ==, "Cannot change the backing link of node 'sbtop': job "
+                    "(uses node 'sbtop' as 'root' child) does not allow graph changes");
+    g_clear_error(&err);
+    g_assert_true(bdrv_backing(bs) == old);
+    bdrv_detach_user(u);
 
     g_assert_cmpint(bdrv_set_backing(bs, nb, &err), ==, 0);
     g_assert_no_error(err);
@@ -369,6 +437,44 @@ static void test_reopen(void)
     bdrv_unref(bs);
 }
 
+static uint64_t qed_features(const char *file)
+{
+    uint8_t buf[8];
+    int fd = open(file, O_RDONLY);
+
+    g_assert_cmpint(pread(fd, buf, 8, 16), ==, 8);
+    close(fd);
+    return GUINT64_FROM_LE(*(uint64_t *)buf);
+}
+
+/* QED: the need-check flag an allocating write sets is cleared when the
+ * image goes read-only, and the data stays. */
+static void test_reopen_qed(void)
+{
+    g_autofree char *img = path("reopen.qed");
+    g_autofree char *o = g_strdup_printf("driver=qed,file.filename=%s", img);
+    g_autoptr(QblkOpts) c = qblk_opts_new();
+    BlockDriverState *bs;
+    char buf[4096], back[4096];
+    GError *err = NULL;
+
+    qblk_opts_set(c, "size", "1M");
+    g_assert_cmpint(bdrv_create("qed", img, c, NULL), ==, 0);
+    bs = open_ok(o, BDRV_O_RDWR);
+    memset(buf, 0xa5, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 65536, sizeof(buf), buf, 0), ==, 0);
+    g_assert_cmphex(qed_features(img) & 2, ==, 2);
+    g_assert_cmpint(bdrv_reopen(bs, 0, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmphex(qed_features(img) & 2, ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 65536, sizeof(back), back, 0), ==, 0);
+    g_assert_cmpmem(buf, sizeof(buf), back, sizeof(back));
+    g_assert_cmpint(bdrv_reopen(bs, BDRV_O_RDWR, &err), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, sizeof(buf), buf, 0), ==, 0);
+    bdrv_unref(bs);
+    g_assert_cmphex(qed_features(img) & 2, ==, 0);
+}
+
 typedef struct {
     BlockDriverState *bs;
     bool done;
@@ -452,8 +558,10 @@ int main(int argc, char **argv)
     g_test_add_func("/graph/links", test_links);
     g_test_add_func("/graph/conflicts", test_conflicts);
     g_test_add_func("/graph/conflict-below", test_conflict_below);
+    g_test_add_func("/graph/set-perm", test_set_perm);
     g_test_add_func("/graph/freeze-set-backing", test_freeze_and_set_backing);
     g_test_add_func("/graph/reopen", test_reopen);
+    g_test_add_func("/graph/reopen-qed", test_reopen_qed);
     g_test_add_func("/graph/drain", test_drain);
     ret = g_test_run();
     g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
