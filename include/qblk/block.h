@@ -332,8 +332,8 @@ void bdrv_detach_user(BdrvUser *u);
 bool bdrv_user_set_perm(BdrvUser *u, uint64_t perm, uint64_t shared, GError **errp);
 /* The permissions qemu-img/qemu-io's user of a top node takes for open
  * flags: consistent read, write when BDRV_O_RDWR, resize when
- * BDRV_O_RESIZE; it shares consistent read, write-unchanged and graph
- * changes (force-share on the node shares everything). */
+ * BDRV_O_RESIZE; like QEMU 7.2's tools it shares everything (a format's
+ * link to its file is what keeps other writers out). */
 void bdrv_user_perm_for_flags(int flags, uint64_t *perm, uint64_t *shared);
 /* Called with opaque when a drained section begins on the user's node
  * (pause: stop issuing requests) and when the last one ends (resume). */

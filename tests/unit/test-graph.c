@@ -202,6 +202,13 @@ static void test_conflicts(void)
     g_assert_cmphex(perm, ==, 0);
     g_assert_cmphex(shared, ==, BLK_PERM_ALL);
 
+    /* The tools' user, as QEMU 7.2's (measured): shares everything. */
+    bdrv_user_perm_for_flags(BDRV_O_RDWR | BDRV_O_RESIZE, &perm, &shared);
+    g_assert_cmphex(perm, ==, BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    g_assert_cmphex(shared, ==, BLK_PERM_ALL);
+    bdrv_user_perm_for_flags(0, &perm, &shared);
+    g_assert_cmphex(perm, ==, BLK_PERM_CONSISTENT_READ);
+
     /* Write on a read-only node; force-share only read-only. */
     bdrv_unref(bs);
     bs = open_ok("driver=null-co", 0);
