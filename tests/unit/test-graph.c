@@ -501,6 +501,24 @@ static void coroutine_fn read_entry(void *opaque)
 }
 
 typedef struct {
+    BlockDriverState *bs;
+    ReadCo *busy;
+    bool saw_busy_done, done;
+} DrainerCo;
+
+/* A coroutine's drained section: begin returns once the request in
+ * flight has finished (woken by it, not polling). */
+static void coroutine_fn drainer_entry(void *opaque)
+{
+    DrainerCo *d = opaque;
+
+    bdrv_co_drained_begin(d->bs);
+    d->saw_busy_done = d->busy->done;
+    bdrv_co_drained_end(d->bs);
+    d->done = true;
+}
+
+typedef struct {
     int paused, resumed;
 } DrainCounts;
 
@@ -549,6 +567,21 @@ static void test_drain(void)
         qblk_loop_iterate(true);
     }
     g_assert_cmpint(second.ret, ==, 0);
+
+    /* The coroutine form. */
+    {
+        ReadCo third = { bs };
+        DrainerCo d = { bs, &third };
+
+        qco_enter(qco_create(read_entry, &third));
+        qco_enter(qco_create(drainer_entry, &d));
+        for (int i = 0; i < 2000 && !d.done; i++) {
+            qblk_loop_iterate(false);
+            g_usleep(100);
+        }
+        g_assert_true(d.done);
+        g_assert_true(d.saw_busy_done);
+    }
     bdrv_unref(bs);
 }
 
