@@ -12,33 +12,32 @@
 #define COMMIT_DEFAULT_CHUNK (2 * 1024 * 1024)
 
 /*
- * The base opened for writing. The top's chain holds the base open
- * read-only, so for now this opens the same file a second time as a
- * separate read-write node, as qblk-img commit always has. That is wrong
- * with other users of the chain (a second node, its own caches): once the
- * graph's bdrv_co_reopen() lands, this pair becomes a reopen of `base`
- * read-write and back, and nothing else in this file changes.
+ * The base made writable: the chain's own base node is reopened
+ * read-write, and read-only again at the end (QEMU does the same). A
+ * second node on the same file would have its own caches, and the image
+ * locks the chain's node holds would refuse it.
  */
 static BlockDriverState *coroutine_fn commit_co_acquire_writable_base(BlockDriverState *base,
                                                                       GError **errp)
 {
-    QblkOpts *o = qblk_opts_new();
     GError *err = NULL;
-    BlockDriverState *rw;
 
-    qblk_opts_set(o, "driver", bdrv_format_name(base));
-    rw = bdrv_co_open(bdrv_filename(base), o, BDRV_O_RDWR | BDRV_O_NO_BACKING, NULL, &err);
-    if (!rw) {
+    if (bdrv_co_reopen(base, (base->open_flags | BDRV_O_RDWR) & ~BDRV_O_FORCE_SHARE,
+                       &err) < 0) {
         qblk_error_set(errp, "Could not open the base image '%s' for writing: %s",
                        bdrv_filename(base), err->message);
         g_error_free(err);
+        return NULL;
     }
-    return rw;
+    bdrv_ref(base);
+    return base;
 }
 
+/* Back to read-only, which also writes the base out and leaves it clean. */
 static void coroutine_fn commit_co_release_writable_base(BlockDriverState *base,
                                                          BlockDriverState *rw)
 {
+    bdrv_co_reopen(base, rw->open_flags & ~BDRV_O_RDWR, NULL);
     bdrv_co_unref(rw);
 }
 

@@ -152,19 +152,32 @@ static int copy_differences(Rebase *r)
 
 /* Opens the new backing chain for safe mode: its name is relative to the
  * image's directory, as it will be once stored. */
+static BlockDriverState *open_chain(const char *path, const char *fmt, int flags,
+                                    GError **errp)
+{
+    QblkOpts *o = qblk_opts_new();
+
+    qblk_opts_set(o, "driver", fmt);
+    return bdrv_open(path, o, flags, NULL, errp);
+}
+
 static BlockDriverState *open_new_chain(const char *image, const char *name, const char *fmt)
 {
     g_autofree char *path = bdrv_resolve_backing_name(image, name);
-    QblkOpts *o = qblk_opts_new();
     GError *err = NULL;
-    BlockDriverState *bs;
+    BlockDriverState *bs = open_chain(path, fmt, 0, &err);
 
-    qblk_opts_set(o, "driver", fmt);
-    bs = bdrv_open(path, o, 0, NULL, &err);
     if (!bs) {
-        error_report("Could not open new backing file '%s': %s", name, err->message);
+        /* A chain that includes the image itself is refused by the image's
+         * own lock; sharing everything, it opens to say so plainly. */
+        bs = open_chain(path, fmt, BDRV_O_FORCE_SHARE, NULL);
+        if (!bs || !img_find_in_chain(bs, image)) {
+            error_report("Could not open new backing file '%s': %s", name, err->message);
+            g_error_free(err);
+            bdrv_unref(bs);
+            return NULL;
+        }
         g_error_free(err);
-        return NULL;
     }
     if (img_find_in_chain(bs, image)) {
         error_report("Could not open new backing file '%s': its backing chain includes '%s'",
