@@ -424,7 +424,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
 
     qco_mutex_lock(&s->lock);
     ret = bs->read_only ? 0 : qcow2_co_flush_caches(bs);
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (ret < 0 || flen < 0) {
         res->check_errors++;
         qco_mutex_unlock(&s->lock);

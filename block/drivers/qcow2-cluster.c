@@ -68,7 +68,7 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
         *n_bytes = bytes;
         return 0;
     }
-    ret = qcow2_cache_get(bs, &s->l2_cache, l2_off, false, &table);
+    ret = qcow2_co_cache_get(bs, &s->l2_cache, l2_off, false, &table);
     if (ret < 0) {
         return ret;
     }
@@ -149,21 +149,21 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     }
     l1e = s->l1_table[l1_index];
     if (old_l2 && (l1e & QCOW2_OFLAG_COPIED)) {
-        return qcow2_cache_get(bs, &s->l2_cache, old_l2, false, out);
+        return qcow2_co_cache_get(bs, &s->l2_cache, old_l2, false, out);
     }
     new_l2 = qcow2_co_alloc_clusters(bs, 1);
     if (new_l2 < 0) {
         return (int)new_l2;
     }
     qcow2_meta_add(s, new_l2, s->cluster_size, QCOW2_META_L2);
-    ret = qcow2_cache_get(bs, &s->l2_cache, new_l2, true, &table);
+    ret = qcow2_co_cache_get(bs, &s->l2_cache, new_l2, true, &table);
     if (ret < 0) {
         return ret;
     }
     if (old_l2) {
         uint8_t *old;
 
-        ret = qcow2_cache_get(bs, &s->l2_cache, old_l2, false, &old);
+        ret = qcow2_co_cache_get(bs, &s->l2_cache, old_l2, false, &old);
         if (ret < 0) {
             qcow2_cache_put(&s->l2_cache, table);
             return ret;
@@ -174,7 +174,7 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     qcow2_cache_mark_dirty(&s->l2_cache, table);
     /* The new table (and the refcounts it relies on) reach the disk before
      * L1 points at it. */
-    ret = qcow2_cache_flush(bs, &s->l2_cache);
+    ret = qcow2_co_cache_flush(bs, &s->l2_cache);
     if (ret == 0) {
         s->l1_table[l1_index] = (uint64_t)new_l2 | QCOW2_OFLAG_COPIED;
         ret = write_l1_entry(bs, l1_index);
@@ -253,7 +253,7 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     for (uint32_t i = 0; i < s->l1_size; i++) {
         qcow2_put_be64(buf + 8 * i, s->l1_table[i]);
     }
-    ret = qcow2_cache_flush(bs, &s->refblock_cache);
+    ret = qcow2_co_cache_flush(bs, &s->refblock_cache);
     if (ret == 0) {
         ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, off, (uint64_t)new_size * 8, buf);
     }

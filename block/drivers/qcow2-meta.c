@@ -183,7 +183,7 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
     if (!s->bitmaps_in_use) {
         return 0;
     }
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (flen < 0) {
         qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
         return (int)flen;

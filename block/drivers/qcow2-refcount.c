@@ -76,7 +76,7 @@ int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_in
     if (ret < 0 || !offset) {
         return ret;
     }
-    ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
+    ret = qcow2_co_cache_get(bs, &s->refblock_cache, offset, false, &block);
     if (ret < 0) {
         return ret;
     }
@@ -144,7 +144,7 @@ static int coroutine_fn write_stable(BlockDriverState *bs, Qcow2MetaKind kind, u
     ret = qcow2_co_pwrite_meta(bs, kind, offset, len, buf);
 
     if (ret == 0) {
-        ret = qcow2_cache_flush(bs, &s->refblock_cache);
+        ret = qcow2_co_cache_flush(bs, &s->refblock_cache);
     }
     return ret < 0 ? ret : bdrv_co_flush(bs->file);
 }
@@ -340,7 +340,7 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
          * points at it (it could be handed out twice after a crash): the
          * L2 changes that dropped the references go first. */
         bool wrote = qcow2_cache_is_dirty(&s->l2_cache);
-        int ret = qcow2_cache_flush(bs, &s->l2_cache);
+        int ret = qcow2_co_cache_flush(bs, &s->l2_cache);
 
         /* Written is not stable: the tables reach the disk before the
          * refcount block that frees what they no longer reference. */
@@ -373,7 +373,7 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
             }
             offset = s->refcount_table[t];
         }
-        ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
+        ret = qcow2_co_cache_get(bs, &s->refblock_cache, offset, false, &block);
         if (ret < 0) {
             return ret;
         }

@@ -60,7 +60,7 @@ static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uin
             return qcow2_co_mark_corrupt(bs, "L2 table offset %#" PRIx64 " invalid (L1 index: "
                                          "%#" PRIx32 ")", l2, i);
         }
-        ret = qcow2_cache_get(bs, &s->l2_cache, l2, false, &table);
+        ret = qcow2_co_cache_get(bs, &s->l2_cache, l2, false, &table);
         if (ret < 0) {
             return ret;
         }

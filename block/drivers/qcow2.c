@@ -439,7 +439,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
 {
     BDRVQcow2State *s = bs->opaque;
     uint8_t hbuf[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     g_autofree uint8_t *c0 = NULL;
     uint64_t incompat;
     int ret;
@@ -692,7 +692,7 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     uint64_t old_end = s->header.backing_file_offset ? s->header.backing_file_offset : cs;
     uint64_t pos = hl, off, used_end = hl, name_len = file ? strlen(file) : 0;
     g_autofree uint8_t *old = g_malloc0(cs), *buf = g_malloc0(cs);
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     int ret;
 
     if (name_len > QCOW2_MAX_BACKING_NAME || (fmt && strlen(fmt) > 1023)) {
@@ -884,7 +884,7 @@ static int coroutine_fn preallocate(BlockDriverState *bs, uint64_t from, uint64_
     if (ret < 0) {
         return ret;
     }
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (flen < 0) {
         return (int)flen;
     }

@@ -234,11 +234,11 @@ void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool i
 void qcow2_cache_destroy(Qcow2Cache *c);
 /* Loads (or, with fresh, zeroes without reading) the cluster at offset,
  * pinned until qcow2_cache_put. */
-int coroutine_fn qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
-                                 bool fresh, uint8_t **data);
+int coroutine_fn qcow2_co_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
+                                    bool fresh, uint8_t **data);
 void qcow2_cache_put(Qcow2Cache *c, uint8_t *data);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *data);
-int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
+int coroutine_fn qcow2_co_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
 /* Forgets the cluster at offset (freed), dropping pending writes. */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
 bool qcow2_cache_is_dirty(const Qcow2Cache *c);

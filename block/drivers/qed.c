@@ -284,7 +284,7 @@ static int coroutine_fn qed_co_read_metadata(BlockDriverState *bs, int flags, GE
 {
     BDRVQEDState *s = bs->opaque;
     uint8_t buf[QED_HEADER_SIZE];
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     int ret;
 
     if (flen < 0) {
