@@ -150,7 +150,7 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
     }
     buf = g_malloc0(table_clusters << s->cluster_bits);
     for (uint64_t i = 0; i < r.entries; i++) {
-        qcow2_put_be64(buf + 8 * i, r.reftable[i]);
+        qblk_st_be64(buf + 8 * i, r.reftable[i]);
     }
     qcow2_meta_add(s, table_offset, table_clusters << s->cluster_bits, QCOW2_META_REFTABLE);
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_REFTABLE, table_offset,
@@ -175,8 +175,8 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
                 s->header.refcount_order = nh.refcount_order;
             }
         } else {
-            qcow2_put_be64(hdr, table_offset);
-            qcow2_put_be32(hdr + 8, (uint32_t)table_clusters);
+            qblk_st_be64(hdr, table_offset);
+            qblk_st_be32(hdr + 8, (uint32_t)table_clusters);
             ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
         }
     }

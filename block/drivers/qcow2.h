@@ -4,6 +4,7 @@
 #define QBLK_BLOCK_QCOW2_H
 
 #include "qblk/block_int.h"
+#include "util/bswap.h"
 
 #define QCOW2_MAGIC                 0x514649fbu   /* "QFI\xfb" big-endian */
 #define QCOW2_V2_HEADER_SIZE        72u
@@ -183,10 +184,6 @@ int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off,
                                              unsigned len);
 int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
-uint64_t qcow2_be64(const uint8_t *p);
-uint32_t qcow2_be32(const uint8_t *p);
-void qcow2_put_be64(uint8_t *p, uint64_t v);
-void qcow2_put_be32(uint8_t *p, uint32_t v);
 void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
 /* Appends one header extension at *pos (padded to 8 bytes); false when it
  * would not fit before end. */

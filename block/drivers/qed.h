@@ -4,6 +4,7 @@
 #define QBLK_BLOCK_QED_H
 
 #include "qblk/block_int.h"
+#include "util/bswap.h"
 
 #define QED_MAGIC                     0x00444551u   /* "QED\0" little-endian */
 #define QED_HEADER_SIZE               64

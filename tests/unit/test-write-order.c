@@ -10,6 +10,7 @@
 #include "block/drivers/blkdebug.h"
 #include "block/drivers/qed.h"
 #include "qblk/block.h"
+#include "util/bswap.h"
 #include "util/main-loop.h"
 
 #define KiB 1024LL
@@ -148,24 +149,30 @@ static int64_t host_offset(BlockDriverState *bs, int64_t offset)
     return map;
 }
 
-static uint64_t file_be64(const char *path, int64_t offset)
+/* The 8 bytes at offset of the file at path. */
+static void file_read8(const char *path, int64_t offset, uint8_t *b)
 {
-    uint8_t b[8];
-    uint64_t v = 0;
     int fd = open(path, O_RDONLY);
 
     g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(pread(fd, b, sizeof(b), offset), ==, sizeof(b));
+    g_assert_cmpint(pread(fd, b, 8, offset), ==, 8);
     close(fd);
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | b[i];
-    }
-    return v;
+}
+
+static uint64_t file_be64(const char *path, int64_t offset)
+{
+    uint8_t b[8];
+
+    file_read8(path, offset, b);
+    return qblk_ld_be64(b);
 }
 
 static uint64_t file_le64(const char *path, int64_t offset)
 {
-    return GUINT64_SWAP_LE_BE(file_be64(path, offset));
+    uint8_t b[8];
+
+    file_read8(path, offset, b);
+    return qblk_ld_le64(b);
 }
 
 /* The host offset of the qcow2 L2 table behind guest offset 0. */
