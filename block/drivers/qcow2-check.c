@@ -490,7 +490,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     if (ret == 0 && !bs->read_only && (fix & BDRV_FIX_ERRORS) && !res->corruptions &&
         (s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         s->header.incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;
-        ret = qcow2_co_write_header_field(bs, 72, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
     }
     res->image_end_offset = (int64_t)c.max_used << s->cluster_bits;
     res->total_clusters = (s->header.size + s->cluster_size - 1) >> s->cluster_bits;

@@ -265,7 +265,8 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     }
     qblk_st_be32(hdr, new_size);
     qblk_st_be64(hdr + 4, off);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 36, sizeof(hdr), hdr);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(l1_size),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }

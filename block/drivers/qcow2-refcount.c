@@ -308,7 +308,8 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     }
     qblk_st_be64(hdr, start << s->cluster_bits);
     qblk_st_be32(hdr + 8, table_clusters);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(refcount_table_offset),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }

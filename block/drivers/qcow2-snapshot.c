@@ -215,7 +215,8 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
     /* The switch: count and offset in one write. */
     qblk_st_be32(hdr, s->nb_snapshots);
     qblk_st_be64(hdr + 4, (uint64_t)offset);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 60, sizeof(hdr), hdr);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(nb_snapshots),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }

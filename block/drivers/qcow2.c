@@ -10,26 +10,27 @@
 
 static void header_decode(const uint8_t *b, Qcow2Header *h)
 {
-    h->magic = qblk_ld_be32(b);
-    h->version = qblk_ld_be32(b + 4);
-    h->backing_file_offset = qblk_ld_be64(b + 8);
-    h->backing_file_size = qblk_ld_be32(b + 16);
-    h->cluster_bits = qblk_ld_be32(b + 20);
-    h->size = qblk_ld_be64(b + 24);
-    h->crypt_method = qblk_ld_be32(b + 32);
-    h->l1_size = qblk_ld_be32(b + 36);
-    h->l1_table_offset = qblk_ld_be64(b + 40);
-    h->refcount_table_offset = qblk_ld_be64(b + 48);
-    h->refcount_table_clusters = qblk_ld_be32(b + 56);
-    h->nb_snapshots = qblk_ld_be32(b + 60);
-    h->snapshots_offset = qblk_ld_be64(b + 64);
+    h->magic = qblk_ld_be32(b + QCOW2_HDR_OFF(magic));
+    h->version = qblk_ld_be32(b + QCOW2_HDR_OFF(version));
+    h->backing_file_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(backing_file_offset));
+    h->backing_file_size = qblk_ld_be32(b + QCOW2_HDR_OFF(backing_file_size));
+    h->cluster_bits = qblk_ld_be32(b + QCOW2_HDR_OFF(cluster_bits));
+    h->size = qblk_ld_be64(b + QCOW2_HDR_OFF(size));
+    h->crypt_method = qblk_ld_be32(b + QCOW2_HDR_OFF(crypt_method));
+    h->l1_size = qblk_ld_be32(b + QCOW2_HDR_OFF(l1_size));
+    h->l1_table_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(l1_table_offset));
+    h->refcount_table_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(refcount_table_offset));
+    h->refcount_table_clusters = qblk_ld_be32(b + QCOW2_HDR_OFF(refcount_table_clusters));
+    h->nb_snapshots = qblk_ld_be32(b + QCOW2_HDR_OFF(nb_snapshots));
+    h->snapshots_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(snapshots_offset));
     if (h->version >= 3) {
-        h->incompatible_features = qblk_ld_be64(b + 72);
-        h->compatible_features = qblk_ld_be64(b + 80);
-        h->autoclear_features = qblk_ld_be64(b + 88);
-        h->refcount_order = qblk_ld_be32(b + 96);
-        h->header_length = qblk_ld_be32(b + 100);
-        h->compression_type = h->header_length > 104 ? b[104] : 0;
+        h->incompatible_features = qblk_ld_be64(b + QCOW2_HDR_OFF(incompatible_features));
+        h->compatible_features = qblk_ld_be64(b + QCOW2_HDR_OFF(compatible_features));
+        h->autoclear_features = qblk_ld_be64(b + QCOW2_HDR_OFF(autoclear_features));
+        h->refcount_order = qblk_ld_be32(b + QCOW2_HDR_OFF(refcount_order));
+        h->header_length = qblk_ld_be32(b + QCOW2_HDR_OFF(header_length));
+        h->compression_type = h->header_length > QCOW2_V3_HEADER_SIZE ?
+                              b[QCOW2_HDR_OFF(compression_type)] : 0;
     } else {
         h->incompatible_features = h->compatible_features = h->autoclear_features = 0;
         h->refcount_order = 4;
@@ -40,34 +41,31 @@ static void header_decode(const uint8_t *b, Qcow2Header *h)
 
 void qcow2_header_encode(const Qcow2Header *h, uint8_t *b)
 {
-    qblk_st_be32(b, h->magic);
-    qblk_st_be32(b + 4, h->version);
-    qblk_st_be64(b + 8, h->backing_file_offset);
-    qblk_st_be32(b + 16, h->backing_file_size);
-    qblk_st_be32(b + 20, h->cluster_bits);
-    qblk_st_be64(b + 24, h->size);
-    qblk_st_be32(b + 32, h->crypt_method);
-    qblk_st_be32(b + 36, h->l1_size);
-    qblk_st_be64(b + 40, h->l1_table_offset);
-    qblk_st_be64(b + 48, h->refcount_table_offset);
-    qblk_st_be32(b + 56, h->refcount_table_clusters);
-    qblk_st_be32(b + 60, h->nb_snapshots);
-    qblk_st_be64(b + 64, h->snapshots_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(magic), h->magic);
+    qblk_st_be32(b + QCOW2_HDR_OFF(version), h->version);
+    qblk_st_be64(b + QCOW2_HDR_OFF(backing_file_offset), h->backing_file_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(backing_file_size), h->backing_file_size);
+    qblk_st_be32(b + QCOW2_HDR_OFF(cluster_bits), h->cluster_bits);
+    qblk_st_be64(b + QCOW2_HDR_OFF(size), h->size);
+    qblk_st_be32(b + QCOW2_HDR_OFF(crypt_method), h->crypt_method);
+    qblk_st_be32(b + QCOW2_HDR_OFF(l1_size), h->l1_size);
+    qblk_st_be64(b + QCOW2_HDR_OFF(l1_table_offset), h->l1_table_offset);
+    qblk_st_be64(b + QCOW2_HDR_OFF(refcount_table_offset), h->refcount_table_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(refcount_table_clusters), h->refcount_table_clusters);
+    qblk_st_be32(b + QCOW2_HDR_OFF(nb_snapshots), h->nb_snapshots);
+    qblk_st_be64(b + QCOW2_HDR_OFF(snapshots_offset), h->snapshots_offset);
     if (h->version >= 3) {
-        qblk_st_be64(b + 72, h->incompatible_features);
-        qblk_st_be64(b + 80, h->compatible_features);
-        qblk_st_be64(b + 88, h->autoclear_features);
-        qblk_st_be32(b + 96, h->refcount_order);
-        qblk_st_be32(b + 100, h->header_length);
-        if (h->header_length > 104) {
-            b[104] = h->compression_type;
+        qblk_st_be64(b + QCOW2_HDR_OFF(incompatible_features), h->incompatible_features);
+        qblk_st_be64(b + QCOW2_HDR_OFF(compatible_features), h->compatible_features);
+        qblk_st_be64(b + QCOW2_HDR_OFF(autoclear_features), h->autoclear_features);
+        qblk_st_be32(b + QCOW2_HDR_OFF(refcount_order), h->refcount_order);
+        qblk_st_be32(b + QCOW2_HDR_OFF(header_length), h->header_length);
+        if (h->header_length > QCOW2_V3_HEADER_SIZE) {
+            b[QCOW2_HDR_OFF(compression_type)] = h->compression_type;
         }
     }
 }
 
-/* Rewrites bytes [off, off+len) of the header from the in-memory copy and
- * flushes. Only named fields are written, so header extensions and bytes
- * this driver does not know stay as they are. */
 bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
                          const void *data, uint32_t len)
 {
@@ -86,6 +84,9 @@ bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t typ
     return true;
 }
 
+/* Rewrites bytes [off, off+len) of the header from the in-memory copy and
+ * flushes. Only named fields are written, so header extensions and bytes
+ * this driver does not know stay as they are. */
 int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off, unsigned len)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -117,14 +118,15 @@ int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ..
         bdrv_report_corruption(&(BdrvCorruptionEvent) {
             .bs = bs, .format = "qcow2", .msg = msg, .marked = true });
         s->header.incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
-        qcow2_co_write_header_field(bs, 72, 8);
+        qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
     }
     return -EIO;
 }
 
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    return buf_size >= 8 && qblk_ld_be32(buf) == QCOW2_MAGIC && qblk_ld_be32(buf + 4) >= 2 ? 100 : 0;
+    return buf_size >= 8 && qblk_ld_be32(buf) == QCOW2_MAGIC &&
+           qblk_ld_be32(buf + QCOW2_HDR_OFF(version)) >= 2 ? 100 : 0;
 }
 
 /* Offset and length of a table: cluster aligned and inside the file. */
@@ -505,7 +507,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
         if (s->header.autoclear_features) {
             /* Extensions we do not maintain become stale once we write. */
             s->header.autoclear_features = 0;
-            ret = qcow2_co_write_header_field(bs, 88, 8);
+            ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(autoclear_features));
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not clear qcow2 autoclear bits");
                 return ret;
@@ -522,7 +524,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
                 return ret < 0 ? ret : -EIO;
             }
             s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
-            ret = qcow2_co_write_header_field(bs, 72, 8);
+            ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not clear the qcow2 dirty bit");
                 return ret;
@@ -708,8 +710,8 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     }
     pos += 8;                                   /* end marker: zeroes */
     memcpy(buf + pos, file ? file : "", name_len);
-    qblk_st_be64(buf + 8, file ? pos : 0);
-    qblk_st_be32(buf + 16, (uint32_t)name_len);
+    qblk_st_be64(buf + QCOW2_HDR_OFF(backing_file_offset), file ? pos : 0);
+    qblk_st_be32(buf + QCOW2_HDR_OFF(backing_file_size), (uint32_t)name_len);
     pos += name_len;
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
     if (ret == 0) {
@@ -903,7 +905,7 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, 
     }
     if (ret == 0) {
         s->header.size = offset;
-        ret = qcow2_co_write_header_field(bs, 24, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(size));
         if (ret < 0) {
             s->header.size = old;
         }

@@ -9,32 +9,32 @@
 
 void qed_header_decode(const uint8_t *buf, QedHeader *h)
 {
-    h->magic = qblk_ld_le32(buf);
-    h->cluster_size = qblk_ld_le32(buf + 4);
-    h->table_size = qblk_ld_le32(buf + 8);
-    h->header_size = qblk_ld_le32(buf + 12);
-    h->features = qblk_ld_le64(buf + 16);
-    h->compat_features = qblk_ld_le64(buf + 24);
-    h->autoclear_features = qblk_ld_le64(buf + 32);
-    h->l1_table_offset = qblk_ld_le64(buf + 40);
-    h->image_size = qblk_ld_le64(buf + 48);
-    h->backing_filename_offset = qblk_ld_le32(buf + 56);
-    h->backing_filename_size = qblk_ld_le32(buf + 60);
+    h->magic = qblk_ld_le32(buf + QED_HDR_OFF(magic));
+    h->cluster_size = qblk_ld_le32(buf + QED_HDR_OFF(cluster_size));
+    h->table_size = qblk_ld_le32(buf + QED_HDR_OFF(table_size));
+    h->header_size = qblk_ld_le32(buf + QED_HDR_OFF(header_size));
+    h->features = qblk_ld_le64(buf + QED_HDR_OFF(features));
+    h->compat_features = qblk_ld_le64(buf + QED_HDR_OFF(compat_features));
+    h->autoclear_features = qblk_ld_le64(buf + QED_HDR_OFF(autoclear_features));
+    h->l1_table_offset = qblk_ld_le64(buf + QED_HDR_OFF(l1_table_offset));
+    h->image_size = qblk_ld_le64(buf + QED_HDR_OFF(image_size));
+    h->backing_filename_offset = qblk_ld_le32(buf + QED_HDR_OFF(backing_filename_offset));
+    h->backing_filename_size = qblk_ld_le32(buf + QED_HDR_OFF(backing_filename_size));
 }
 
 void qed_header_encode(const QedHeader *h, uint8_t *buf)
 {
-    qblk_st_le32(buf, h->magic);
-    qblk_st_le32(buf + 4, h->cluster_size);
-    qblk_st_le32(buf + 8, h->table_size);
-    qblk_st_le32(buf + 12, h->header_size);
-    qblk_st_le64(buf + 16, h->features);
-    qblk_st_le64(buf + 24, h->compat_features);
-    qblk_st_le64(buf + 32, h->autoclear_features);
-    qblk_st_le64(buf + 40, h->l1_table_offset);
-    qblk_st_le64(buf + 48, h->image_size);
-    qblk_st_le32(buf + 56, h->backing_filename_offset);
-    qblk_st_le32(buf + 60, h->backing_filename_size);
+    qblk_st_le32(buf + QED_HDR_OFF(magic), h->magic);
+    qblk_st_le32(buf + QED_HDR_OFF(cluster_size), h->cluster_size);
+    qblk_st_le32(buf + QED_HDR_OFF(table_size), h->table_size);
+    qblk_st_le32(buf + QED_HDR_OFF(header_size), h->header_size);
+    qblk_st_le64(buf + QED_HDR_OFF(features), h->features);
+    qblk_st_le64(buf + QED_HDR_OFF(compat_features), h->compat_features);
+    qblk_st_le64(buf + QED_HDR_OFF(autoclear_features), h->autoclear_features);
+    qblk_st_le64(buf + QED_HDR_OFF(l1_table_offset), h->l1_table_offset);
+    qblk_st_le64(buf + QED_HDR_OFF(image_size), h->image_size);
+    qblk_st_le32(buf + QED_HDR_OFF(backing_filename_offset), h->backing_filename_offset);
+    qblk_st_le32(buf + QED_HDR_OFF(backing_filename_size), h->backing_filename_size);
 }
 
 static bool is_pow2(uint64_t v)
