@@ -380,7 +380,7 @@ int coroutine_fn bdrv_co_read_backing(BlockDriverState *bs, uint64_t pos, uint64
     int ret = 0;
 
     if (bs->backing) {
-        blen = bdrv_co_getlength(bs->backing);
+        blen = bdrv_getlength(bs->backing);
         if (blen < 0) {
             return (int)blen;
         }

@@ -497,11 +497,6 @@ int64_t bdrv_getlength(BlockDriverState *bs)
     return bs->file ? bdrv_getlength(bs->file) : -ENOTSUP;
 }
 
-int64_t bdrv_co_getlength(BlockDriverState *bs)
-{
-    return bdrv_getlength(bs);
-}
-
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
 {
     if (bs->drv->get_allocated_file_size) {

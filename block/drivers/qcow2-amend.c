@@ -171,7 +171,7 @@ int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **e
         a.lazy != !!(s->header.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         /* qblk keeps refcounts current either way: only the bit changes. */
         s->header.compatible_features ^= QCOW2_COMPAT_LAZY_REFCOUNTS;
-        ret = qcow2_co_write_header_field(bs, 80, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(compatible_features));
         if (ret < 0) {
             qblk_error_set_errno(errp, -ret, "Could not update the qcow2 header");
         }

@@ -40,7 +40,7 @@ static int coroutine_fn write_entry(BlockDriverState *bs, Qcow2Cache *c, Qcow2Ca
         if (qcow2_cache_is_dirty(c->depends)) {
             /* Ends with a flush of the file, which also makes the data
              * written so far stable. */
-            ret = qcow2_cache_flush(bs, c->depends);
+            ret = qcow2_co_cache_flush(bs, c->depends);
             if (ret < 0) {
                 return ret;
             }
@@ -63,7 +63,7 @@ static int coroutine_fn write_entry(BlockDriverState *bs, Qcow2Cache *c, Qcow2Ca
     return ret;
 }
 
-int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c)
+int coroutine_fn qcow2_co_cache_flush(BlockDriverState *bs, Qcow2Cache *c)
 {
     bool wrote = false;
     int ret = 0;
@@ -85,9 +85,9 @@ int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c)
 int coroutine_fn qcow2_co_flush_caches(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = qcow2_cache_flush(bs, &s->refblock_cache);
+    int ret = qcow2_co_cache_flush(bs, &s->refblock_cache);
 
-    return ret < 0 ? ret : qcow2_cache_flush(bs, &s->l2_cache);
+    return ret < 0 ? ret : qcow2_co_cache_flush(bs, &s->l2_cache);
 }
 
 static Qcow2CacheEntry *find(Qcow2Cache *c, uint64_t offset)
@@ -110,8 +110,8 @@ static Qcow2CacheEntry *find_data(Qcow2Cache *c, uint8_t *data)
     g_assert_not_reached();
 }
 
-int coroutine_fn qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
-                                 bool fresh, uint8_t **data)
+int coroutine_fn qcow2_co_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
+                                    bool fresh, uint8_t **data)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2CacheEntry *e = find(c, offset);

@@ -67,7 +67,7 @@ static int coroutine_fn check_l2(CheckState *c, uint64_t l2_offset, bool active)
         return ret;
     }
     for (uint32_t i = 0; i < s->l2_size; i++) {
-        uint64_t e = qcow2_be64(table + 8 * i), host, len;
+        uint64_t e = qblk_ld_be64(table + 8 * i), host, len;
 
         if (!(e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_L2E_RESERVED_MASK)) {
             bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
@@ -135,7 +135,7 @@ static int coroutine_fn check_l1(CheckState *c, uint64_t l1_offset, uint32_t l1_
         return ret;
     }
     for (uint32_t i = 0; i < l1_size; i++) {
-        uint64_t l1e = qcow2_be64(l1 + 8 * i), l2 = l1e & QCOW2_L1E_OFFSET_MASK;
+        uint64_t l1e = qblk_ld_be64(l1 + 8 * i), l2 = l1e & QCOW2_L1E_OFFSET_MASK;
 
         if (l1e & QCOW2_L1E_RESERVED_MASK) {
             bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
@@ -201,7 +201,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
                 uint8_t buf[8];
 
                 s->l1_table[i] ^= QCOW2_OFLAG_COPIED;
-                qcow2_put_be64(buf, s->l1_table[i]);
+                qblk_st_be64(buf, s->l1_table[i]);
                 ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1,
                                            s->header.l1_table_offset + 8 * i, 8, buf);
                 if (ret < 0) {
@@ -216,7 +216,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
             return ret;
         }
         for (uint32_t j = 0; j < s->l2_size; j++) {
-            uint64_t e = qcow2_be64(table + 8 * j);
+            uint64_t e = qblk_ld_be64(table + 8 * j);
             Qcow2ClusterType t = qcow2_cluster_type(s, e);
             uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
 
@@ -236,7 +236,7 @@ static int coroutine_fn check_copied(CheckState *c, BdrvCheckMode fix)
                 if (fix & BDRV_FIX_ERRORS) {
                     uint8_t buf[8];
 
-                    qcow2_put_be64(buf, e ^ QCOW2_OFLAG_COPIED);
+                    qblk_st_be64(buf, e ^ QCOW2_OFLAG_COPIED);
                     qcow2_cache_discard(&s->l2_cache, l2);
                     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L2, l2 + 8 * j, 8, buf);
                     if (ret < 0) {
@@ -424,7 +424,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
 
     qco_mutex_lock(&s->lock);
     ret = bs->read_only ? 0 : qcow2_co_flush_caches(bs);
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (ret < 0 || flen < 0) {
         res->check_errors++;
         qco_mutex_unlock(&s->lock);
@@ -490,7 +490,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     if (ret == 0 && !bs->read_only && (fix & BDRV_FIX_ERRORS) && !res->corruptions &&
         (s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         s->header.incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;
-        ret = qcow2_co_write_header_field(bs, 72, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
     }
     res->image_end_offset = (int64_t)c.max_used << s->cluster_bits;
     res->total_clusters = (s->header.size + s->cluster_size - 1) >> s->cluster_bits;

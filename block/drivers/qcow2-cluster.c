@@ -68,11 +68,11 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
         *n_bytes = bytes;
         return 0;
     }
-    ret = qcow2_cache_get(bs, &s->l2_cache, l2_off, false, &table);
+    ret = qcow2_co_cache_get(bs, &s->l2_cache, l2_off, false, &table);
     if (ret < 0) {
         return ret;
     }
-    e = qcow2_be64(table + 8 * l2_index);
+    e = qblk_ld_be64(table + 8 * l2_index);
     type = qcow2_cluster_type(s, e);
     if (s->header.version < 3 && type != QCOW2_CLUSTER_COMPRESSED && (e & QCOW2_OFLAG_ZERO)) {
         /* Bit 0 is reserved before v3: neither the data nor the backing
@@ -96,7 +96,7 @@ int coroutine_fn qcow2_co_get_mapping(BlockDriverState *bs, uint64_t offset, uin
         uint64_t want = (in_cluster + bytes + s->cluster_size - 1) >> s->cluster_bits;
 
         while (n < want) {
-            uint64_t next = qcow2_be64(table + 8 * (l2_index + n));
+            uint64_t next = qblk_ld_be64(table + 8 * (l2_index + n));
 
             if (qcow2_cluster_type(s, next) != type) {
                 break;
@@ -123,7 +123,7 @@ static int coroutine_fn write_l1_entry(BlockDriverState *bs, uint64_t index)
     uint8_t buf[8];
     int ret;
 
-    qcow2_put_be64(buf, s->l1_table[index]);
+    qblk_st_be64(buf, s->l1_table[index]);
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, s->header.l1_table_offset + index * 8, 8, buf);
     return ret < 0 ? ret : bdrv_co_flush(bs->file);
 }
@@ -149,21 +149,21 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     }
     l1e = s->l1_table[l1_index];
     if (old_l2 && (l1e & QCOW2_OFLAG_COPIED)) {
-        return qcow2_cache_get(bs, &s->l2_cache, old_l2, false, out);
+        return qcow2_co_cache_get(bs, &s->l2_cache, old_l2, false, out);
     }
     new_l2 = qcow2_co_alloc_clusters(bs, 1);
     if (new_l2 < 0) {
         return (int)new_l2;
     }
     qcow2_meta_add(s, new_l2, s->cluster_size, QCOW2_META_L2);
-    ret = qcow2_cache_get(bs, &s->l2_cache, new_l2, true, &table);
+    ret = qcow2_co_cache_get(bs, &s->l2_cache, new_l2, true, &table);
     if (ret < 0) {
         return ret;
     }
     if (old_l2) {
         uint8_t *old;
 
-        ret = qcow2_cache_get(bs, &s->l2_cache, old_l2, false, &old);
+        ret = qcow2_co_cache_get(bs, &s->l2_cache, old_l2, false, &old);
         if (ret < 0) {
             qcow2_cache_put(&s->l2_cache, table);
             return ret;
@@ -174,7 +174,7 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     qcow2_cache_mark_dirty(&s->l2_cache, table);
     /* The new table (and the refcounts it relies on) reach the disk before
      * L1 points at it. */
-    ret = qcow2_cache_flush(bs, &s->l2_cache);
+    ret = qcow2_co_cache_flush(bs, &s->l2_cache);
     if (ret == 0) {
         s->l1_table[l1_index] = (uint64_t)new_l2 | QCOW2_OFLAG_COPIED;
         ret = write_l1_entry(bs, l1_index);
@@ -221,7 +221,7 @@ int coroutine_fn qcow2_co_set_l2_entries(BlockDriverState *bs, uint64_t offset, 
         return ret;
     }
     for (uint64_t i = 0; i < n; i++) {
-        qcow2_put_be64(table + 8 * (l2_index + i), values[i]);
+        qblk_st_be64(table + 8 * (l2_index + i), values[i]);
     }
     qcow2_cache_mark_dirty(&s->l2_cache, table);
     qcow2_cache_put(&s->l2_cache, table);
@@ -251,9 +251,9 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     qcow2_meta_add(s, off, (uint64_t)new_size * 8, QCOW2_META_L1);
     buf = g_malloc0((uint64_t)new_size * 8);
     for (uint32_t i = 0; i < s->l1_size; i++) {
-        qcow2_put_be64(buf + 8 * i, s->l1_table[i]);
+        qblk_st_be64(buf + 8 * i, s->l1_table[i]);
     }
-    ret = qcow2_cache_flush(bs, &s->refblock_cache);
+    ret = qcow2_co_cache_flush(bs, &s->refblock_cache);
     if (ret == 0) {
         ret = qcow2_co_pwrite_meta(bs, QCOW2_META_L1, off, (uint64_t)new_size * 8, buf);
     }
@@ -263,9 +263,10 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint32_t new_size)
     if (ret < 0) {
         return ret;
     }
-    qcow2_put_be32(hdr, new_size);
-    qcow2_put_be64(hdr + 4, off);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 36, sizeof(hdr), hdr);
+    qblk_st_be32(hdr, new_size);
+    qblk_st_be64(hdr + 4, off);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(l1_size),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }

@@ -209,7 +209,7 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     }
     /* Cluster 0 header, 1 refcount table, 2 refcount block (counting
      * clusters 0..2); the L1 table comes with the size below. */
-    qcow2_put_be64(entry, 2 * cs);
+    qblk_st_be64(entry, 2 * cs);
     {
         BDRVQcow2State tmp = { .refcount_bits = 1u << p.refcount_order };
 
@@ -331,8 +331,8 @@ static int bitmaps_bytes(BlockDriverState *in_bs, uint64_t cs, uint64_t *out, GE
         return -EIO;
     }
     for (uint32_t i = 0; i < s->bitmaps_nb && off + 24 <= dir_len; i++) {
-        uint32_t gran_bits = dir[off + 17], name_len = dir[off + 18] << 8 | dir[off + 19];
-        uint32_t extra = qcow2_be32(dir + off + 20);
+        uint32_t gran_bits = dir[off + 17], name_len = qblk_ld_be16(dir + off + 18);
+        uint32_t extra = qblk_ld_be32(dir + off + 20);
         uint64_t entry = (24 + (uint64_t)extra + name_len + 7) & ~UINT64_C(7);
         uint64_t bits, clusters;
 

@@ -183,7 +183,7 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
     if (!s->bitmaps_in_use) {
         return 0;
     }
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (flen < 0) {
         qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
         return (int)flen;
@@ -212,10 +212,10 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
                            "directory's end", i);
             return -EINVAL;
         }
-        table_offset = qcow2_be64(dir + pos);
-        table_size = qcow2_be32(dir + pos + 8);
-        entry_len = (BITMAP_DIR_ENTRY_MIN + (uint64_t)qcow2_be32(dir + pos + 20) +
-                     ((uint64_t)dir[pos + 18] << 8 | dir[pos + 19]) + 7) & ~UINT64_C(7);
+        table_offset = qblk_ld_be64(dir + pos);
+        table_size = qblk_ld_be32(dir + pos + 8);
+        entry_len = (BITMAP_DIR_ENTRY_MIN + (uint64_t)qblk_ld_be32(dir + pos + 20) +
+                     qblk_ld_be16(dir + pos + 18) + 7) & ~UINT64_C(7);
         table_bytes = (uint64_t)table_size * 8;
         if ((table_offset & (s->cluster_size - 1)) || table_offset + table_bytes > (uint64_t)flen) {
             qblk_error_set(errp, "bitmap %" PRIu32 ": table (offset %#" PRIx64 ", %" PRIu32
@@ -234,7 +234,7 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
             return ret;
         }
         for (uint32_t j = 0; j < table_size; j++) {
-            uint64_t data = qcow2_be64(table + 8 * j) & BITMAP_TABLE_OFFSET_MASK;
+            uint64_t data = qblk_ld_be64(table + 8 * j) & BITMAP_TABLE_OFFSET_MASK;
 
             if (data) {
                 fn(opaque, data, s->cluster_size, QCOW2_META_BITMAP_DATA);
@@ -297,7 +297,7 @@ int coroutine_fn qcow2_co_meta_build(BlockDriverState *bs, GError **errp)
             return ret;
         }
         for (uint32_t j = 0; j < sn->l1_size; j++) {
-            uint64_t l2 = qcow2_be64(l1 + 8 * j) & QCOW2_L1E_OFFSET_MASK;
+            uint64_t l2 = qblk_ld_be64(l1 + 8 * j) & QCOW2_L1E_OFFSET_MASK;
 
             qcow2_meta_add(s, l2, l2 ? s->cluster_size : 0, QCOW2_META_INACTIVE_L2);
         }

@@ -150,7 +150,7 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
     }
     buf = g_malloc0(table_clusters << s->cluster_bits);
     for (uint64_t i = 0; i < r.entries; i++) {
-        qcow2_put_be64(buf + 8 * i, r.reftable[i]);
+        qblk_st_be64(buf + 8 * i, r.reftable[i]);
     }
     qcow2_meta_add(s, table_offset, table_clusters << s->cluster_bits, QCOW2_META_REFTABLE);
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_REFTABLE, table_offset,
@@ -165,19 +165,23 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
             s->header.refcount_order != (uint32_t)__builtin_ctz(s->refcount_bits)) {
             uint8_t h[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
             Qcow2Header nh = s->header;
+            /* refcount_table_offset up to header_length, refcount_order included. */
+            size_t first = QCOW2_HDR_OFF(refcount_table_offset);
+            size_t end = QCOW2_HDR_OFF(header_length);
 
             nh.refcount_table_offset = table_offset;
             nh.refcount_table_clusters = (uint32_t)table_clusters;
             nh.refcount_order = (uint32_t)__builtin_ctz(s->refcount_bits);
             qcow2_header_encode(&nh, h);
-            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, 100 - 48, h + 48);
+            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, first, end - first, h + first);
             if (ret == 0) {
                 s->header.refcount_order = nh.refcount_order;
             }
         } else {
-            qcow2_put_be64(hdr, table_offset);
-            qcow2_put_be32(hdr + 8, (uint32_t)table_clusters);
-            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
+            qblk_st_be64(hdr, table_offset);
+            qblk_st_be32(hdr + 8, (uint32_t)table_clusters);
+            ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(refcount_table_offset),
+                                       sizeof(hdr), hdr);
         }
     }
     if (ret == 0) {

@@ -17,9 +17,9 @@ uint64_t qcow2_refblock_get(const BDRVQcow2State *s, const uint8_t *block, uint6
     }
     switch (bits) {
     case 8: return block[i];
-    case 16: return (uint64_t)block[2 * i] << 8 | block[2 * i + 1];
-    case 32: return qcow2_be32(block + 4 * i);
-    default: return qcow2_be64(block + 8 * i);
+    case 16: return qblk_ld_be16(block + 2 * i);
+    case 32: return qblk_ld_be32(block + 4 * i);
+    default: return qblk_ld_be64(block + 8 * i);
     }
 }
 
@@ -36,9 +36,9 @@ void qcow2_refblock_set(const BDRVQcow2State *s, uint8_t *block, uint64_t i, uin
     }
     switch (bits) {
     case 8: block[i] = v; break;
-    case 16: block[2 * i] = v >> 8; block[2 * i + 1] = v; break;
-    case 32: qcow2_put_be32(block + 4 * i, v); break;
-    default: qcow2_put_be64(block + 8 * i, v); break;
+    case 16: qblk_st_be16(block + 2 * i, (uint16_t)v); break;
+    case 32: qblk_st_be32(block + 4 * i, v); break;
+    default: qblk_st_be64(block + 8 * i, v); break;
     }
 }
 
@@ -76,7 +76,7 @@ int coroutine_fn qcow2_co_get_refcount(BlockDriverState *bs, uint64_t cluster_in
     if (ret < 0 || !offset) {
         return ret;
     }
-    ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
+    ret = qcow2_co_cache_get(bs, &s->refblock_cache, offset, false, &block);
     if (ret < 0) {
         return ret;
     }
@@ -144,7 +144,7 @@ static int coroutine_fn write_stable(BlockDriverState *bs, Qcow2MetaKind kind, u
     ret = qcow2_co_pwrite_meta(bs, kind, offset, len, buf);
 
     if (ret == 0) {
-        ret = qcow2_cache_flush(bs, &s->refblock_cache);
+        ret = qcow2_co_cache_flush(bs, &s->refblock_cache);
     }
     return ret < 0 ? ret : bdrv_co_flush(bs->file);
 }
@@ -201,7 +201,7 @@ static int coroutine_fn ensure_refblock(BlockDriverState *bs, uint64_t t)
             return ret;
         }
         s->file_end = MAX(s->file_end, (b + 1) << s->cluster_bits);
-        qcow2_put_be64((uint8_t *)&entry, b << s->cluster_bits);
+        qblk_st_be64((uint8_t *)&entry, b << s->cluster_bits);
         ret = qcow2_co_pwrite_meta(bs, QCOW2_META_REFTABLE,
                                    s->header.refcount_table_offset + t * 8, 8, &entry);
         if (ret == 0) {
@@ -299,16 +299,17 @@ static int coroutine_fn grow_reftable(BlockDriverState *bs, uint64_t min_entries
     }
     tbuf = g_malloc(table_clusters * s->cluster_size);
     for (uint64_t i = 0; i < table_clusters * entries_per_cluster; i++) {
-        qcow2_put_be64(tbuf + 8 * i, table[i]);
+        qblk_st_be64(tbuf + 8 * i, table[i]);
     }
     ret = write_stable(bs, QCOW2_META_REFTABLE, start << s->cluster_bits,
                        table_clusters * s->cluster_size, tbuf);
     if (ret < 0) {
         return ret;
     }
-    qcow2_put_be64(hdr, start << s->cluster_bits);
-    qcow2_put_be32(hdr + 8, table_clusters);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 48, sizeof(hdr), hdr);
+    qblk_st_be64(hdr, start << s->cluster_bits);
+    qblk_st_be32(hdr + 8, table_clusters);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(refcount_table_offset),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }
@@ -340,7 +341,7 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
          * points at it (it could be handed out twice after a crash): the
          * L2 changes that dropped the references go first. */
         bool wrote = qcow2_cache_is_dirty(&s->l2_cache);
-        int ret = qcow2_cache_flush(bs, &s->l2_cache);
+        int ret = qcow2_co_cache_flush(bs, &s->l2_cache);
 
         /* Written is not stable: the tables reach the disk before the
          * refcount block that frees what they no longer reference. */
@@ -373,7 +374,7 @@ int coroutine_fn qcow2_co_update_refcount(BlockDriverState *bs, uint64_t offset,
             }
             offset = s->refcount_table[t];
         }
-        ret = qcow2_cache_get(bs, &s->refblock_cache, offset, false, &block);
+        ret = qcow2_co_cache_get(bs, &s->refblock_cache, offset, false, &block);
         if (ret < 0) {
             return ret;
         }

@@ -30,7 +30,7 @@ int coroutine_fn qcow2_co_reopen_prepare(BlockDriverState *bs, int flags, GError
     ret = qcow2_co_flush_caches(bs);
     if (ret == 0 && (s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
         s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
-        ret = qcow2_co_write_header_field(bs, 72, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
         if (ret < 0) {
             s->header.incompatible_features |= QCOW2_INCOMPAT_DIRTY;
         }

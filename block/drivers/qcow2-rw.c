@@ -13,7 +13,7 @@ static int coroutine_fn read_compressed(BlockDriverState *bs, uint64_t entry, ui
     uint64_t coffset = entry & s->coffset_mask;
     uint64_t nsect = ((entry >> s->csize_shift) & s->csize_mask) + 1;
     uint64_t csize = nsect * 512 - (coffset & 511);
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     g_autofree uint8_t *in = NULL;
     int ret;
 

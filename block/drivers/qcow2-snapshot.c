@@ -60,12 +60,12 @@ static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uin
             return qcow2_co_mark_corrupt(bs, "L2 table offset %#" PRIx64 " invalid (L1 index: "
                                          "%#" PRIx32 ")", l2, i);
         }
-        ret = qcow2_cache_get(bs, &s->l2_cache, l2, false, &table);
+        ret = qcow2_co_cache_get(bs, &s->l2_cache, l2, false, &table);
         if (ret < 0) {
             return ret;
         }
         for (uint32_t j = 0; j < s->l2_size && ret >= 0; j++) {
-            uint64_t e = qcow2_be64(table + 8 * j), host, len;
+            uint64_t e = qblk_ld_be64(table + 8 * j), host, len;
 
             switch (qcow2_cluster_type(s, e)) {
             case QCOW2_CLUSTER_COMPRESSED:
@@ -84,7 +84,7 @@ static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uin
                     ret = fix_copied(bs, &e, host);
                 }
                 if (ret > 0) {
-                    qcow2_put_be64(table + 8 * j, e);
+                    qblk_st_be64(table + 8 * j, e);
                     dirty = true;
                 }
                 break;
@@ -121,7 +121,7 @@ static int coroutine_fn write_active_l1(BlockDriverState *bs)
     int ret;
 
     for (uint32_t i = 0; i < s->l1_size; i++) {
-        qcow2_put_be64(buf + 8 * i, s->l1_table[i]);
+        qblk_st_be64(buf + 8 * i, s->l1_table[i]);
     }
     /* Tables and refcounts the entries rely on first. */
     ret = qcow2_co_flush_caches(bs);
@@ -176,23 +176,21 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
         size_t id_len = strlen(sn->id_str), name_len = strlen(sn->name);
         uint8_t *p = buf + pos;
 
-        qcow2_put_be64(p, sn->l1_table_offset);
-        qcow2_put_be32(p + 8, sn->l1_size);
-        p[12] = id_len >> 8;
-        p[13] = id_len;
-        p[14] = name_len >> 8;
-        p[15] = name_len;
-        qcow2_put_be32(p + 16, sn->date_sec);
-        qcow2_put_be32(p + 20, sn->date_nsec);
-        qcow2_put_be64(p + 24, sn->vm_clock_nsec);
-        qcow2_put_be32(p + 32, (uint32_t)MIN(sn->vm_state_size, UINT32_MAX));
-        qcow2_put_be32(p + 36, extra);
+        qblk_st_be64(p, sn->l1_table_offset);
+        qblk_st_be32(p + 8, sn->l1_size);
+        qblk_st_be16(p + 12, (uint16_t)id_len);
+        qblk_st_be16(p + 14, (uint16_t)name_len);
+        qblk_st_be32(p + 16, sn->date_sec);
+        qblk_st_be32(p + 20, sn->date_nsec);
+        qblk_st_be64(p + 24, sn->vm_clock_nsec);
+        qblk_st_be32(p + 32, (uint32_t)MIN(sn->vm_state_size, UINT32_MAX));
+        qblk_st_be32(p + 36, extra);
         if (sn->extra_size) {
             memcpy(p + 40, sn->extra, sn->extra_size);
         }
-        qcow2_put_be64(p + 40, sn->vm_state_size);
-        qcow2_put_be64(p + 48, sn->disk_size);
-        qcow2_put_be64(p + 56, sn->icount);
+        qblk_st_be64(p + 40, sn->vm_state_size);
+        qblk_st_be64(p + 48, sn->disk_size);
+        qblk_st_be64(p + 56, sn->icount);
         memcpy(p + 40 + extra, sn->id_str, id_len);
         memcpy(p + 40 + extra + id_len, sn->name, name_len);
         pos += (40 + extra + id_len + name_len + 7) & ~UINT64_C(7);
@@ -215,9 +213,10 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
         }
     }
     /* The switch: count and offset in one write. */
-    qcow2_put_be32(hdr, s->nb_snapshots);
-    qcow2_put_be64(hdr + 4, (uint64_t)offset);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 60, sizeof(hdr), hdr);
+    qblk_st_be32(hdr, s->nb_snapshots);
+    qblk_st_be64(hdr + 4, (uint64_t)offset);
+    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, QCOW2_HDR_OFF(nb_snapshots),
+                               sizeof(hdr), hdr);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }
@@ -295,7 +294,7 @@ int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name
             goto out;
         }
         for (uint32_t i = 0; i < s->l1_size; i++) {
-            qcow2_put_be64(buf + 8 * i, s->l1_table[i]);
+            qblk_st_be64(buf + 8 * i, s->l1_table[i]);
         }
         qcow2_meta_add(s, l1_offset, l1_bytes, QCOW2_META_INACTIVE_L1);
         ret = qcow2_co_pwrite_meta(bs, QCOW2_META_INACTIVE_L1, l1_offset, l1_bytes, buf);

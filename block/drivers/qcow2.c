@@ -8,51 +8,29 @@
 #include <string.h>
 #include "block/drivers/qcow2.h"
 
-uint32_t qcow2_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-uint64_t qcow2_be64(const uint8_t *p)
-{
-    return (uint64_t)qcow2_be32(p) << 32 | qcow2_be32(p + 4);
-}
-
-void qcow2_put_be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = v >> (24 - 8 * i);
-    }
-}
-
-void qcow2_put_be64(uint8_t *p, uint64_t v)
-{
-    qcow2_put_be32(p, v >> 32);
-    qcow2_put_be32(p + 4, (uint32_t)v);
-}
-
 static void header_decode(const uint8_t *b, Qcow2Header *h)
 {
-    h->magic = qcow2_be32(b);
-    h->version = qcow2_be32(b + 4);
-    h->backing_file_offset = qcow2_be64(b + 8);
-    h->backing_file_size = qcow2_be32(b + 16);
-    h->cluster_bits = qcow2_be32(b + 20);
-    h->size = qcow2_be64(b + 24);
-    h->crypt_method = qcow2_be32(b + 32);
-    h->l1_size = qcow2_be32(b + 36);
-    h->l1_table_offset = qcow2_be64(b + 40);
-    h->refcount_table_offset = qcow2_be64(b + 48);
-    h->refcount_table_clusters = qcow2_be32(b + 56);
-    h->nb_snapshots = qcow2_be32(b + 60);
-    h->snapshots_offset = qcow2_be64(b + 64);
+    h->magic = qblk_ld_be32(b + QCOW2_HDR_OFF(magic));
+    h->version = qblk_ld_be32(b + QCOW2_HDR_OFF(version));
+    h->backing_file_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(backing_file_offset));
+    h->backing_file_size = qblk_ld_be32(b + QCOW2_HDR_OFF(backing_file_size));
+    h->cluster_bits = qblk_ld_be32(b + QCOW2_HDR_OFF(cluster_bits));
+    h->size = qblk_ld_be64(b + QCOW2_HDR_OFF(size));
+    h->crypt_method = qblk_ld_be32(b + QCOW2_HDR_OFF(crypt_method));
+    h->l1_size = qblk_ld_be32(b + QCOW2_HDR_OFF(l1_size));
+    h->l1_table_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(l1_table_offset));
+    h->refcount_table_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(refcount_table_offset));
+    h->refcount_table_clusters = qblk_ld_be32(b + QCOW2_HDR_OFF(refcount_table_clusters));
+    h->nb_snapshots = qblk_ld_be32(b + QCOW2_HDR_OFF(nb_snapshots));
+    h->snapshots_offset = qblk_ld_be64(b + QCOW2_HDR_OFF(snapshots_offset));
     if (h->version >= 3) {
-        h->incompatible_features = qcow2_be64(b + 72);
-        h->compatible_features = qcow2_be64(b + 80);
-        h->autoclear_features = qcow2_be64(b + 88);
-        h->refcount_order = qcow2_be32(b + 96);
-        h->header_length = qcow2_be32(b + 100);
-        h->compression_type = h->header_length > 104 ? b[104] : 0;
+        h->incompatible_features = qblk_ld_be64(b + QCOW2_HDR_OFF(incompatible_features));
+        h->compatible_features = qblk_ld_be64(b + QCOW2_HDR_OFF(compatible_features));
+        h->autoclear_features = qblk_ld_be64(b + QCOW2_HDR_OFF(autoclear_features));
+        h->refcount_order = qblk_ld_be32(b + QCOW2_HDR_OFF(refcount_order));
+        h->header_length = qblk_ld_be32(b + QCOW2_HDR_OFF(header_length));
+        h->compression_type = h->header_length > QCOW2_V3_HEADER_SIZE ?
+                              b[QCOW2_HDR_OFF(compression_type)] : 0;
     } else {
         h->incompatible_features = h->compatible_features = h->autoclear_features = 0;
         h->refcount_order = 4;
@@ -63,34 +41,31 @@ static void header_decode(const uint8_t *b, Qcow2Header *h)
 
 void qcow2_header_encode(const Qcow2Header *h, uint8_t *b)
 {
-    qcow2_put_be32(b, h->magic);
-    qcow2_put_be32(b + 4, h->version);
-    qcow2_put_be64(b + 8, h->backing_file_offset);
-    qcow2_put_be32(b + 16, h->backing_file_size);
-    qcow2_put_be32(b + 20, h->cluster_bits);
-    qcow2_put_be64(b + 24, h->size);
-    qcow2_put_be32(b + 32, h->crypt_method);
-    qcow2_put_be32(b + 36, h->l1_size);
-    qcow2_put_be64(b + 40, h->l1_table_offset);
-    qcow2_put_be64(b + 48, h->refcount_table_offset);
-    qcow2_put_be32(b + 56, h->refcount_table_clusters);
-    qcow2_put_be32(b + 60, h->nb_snapshots);
-    qcow2_put_be64(b + 64, h->snapshots_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(magic), h->magic);
+    qblk_st_be32(b + QCOW2_HDR_OFF(version), h->version);
+    qblk_st_be64(b + QCOW2_HDR_OFF(backing_file_offset), h->backing_file_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(backing_file_size), h->backing_file_size);
+    qblk_st_be32(b + QCOW2_HDR_OFF(cluster_bits), h->cluster_bits);
+    qblk_st_be64(b + QCOW2_HDR_OFF(size), h->size);
+    qblk_st_be32(b + QCOW2_HDR_OFF(crypt_method), h->crypt_method);
+    qblk_st_be32(b + QCOW2_HDR_OFF(l1_size), h->l1_size);
+    qblk_st_be64(b + QCOW2_HDR_OFF(l1_table_offset), h->l1_table_offset);
+    qblk_st_be64(b + QCOW2_HDR_OFF(refcount_table_offset), h->refcount_table_offset);
+    qblk_st_be32(b + QCOW2_HDR_OFF(refcount_table_clusters), h->refcount_table_clusters);
+    qblk_st_be32(b + QCOW2_HDR_OFF(nb_snapshots), h->nb_snapshots);
+    qblk_st_be64(b + QCOW2_HDR_OFF(snapshots_offset), h->snapshots_offset);
     if (h->version >= 3) {
-        qcow2_put_be64(b + 72, h->incompatible_features);
-        qcow2_put_be64(b + 80, h->compatible_features);
-        qcow2_put_be64(b + 88, h->autoclear_features);
-        qcow2_put_be32(b + 96, h->refcount_order);
-        qcow2_put_be32(b + 100, h->header_length);
-        if (h->header_length > 104) {
-            b[104] = h->compression_type;
+        qblk_st_be64(b + QCOW2_HDR_OFF(incompatible_features), h->incompatible_features);
+        qblk_st_be64(b + QCOW2_HDR_OFF(compatible_features), h->compatible_features);
+        qblk_st_be64(b + QCOW2_HDR_OFF(autoclear_features), h->autoclear_features);
+        qblk_st_be32(b + QCOW2_HDR_OFF(refcount_order), h->refcount_order);
+        qblk_st_be32(b + QCOW2_HDR_OFF(header_length), h->header_length);
+        if (h->header_length > QCOW2_V3_HEADER_SIZE) {
+            b[QCOW2_HDR_OFF(compression_type)] = h->compression_type;
         }
     }
 }
 
-/* Rewrites bytes [off, off+len) of the header from the in-memory copy and
- * flushes. Only named fields are written, so header extensions and bytes
- * this driver does not know stay as they are. */
 bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t type,
                          const void *data, uint32_t len)
 {
@@ -99,8 +74,8 @@ bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t typ
     if (*pos + 8 + padded > end) {
         return false;
     }
-    qcow2_put_be32(buf + *pos, type);
-    qcow2_put_be32(buf + *pos + 4, len);
+    qblk_st_be32(buf + *pos, type);
+    qblk_st_be32(buf + *pos + 4, len);
     if (len) {
         memcpy(buf + *pos + 8, data, len);
     }
@@ -109,6 +84,9 @@ bool qcow2_put_extension(uint8_t *buf, uint64_t *pos, uint64_t end, uint32_t typ
     return true;
 }
 
+/* Rewrites bytes [off, off+len) of the header from the in-memory copy and
+ * flushes. Only named fields are written, so header extensions and bytes
+ * this driver does not know stay as they are. */
 int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off, unsigned len)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -140,14 +118,15 @@ int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ..
         bdrv_report_corruption(&(BdrvCorruptionEvent) {
             .bs = bs, .format = "qcow2", .msg = msg, .marked = true });
         s->header.incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
-        qcow2_co_write_header_field(bs, 72, 8);
+        qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
     }
     return -EIO;
 }
 
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    return buf_size >= 8 && qcow2_be32(buf) == QCOW2_MAGIC && qcow2_be32(buf + 4) >= 2 ? 100 : 0;
+    return buf_size >= 8 && qblk_ld_be32(buf) == QCOW2_MAGIC &&
+           qblk_ld_be32(buf + QCOW2_HDR_OFF(version)) >= 2 ? 100 : 0;
 }
 
 /* Offset and length of a table: cluster aligned and inside the file. */
@@ -292,7 +271,7 @@ static bool read_extensions(BDRVQcow2State *s, const uint8_t *c0, uint64_t incom
     uint32_t features_len = 0;
 
     while (off + 8 <= end) {
-        uint32_t type = qcow2_be32(c0 + off), len = qcow2_be32(c0 + off + 4);
+        uint32_t type = qblk_ld_be32(c0 + off), len = qblk_ld_be32(c0 + off + 4);
 
         if (type == QCOW2_EXT_END) {
             break;
@@ -308,9 +287,9 @@ static bool read_extensions(BDRVQcow2State *s, const uint8_t *c0, uint64_t incom
             features = c0 + off + 8;
             features_len = len;
         } else if (type == QCOW2_EXT_BITMAPS && len >= 24) {
-            s->bitmaps_nb = qcow2_be32(c0 + off + 8);
-            s->bitmaps_dir_size = qcow2_be64(c0 + off + 16);
-            s->bitmaps_dir_offset = qcow2_be64(c0 + off + 24);
+            s->bitmaps_nb = qblk_ld_be32(c0 + off + 8);
+            s->bitmaps_dir_size = qblk_ld_be64(c0 + off + 16);
+            s->bitmaps_dir_offset = qblk_ld_be64(c0 + off + 24);
         }
         off += 8 + ((len + 7) & ~7u);
     }
@@ -355,15 +334,15 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
             qblk_error_set_errno(errp, -ret, "Could not read the qcow2 snapshot table");
             return ret;
         }
-        sn->l1_table_offset = qcow2_be64(h);
-        sn->l1_size = qcow2_be32(h + 8);
-        id_len = (uint32_t)h[12] << 8 | h[13];
-        name_len = (uint32_t)h[14] << 8 | h[15];
-        sn->date_sec = qcow2_be32(h + 16);
-        sn->date_nsec = qcow2_be32(h + 20);
-        sn->vm_clock_nsec = qcow2_be64(h + 24);
-        sn->vm_state_size = qcow2_be32(h + 32);
-        extra = qcow2_be32(h + 36);
+        sn->l1_table_offset = qblk_ld_be64(h);
+        sn->l1_size = qblk_ld_be32(h + 8);
+        id_len = qblk_ld_be16(h + 12);
+        name_len = qblk_ld_be16(h + 14);
+        sn->date_sec = qblk_ld_be32(h + 16);
+        sn->date_nsec = qblk_ld_be32(h + 20);
+        sn->vm_clock_nsec = qblk_ld_be64(h + 24);
+        sn->vm_state_size = qblk_ld_be32(h + 32);
+        extra = qblk_ld_be32(h + 36);
         if (extra > 1024) {
             qblk_error_set(errp, "qcow2 snapshot %" PRIu32 ": extra_data_size %" PRIu32
                            " is too large", i, extra);
@@ -380,12 +359,12 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
             return ret;
         }
         if (extra >= 8) {
-            sn->vm_state_size = qcow2_be64(var);
+            sn->vm_state_size = qblk_ld_be64(var);
         }
         if (extra >= 16) {
-            sn->disk_size = qcow2_be64(var + 8);
+            sn->disk_size = qblk_ld_be64(var + 8);
         }
-        sn->icount = extra >= 24 ? qcow2_be64(var + 16) : UINT64_MAX;
+        sn->icount = extra >= 24 ? qblk_ld_be64(var + 16) : UINT64_MAX;
         if (extra < 16) {
             sn->disk_size = s->header.size;     /* as QEMU assumes */
         }
@@ -439,7 +418,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
 {
     BDRVQcow2State *s = bs->opaque;
     uint8_t hbuf[QCOW2_V3_HEADER_SIZE + 8] = { 0 };
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     g_autofree uint8_t *c0 = NULL;
     uint64_t incompat;
     int ret;
@@ -528,7 +507,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
         if (s->header.autoclear_features) {
             /* Extensions we do not maintain become stale once we write. */
             s->header.autoclear_features = 0;
-            ret = qcow2_co_write_header_field(bs, 88, 8);
+            ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(autoclear_features));
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not clear qcow2 autoclear bits");
                 return ret;
@@ -545,7 +524,7 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
                 return ret < 0 ? ret : -EIO;
             }
             s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
-            ret = qcow2_co_write_header_field(bs, 72, 8);
+            ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not clear the qcow2 dirty bit");
                 return ret;
@@ -692,7 +671,7 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     uint64_t old_end = s->header.backing_file_offset ? s->header.backing_file_offset : cs;
     uint64_t pos = hl, off, used_end = hl, name_len = file ? strlen(file) : 0;
     g_autofree uint8_t *old = g_malloc0(cs), *buf = g_malloc0(cs);
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     int ret;
 
     if (name_len > QCOW2_MAX_BACKING_NAME || (fmt && strlen(fmt) > 1023)) {
@@ -713,7 +692,7 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     }
     /* Open validated the old extensions, so each one fits before old_end. */
     for (off = hl; off + 8 <= old_end;) {
-        uint32_t type = qcow2_be32(old + off), len = qcow2_be32(old + off + 4);
+        uint32_t type = qblk_ld_be32(old + off), len = qblk_ld_be32(old + off + 4);
 
         if (type == QCOW2_EXT_END) {
             off += 8;
@@ -731,8 +710,8 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     }
     pos += 8;                                   /* end marker: zeroes */
     memcpy(buf + pos, file ? file : "", name_len);
-    qcow2_put_be64(buf + 8, file ? pos : 0);
-    qcow2_put_be32(buf + 16, (uint32_t)name_len);
+    qblk_st_be64(buf + QCOW2_HDR_OFF(backing_file_offset), file ? pos : 0);
+    qblk_st_be32(buf + QCOW2_HDR_OFF(backing_file_size), (uint32_t)name_len);
     pos += name_len;
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
     if (ret == 0) {
@@ -884,7 +863,7 @@ static int coroutine_fn preallocate(BlockDriverState *bs, uint64_t from, uint64_
     if (ret < 0) {
         return ret;
     }
-    flen = bdrv_co_getlength(bs->file);
+    flen = bdrv_getlength(bs->file);
     if (flen < 0) {
         return (int)flen;
     }
@@ -926,7 +905,7 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, 
     }
     if (ret == 0) {
         s->header.size = offset;
-        ret = qcow2_co_write_header_field(bs, 24, 8);
+        ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(size));
         if (ret < 0) {
             s->header.size = old;
         }

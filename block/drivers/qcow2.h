@@ -3,7 +3,56 @@
 #ifndef QBLK_BLOCK_QCOW2_H
 #define QBLK_BLOCK_QCOW2_H
 
+/*
+ * On-disk layout. Every integer is big-endian. The file is a sequence of
+ * clusters (1 << cluster_bits bytes, 512 B to 2 MiB); apart from the header
+ * in cluster 0, any cluster may hold anything, and every cluster in use,
+ * metadata included, is counted in the refcounts.
+ *
+ *  cluster 0
+ *  +--------+------------+------------------------------+---------------+
+ *  | header | extensions | backing file name (no NUL)   |    unused     |
+ *  +--------+------------+------------------------------+---------------+
+ *  0        header_length (72 in v2, >= 104 in v3)
+ *
+ *  Header (Qcow2DiskHeader below): magic "QFI\xfb", version, backing name
+ *  offset and size, cluster_bits, virtual size, crypt method, L1 size and
+ *  offset, refcount table offset and clusters, snapshot count and offset;
+ *  v3 adds the feature bitmaps, refcount_order, header_length and the
+ *  compression type. Extensions: { u32 type, u32 len, data padded to 8 },
+ *  ending with type 0.
+ *
+ *  Guest offset -> data:
+ *
+ *  +----------+        +----------+        +--------------+
+ *  | L1 table | -----> | L2 table | -----> | data cluster |
+ *  +----------+        +----------+        +--------------+
+ *  l1_size u64s,       one cluster of      guest bytes
+ *  contiguous          u64 entries
+ *
+ *  L1 entry: bit 63 COPIED (refcount 1), bits 9-55 the L2 table's offset.
+ *  L2 entry: bit 63 COPIED, bit 62 COMPRESSED, bit 0 ZERO, bits 9-55 the
+ *  data cluster's offset (compressed: a byte offset and a sector count).
+ *  l2_index = (offset >> cluster_bits) % (cluster_size / 8),
+ *  l1_index = (offset >> cluster_bits) / (cluster_size / 8).
+ *
+ *  Host cluster -> reference count:
+ *
+ *  +-----------------+        +----------------+
+ *  | refcount table  | -----> | refcount block | --> one refcount_bits-wide
+ *  +-----------------+        +----------------+     entry per host cluster
+ *  refcount_table_clusters    one cluster
+ *  clusters of u64 offsets    (refcount_bits = 1 << refcount_order)
+ *
+ *  Snapshots: a table of variable-length entries at snapshots_offset, each
+ *  naming its own L1 table; clusters they share have refcount >= 2.
+ *  A fresh image: cluster 0 header, 1 refcount table, 2 refcount block,
+ *  3 L1 table.
+ */
+
+#include <stddef.h>
 #include "qblk/block_int.h"
+#include "util/bswap.h"
 
 #define QCOW2_MAGIC                 0x514649fbu   /* "QFI\xfb" big-endian */
 #define QCOW2_V2_HEADER_SIZE        72u
@@ -41,6 +90,44 @@
 #define QCOW2_L2E_OFFSET_MASK       UINT64_C(0x00fffffffffffe00)
 #define QCOW2_L2E_RESERVED_MASK     UINT64_C(0x3f000000000001fe)
 #define QCOW2_REFT_OFFSET_MASK      UINT64_C(0xfffffffffffffe00)
+
+/* The header as it lies on disk, big-endian: only its offsets and sizes
+ * are used (QCOW2_HDR_OFF/LEN). Byte arrays, so no one reads a field as a
+ * host integer; Qcow2Header is the decoded form. */
+typedef struct Qcow2DiskHeader {
+    uint8_t magic[4];
+    uint8_t version[4];
+    uint8_t backing_file_offset[8];
+    uint8_t backing_file_size[4];
+    uint8_t cluster_bits[4];
+    uint8_t size[8];
+    uint8_t crypt_method[4];
+    uint8_t l1_size[4];
+    uint8_t l1_table_offset[8];
+    uint8_t refcount_table_offset[8];
+    uint8_t refcount_table_clusters[4];
+    uint8_t nb_snapshots[4];
+    uint8_t snapshots_offset[8];
+    /* version 3 from here (QCOW2_V2_HEADER_SIZE) */
+    uint8_t incompatible_features[8];
+    uint8_t compatible_features[8];
+    uint8_t autoclear_features[8];
+    uint8_t refcount_order[4];
+    uint8_t header_length[4];
+    /* present when header_length > QCOW2_V3_HEADER_SIZE */
+    uint8_t compression_type[1];
+    uint8_t padding[7];
+} Qcow2DiskHeader;
+
+#define QCOW2_HDR_OFF(field)    offsetof(Qcow2DiskHeader, field)
+#define QCOW2_HDR_LEN(field)    sizeof(((Qcow2DiskHeader *)0)->field)
+/* "offset, length" of one field, for qcow2_co_write_header_field. */
+#define QCOW2_HDR_FIELD(field)  QCOW2_HDR_OFF(field), QCOW2_HDR_LEN(field)
+
+G_STATIC_ASSERT(QCOW2_HDR_OFF(snapshots_offset) == 64);
+G_STATIC_ASSERT(QCOW2_HDR_OFF(incompatible_features) == QCOW2_V2_HEADER_SIZE);
+G_STATIC_ASSERT(QCOW2_HDR_OFF(compression_type) == QCOW2_V3_HEADER_SIZE);
+G_STATIC_ASSERT(sizeof(Qcow2DiskHeader) == 112);
 
 typedef struct Qcow2Header {
     uint32_t magic;
@@ -183,10 +270,6 @@ int coroutine_fn qcow2_co_write_header_field(BlockDriverState *bs, unsigned off,
                                              unsigned len);
 int coroutine_fn qcow2_co_mark_corrupt(BlockDriverState *bs, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
-uint64_t qcow2_be64(const uint8_t *p);
-uint32_t qcow2_be32(const uint8_t *p);
-void qcow2_put_be64(uint8_t *p, uint64_t v);
-void qcow2_put_be32(uint8_t *p, uint32_t v);
 void qcow2_header_encode(const Qcow2Header *h, uint8_t *buf);
 /* Appends one header extension at *pos (padded to 8 bytes); false when it
  * would not fit before end. */
@@ -234,11 +317,11 @@ void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool i
 void qcow2_cache_destroy(Qcow2Cache *c);
 /* Loads (or, with fresh, zeroes without reading) the cluster at offset,
  * pinned until qcow2_cache_put. */
-int coroutine_fn qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
-                                 bool fresh, uint8_t **data);
+int coroutine_fn qcow2_co_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
+                                    bool fresh, uint8_t **data);
 void qcow2_cache_put(Qcow2Cache *c, uint8_t *data);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, uint8_t *data);
-int coroutine_fn qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
+int coroutine_fn qcow2_co_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
 /* Forgets the cluster at offset (freed), dropping pending writes. */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
 bool qcow2_cache_is_dirty(const Qcow2Cache *c);

@@ -7,57 +7,34 @@
 #include "block/drivers/qed.h"
 #include "util/main-loop.h"
 
-static uint32_t le32_at(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64_at(const uint8_t *p)
-{
-    return (uint64_t)le32_at(p) | (uint64_t)le32_at(p + 4) << 32;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = v >> (8 * i);
-    }
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    put_le32(p, (uint32_t)v);
-    put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
 void qed_header_decode(const uint8_t *buf, QedHeader *h)
 {
-    h->magic = le32_at(buf);
-    h->cluster_size = le32_at(buf + 4);
-    h->table_size = le32_at(buf + 8);
-    h->header_size = le32_at(buf + 12);
-    h->features = le64_at(buf + 16);
-    h->compat_features = le64_at(buf + 24);
-    h->autoclear_features = le64_at(buf + 32);
-    h->l1_table_offset = le64_at(buf + 40);
-    h->image_size = le64_at(buf + 48);
-    h->backing_filename_offset = le32_at(buf + 56);
-    h->backing_filename_size = le32_at(buf + 60);
+    h->magic = qblk_ld_le32(buf + QED_HDR_OFF(magic));
+    h->cluster_size = qblk_ld_le32(buf + QED_HDR_OFF(cluster_size));
+    h->table_size = qblk_ld_le32(buf + QED_HDR_OFF(table_size));
+    h->header_size = qblk_ld_le32(buf + QED_HDR_OFF(header_size));
+    h->features = qblk_ld_le64(buf + QED_HDR_OFF(features));
+    h->compat_features = qblk_ld_le64(buf + QED_HDR_OFF(compat_features));
+    h->autoclear_features = qblk_ld_le64(buf + QED_HDR_OFF(autoclear_features));
+    h->l1_table_offset = qblk_ld_le64(buf + QED_HDR_OFF(l1_table_offset));
+    h->image_size = qblk_ld_le64(buf + QED_HDR_OFF(image_size));
+    h->backing_filename_offset = qblk_ld_le32(buf + QED_HDR_OFF(backing_filename_offset));
+    h->backing_filename_size = qblk_ld_le32(buf + QED_HDR_OFF(backing_filename_size));
 }
 
 void qed_header_encode(const QedHeader *h, uint8_t *buf)
 {
-    put_le32(buf, h->magic);
-    put_le32(buf + 4, h->cluster_size);
-    put_le32(buf + 8, h->table_size);
-    put_le32(buf + 12, h->header_size);
-    put_le64(buf + 16, h->features);
-    put_le64(buf + 24, h->compat_features);
-    put_le64(buf + 32, h->autoclear_features);
-    put_le64(buf + 40, h->l1_table_offset);
-    put_le64(buf + 48, h->image_size);
-    put_le32(buf + 56, h->backing_filename_offset);
-    put_le32(buf + 60, h->backing_filename_size);
+    qblk_st_le32(buf + QED_HDR_OFF(magic), h->magic);
+    qblk_st_le32(buf + QED_HDR_OFF(cluster_size), h->cluster_size);
+    qblk_st_le32(buf + QED_HDR_OFF(table_size), h->table_size);
+    qblk_st_le32(buf + QED_HDR_OFF(header_size), h->header_size);
+    qblk_st_le64(buf + QED_HDR_OFF(features), h->features);
+    qblk_st_le64(buf + QED_HDR_OFF(compat_features), h->compat_features);
+    qblk_st_le64(buf + QED_HDR_OFF(autoclear_features), h->autoclear_features);
+    qblk_st_le64(buf + QED_HDR_OFF(l1_table_offset), h->l1_table_offset);
+    qblk_st_le64(buf + QED_HDR_OFF(image_size), h->image_size);
+    qblk_st_le32(buf + QED_HDR_OFF(backing_filename_offset), h->backing_filename_offset);
+    qblk_st_le32(buf + QED_HDR_OFF(backing_filename_size), h->backing_filename_size);
 }
 
 static bool is_pow2(uint64_t v)
@@ -100,7 +77,7 @@ bool qed_valid_table_offset(const BDRVQEDState *s, uint64_t offset)
 
 static int qed_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    return buf_size >= QED_HEADER_SIZE && le32_at(buf) == QED_MAGIC ? 100 : 0;
+    return buf_size >= QED_HEADER_SIZE && qblk_ld_le32(buf) == QED_MAGIC ? 100 : 0;
 }
 
 /* Rewrites the first sector with the header fields, keeping whatever else
@@ -284,7 +261,7 @@ static int coroutine_fn qed_co_read_metadata(BlockDriverState *bs, int flags, GE
 {
     BDRVQEDState *s = bs->opaque;
     uint8_t buf[QED_HEADER_SIZE];
-    int64_t flen = bdrv_co_getlength(bs->file);
+    int64_t flen = bdrv_getlength(bs->file);
     int ret;
 
     if (flen < 0) {

@@ -3,7 +3,41 @@
 #ifndef QBLK_BLOCK_QED_H
 #define QBLK_BLOCK_QED_H
 
+/*
+ * On-disk layout. All fields are little-endian. The file is a sequence of
+ * clusters (cluster_size bytes, 4 KiB to 64 MiB). The first header_size
+ * clusters are the header area; after it, tables and data clusters come in
+ * any order. Every table, L1 or L2, is table_size contiguous clusters of
+ * u64 entries (N = table_size * cluster_size / 8 of them).
+ *
+ *  +--------+------------------------------------------+
+ *  | header | backing file name (no NUL), rest unused  |  header_size clusters
+ *  +--------+------------------------------------------+
+ *  0        64
+ *
+ *  Header (QedDiskHeader below): magic "QED\0", cluster_size, table_size,
+ *  header_size, features, compat_features, autoclear_features,
+ *  l1_table_offset, image_size, backing_filename_offset and _size.
+ *
+ *  Guest offset -> data:
+ *
+ *  +----------+        +----------+        +--------------+
+ *  | L1 table | -----> | L2 table | -----> | data cluster |
+ *  +----------+        +----------+        +--------------+
+ *  at l1_table_offset  table_size clusters guest bytes
+ *
+ *  L1 entry: 0 = no L2 table, else the L2 table's file offset.
+ *  L2 entry: 0 = unallocated (read the backing file or zeroes),
+ *            1 = zero cluster, else the data cluster's file offset.
+ *  l2_index = (offset / cluster_size) % N,  l1_index = offset / cluster_size / N.
+ *
+ *  There are no refcounts: the need-check feature bit marks an image whose
+ *  tables may point at clusters past the end of the file after a crash.
+ */
+
+#include <stddef.h>
 #include "qblk/block_int.h"
+#include "util/bswap.h"
 
 #define QED_MAGIC                     0x00444551u   /* "QED\0" little-endian */
 #define QED_HEADER_SIZE               64
@@ -19,6 +53,28 @@
 #define QED_DEFAULT_TABLE_SIZE        4u
 #define QED_ZERO_CLUSTER              UINT64_C(1) /* L2 value: reads as zeroes */
 #define QED_BACKING_NAME_MAX          4095u
+
+/* The header as it lies on disk, little-endian: only its offsets are used
+ * (QED_HDR_OFF). Byte arrays, so no one reads a field as a host integer;
+ * QedHeader is the decoded form. */
+typedef struct QedDiskHeader {
+    uint8_t magic[4];
+    uint8_t cluster_size[4];
+    uint8_t table_size[4];
+    uint8_t header_size[4];
+    uint8_t features[8];
+    uint8_t compat_features[8];
+    uint8_t autoclear_features[8];
+    uint8_t l1_table_offset[8];
+    uint8_t image_size[8];
+    uint8_t backing_filename_offset[4];
+    uint8_t backing_filename_size[4];
+} QedDiskHeader;
+
+#define QED_HDR_OFF(field)      offsetof(QedDiskHeader, field)
+
+G_STATIC_ASSERT(QED_HDR_OFF(l1_table_offset) == 40);
+G_STATIC_ASSERT(sizeof(QedDiskHeader) == QED_HEADER_SIZE);
 
 typedef struct QedHeader {
     uint32_t magic;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include "block/internal.h"
+#include "util/bswap.h"
 
 #define RAW_SECTOR 512
 
@@ -42,7 +43,7 @@ static bool foreign_signature(const uint8_t *head)
     }
     /* qcow2: magic, then a big-endian version of at least 2. */
     return !memcmp(head, "QFI\xfb", 4) &&
-           ((uint32_t)head[4] << 24 | head[5] << 16 | head[6] << 8 | head[7]) >= 2;
+           qblk_ld_be32(head + 4) >= 2;
 }
 
 /* A probed raw image must not turn into another format by a write to its

@@ -140,7 +140,7 @@ const char *const *bdrv_format_names(void);
 const char *bdrv_format_name(BlockDriverState *bs);
 const char *bdrv_filename(BlockDriverState *bs);
 bool bdrv_is_read_only(BlockDriverState *bs);
-int64_t bdrv_getlength(BlockDriverState *bs);  /* bytes or -errno */
+int64_t bdrv_getlength(BlockDriverState *bs);  /* bytes or -errno; no I/O, so coroutine-safe */
 /* Host bytes used by the image (all files), -ENOTSUP if unknown. */
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
 BlockDriverState *bdrv_backing(BlockDriverState *bs);

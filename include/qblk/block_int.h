@@ -233,8 +233,6 @@ extern const BlockDriver bdrv_qed;
  * at qiov_off; zeroes without a backing file and past its end. */
 int coroutine_fn bdrv_co_read_backing(BlockDriverState *bs, uint64_t pos, uint64_t n,
                                       QIOVector *qiov, size_t qiov_off);
-/* Length of bs->file or bs (coroutine-safe; no I/O). */
-int64_t bdrv_co_getlength(BlockDriverState *bs);
 /* The format driver that probing would choose for this header sample
  * (raw when nothing else claims it). */
 const BlockDriver *bdrv_probe_buffer(const uint8_t *buf, int len, const char *filename);

@@ -11,6 +11,7 @@
 #include "block/drivers/blkdebug.h"
 #include "block/drivers/null.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define KiB 1024LL
 #define MiB (1024LL * 1024)
@@ -367,8 +368,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-blkdebug-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-blkdebug-XXXXXX");
 
     g_test_add_func("/blkdebug/nth-once", test_nth_once);
     g_test_add_func("/blkdebug/nth-always", test_nth_always);
@@ -382,7 +382,6 @@ int main(int argc, char **argv)
     g_test_add_func("/blkdebug/filename-form", test_filename_form);
     g_test_add_func("/blkdebug/log", test_log);
     ret = g_test_run();
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

@@ -14,22 +14,10 @@
 #include "util/coroutine.h"
 #include "util/iov.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define GiB (1024LL * 1024 * 1024)
 #define MiB (1024LL * 1024)
-
-static BlockDriverState *open_opts(const char *optstr, int flags)
-{
-    QblkOpts *opts = qblk_opts_new();
-    GError *err = NULL;
-    BlockDriverState *bs;
-
-    g_assert_true(qblk_opts_parse(opts, optstr, NULL, &err));
-    bs = bdrv_open(NULL, opts, flags, NULL, &err);
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    return bs;
-}
 
 static long rss_kib(void)
 {
@@ -45,7 +33,7 @@ static long rss_kib(void)
 /* No native zeroing: 64 GiB become 1 MiB plain writes, in constant memory. */
 static void test_zero_fallback_chunks(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=64G", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=64G", BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bs);
     long before = rss_kib();
 
@@ -61,7 +49,7 @@ static void test_zero_fallback_chunks(void)
 
 static void test_zero_no_fallback(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1G", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1G", BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bs);
 
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, MiB, BDRV_REQ_NO_FALLBACK), ==, -ENOTSUP);
@@ -73,7 +61,7 @@ static void test_zero_no_fallback(void)
 /* A native zero callback gets the whole request in one call. */
 static void test_zero_native_one_call(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=64G,zeroes=native", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=64G,zeroes=native", BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bs);
 
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, 64 * GiB, BDRV_REQ_NO_FALLBACK), ==, 0);
@@ -87,7 +75,7 @@ static void test_zero_native_one_call(void)
 
 static void test_out_of_range(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1M", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1M", BDRV_O_RDWR);
     char buf[16];
 
     g_assert_cmpint(bdrv_pread(bs, MiB - 8, 16, buf, 0), ==, -EIO);
@@ -100,7 +88,7 @@ static void test_out_of_range(void)
 
 static void test_read_only(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1M", 0);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1M", 0);
     char buf[16] = { 0 };
 
     g_assert_cmpint(bdrv_pwrite(bs, 0, 16, buf, 0), ==, -EPERM);
@@ -128,7 +116,7 @@ static BlockDriverState *open_aligned_file(const char *dir, char **path)
     *path = make_file(dir, 64 * 1024, 0x11);
     optstr = g_strdup_printf(
         "driver=raw,file.driver=blkdebug,file.align=4096,file.image.filename=%s", *path);
-    return open_opts(optstr, BDRV_O_RDWR);
+    return unit_open_opts(optstr, BDRV_O_RDWR);
 }
 
 /* Requests below a 4 KiB alignment: the core reads the edge blocks and
@@ -280,7 +268,7 @@ static void test_error_propagation(void)
     g_autofree char *optstr = g_strdup_printf(
         "driver=raw,file.driver=blkdebug,file.inject=read:2:5:once;write:*:28;flush:1:22,"
         "file.image.filename=%s", path);
-    BlockDriverState *bs = open_opts(optstr, BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts(optstr, BDRV_O_RDWR);
     char buf[512] = { 0 };
 
     g_assert_cmpint(bdrv_pread(bs, 0, 512, buf, 0), ==, 0);

@@ -9,37 +9,12 @@
 #include "qblk/block_int.h"
 #include "block/drivers/null.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define KiB 1024LL
 #define MiB (1024 * KiB)
 
 static char *tmpdir;
-
-static BlockDriverState *open_opts(const char *optstr, int flags)
-{
-    QblkOpts *opts = qblk_opts_new();
-    GError *err = NULL;
-    BlockDriverState *bs;
-
-    g_assert_true(qblk_opts_parse(opts, optstr, NULL, &err));
-    bs = bdrv_open(NULL, opts, flags, NULL, &err);
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    return bs;
-}
-
-static char *create(const char *fmt, const char *name, const char *optstr)
-{
-    char *path = g_build_filename(tmpdir, name, NULL);
-    g_autoptr(QblkOpts) opts = qblk_opts_new();
-    GError *err = NULL;
-
-    g_unlink(path);
-    g_assert_true(qblk_opts_parse(opts, optstr, NULL, &err));
-    g_assert_cmpint(bdrv_create(fmt, path, opts, &err), ==, 0);
-    g_assert_no_error(err);
-    return path;
-}
 
 static BlockDriverState *open_image(const char *fmt, const char *path, int flags)
 {
@@ -47,7 +22,7 @@ static BlockDriverState *open_image(const char *fmt, const char *path, int flags
         ? g_strdup_printf("driver=file,filename=%s", path)
         : g_strdup_printf("driver=%s,file.filename=%s", fmt, path);
 
-    return open_opts(optstr, flags);
+    return unit_open_opts(optstr, flags);
 }
 
 /* The capabilities expected of one node, in the order of the struct. */
@@ -80,7 +55,7 @@ static void assert_caps(BlockDriverState *bs, Want w)
 
 static void test_file_and_raw(void)
 {
-    g_autofree char *path = create("raw", "plain.raw", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "raw", "plain.raw", "size=1M");
     g_autofree char *raw_opts = g_strdup_printf("driver=raw,file.filename=%s", path);
     BlockDriverState *bs = open_image("file", path, RW_UNMAP);
 
@@ -93,7 +68,7 @@ static void test_file_and_raw(void)
     bdrv_unref(bs);
 
     /* raw hands FUA down to its file, and is as safe for many writers. */
-    bs = open_opts(raw_opts, RW_UNMAP);
+    bs = unit_open_opts(raw_opts, RW_UNMAP);
     assert_caps(bs, (Want) { Y, true, Y, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     assert_caps(bdrv_file_child(bs), (Want) { Y, true, E, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     bdrv_unref(bs);
@@ -109,10 +84,10 @@ static void test_qcow2(void)
     const char *compat[] = { "compat=0.10", "compat=1.1" };
 
     for (int i = 0; i < 2; i++) {
-        g_autofree char *base = create("raw", "q-base.raw", "size=1M");
+        g_autofree char *base = unit_create(tmpdir, "raw", "q-base.raw", "size=1M");
         g_autofree char *opts = g_strdup_printf("size=1M,%s,backing_file=%s,backing_fmt=raw",
                                                 compat[i], base);
-        g_autofree char *path = create("qcow2", "caps.qcow2", opts);
+        g_autofree char *path = unit_create(tmpdir, "qcow2", "caps.qcow2", opts);
         BlockDriverState *bs = open_image("qcow2", path, RW_UNMAP);
         Want w = { Y, false, E, Y, Y, BDRV_MULTI_WRITER_PROCESS, true };
 
@@ -133,7 +108,7 @@ static void test_qcow2(void)
 
 static void test_qed(void)
 {
-    g_autofree char *path = create("qed", "caps.qed", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "qed", "caps.qed", "size=1M");
     BlockDriverState *bs = open_image("qed", path, RW_UNMAP);
 
     /* QED has no discard; its zero writes may reach the file's fallback. */
@@ -144,17 +119,17 @@ static void test_qed(void)
 
 static void test_null_and_blkdebug(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1M", RW_UNMAP);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1M", RW_UNMAP);
 
     /* zeroes=none declares that its zero callback refuses everything. */
     assert_caps(bs, (Want) { E, true, E, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     bdrv_unref(bs);
-    bs = open_opts("driver=null-co,size=1M,zeroes=native", RW_UNMAP);
+    bs = unit_open_opts("driver=null-co,size=1M,zeroes=native", RW_UNMAP);
     assert_caps(bs, (Want) { Y, true, E, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     bdrv_unref(bs);
 
     /* blkdebug sees every request (it injects faults), whatever its image does. */
-    bs = open_opts("driver=blkdebug,image.driver=null-co,image.size=1M", RW_UNMAP);
+    bs = unit_open_opts("driver=blkdebug,image.driver=null-co,image.size=1M", RW_UNMAP);
     assert_caps(bs, (Want) { Y, true, Y, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     assert_caps(bdrv_file_child(bs), (Want) { E, true, E, Y, Y, BDRV_MULTI_WRITER_HOST, false });
     bdrv_unref(bs);
@@ -164,7 +139,7 @@ static void test_null_and_blkdebug(void)
  * without NO_FALLBACK; the core writes zero buffers or refuses at once. */
 static void test_core_zero_by_caps(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=4M", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=4M", BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bs);
 
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, 4 * MiB, BDRV_REQ_MAY_UNMAP), ==, 0);
@@ -176,7 +151,7 @@ static void test_core_zero_by_caps(void)
 
     /* The capability, not the callback, decides: a native node told
      * EMULATE is not asked either. */
-    bs = open_opts("driver=null-co,size=4M,zeroes=native", BDRV_O_RDWR);
+    bs = unit_open_opts("driver=null-co,size=4M,zeroes=native", BDRV_O_RDWR);
     st = null_co_stats(bs);
     bs->caps.zero = BDRV_CAP_EMULATE;
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, MiB, 0), ==, 0);
@@ -192,8 +167,8 @@ static void test_core_zero_by_caps(void)
  * there (raw hands it down; the null node below flushes once). */
 static void test_core_fua_by_caps(void)
 {
-    BlockDriverState *bs = open_opts("driver=raw,file.driver=null-co,file.size=1M",
-                                     BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=raw,file.driver=null-co,file.size=1M",
+                                          BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bdrv_file_child(bs));
     char buf[512] = { 0 };
 
@@ -208,7 +183,7 @@ static void test_core_fua_by_caps(void)
  * status EMULATE answers "all data" without asking the driver. */
 static void test_core_discard_status_by_caps(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1M", BDRV_O_RDWR);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1M", BDRV_O_RDWR);
     const NullStats *st = null_co_stats(bs);
     int64_t pnum, map;
     BlockDriverState *file;
@@ -217,7 +192,7 @@ static void test_core_discard_status_by_caps(void)
     g_assert_cmpuint(st->discards, ==, 0);
     bdrv_unref(bs);
 
-    bs = open_opts("driver=null-co,size=1M", RW_UNMAP);
+    bs = unit_open_opts("driver=null-co,size=1M", RW_UNMAP);
     st = null_co_stats(bs);
     g_assert_cmpint(bdrv_pdiscard(bs, 0, 64 * KiB), ==, 0);
     g_assert_cmpuint(st->discards, ==, 1);
@@ -250,9 +225,9 @@ static bool read_copies_up(BlockDriverState *bs, int64_t off)
 /* Two users enable copy-on-read, one disables it: it stays on. */
 static void test_cor_counted(void)
 {
-    g_autofree char *base = create("raw", "cor-base.raw", "size=1M");
+    g_autofree char *base = unit_create(tmpdir, "raw", "cor-base.raw", "size=1M");
     g_autofree char *opts = g_strdup_printf("size=1M,backing_file=%s,backing_fmt=raw", base);
-    g_autofree char *path = create("qcow2", "cor.qcow2", opts);
+    g_autofree char *path = unit_create(tmpdir, "qcow2", "cor.qcow2", opts);
     g_autofree char *data = g_malloc(MiB);
     BlockDriverState *bs = open_image("raw", base, BDRV_O_RDWR);
 
@@ -333,8 +308,8 @@ static void assert_refused(BlockDriverState *bs, R type, int64_t off, int64_t by
  * applies to, before anything reaches the driver. */
 static void test_preamble_refusals(void)
 {
-    BlockDriverState *bs = open_opts("driver=null-co,size=1M,zeroes=native",
-                                     BDRV_O_UNMAP);
+    BlockDriverState *bs = unit_open_opts("driver=null-co,size=1M,zeroes=native",
+                                          BDRV_O_UNMAP);
     const NullStats *st = null_co_stats(bs);
     const BlockDriver *drv;
 
@@ -346,7 +321,7 @@ static void test_preamble_refusals(void)
     bdrv_unref(bs);
 
     /* Out of range: every type with a range, negative or past the end. */
-    bs = open_opts("driver=null-co,size=1M,zeroes=native", RW_UNMAP);
+    bs = unit_open_opts("driver=null-co,size=1M,zeroes=native", RW_UNMAP);
     st = null_co_stats(bs);
     for (R t = R_READ; t <= R_DISCARD; t++) {
         assert_refused(bs, t, MiB - 512, 1024, -EIO, NULL);
@@ -377,8 +352,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-caps-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-caps-XXXXXX");
     g_test_add_func("/caps/file-raw", test_file_and_raw);
     g_test_add_func("/caps/qcow2", test_qcow2);
     g_test_add_func("/caps/qed", test_qed);
@@ -389,7 +363,6 @@ int main(int argc, char **argv)
     g_test_add_func("/caps/cor-counted", test_cor_counted);
     g_test_add_func("/caps/preamble-refusals", test_preamble_refusals);
     ret = g_test_run();
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

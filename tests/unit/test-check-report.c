@@ -10,6 +10,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "qblk/block.h"
+#include "util/bswap.h"
 
 #define CLUSTER 65536
 #define LEAKED 10
@@ -36,16 +37,6 @@ static void collect(void *opaque, BdrvCheckMsgKind kind, const char *msg)
     g_ptr_array_add(opaque, f);
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 static void put_refcount(int fd, uint64_t block, uint64_t cluster, uint16_t rc)
 {
     uint8_t b[2] = { rc >> 8, rc & 0xff };
@@ -70,10 +61,10 @@ static char *make_image(void)
     fd = open(file, O_RDWR);
     g_assert_cmpint(fd, >=, 0);
     g_assert_cmpint(pread(fd, hdr, sizeof(hdr), 0), ==, sizeof(hdr));
-    g_assert_cmpint(pread(fd, rt, 8, (off_t)be64(hdr + 48)), ==, 8);
+    g_assert_cmpint(pread(fd, rt, 8, (off_t)qblk_ld_be64(hdr + 48)), ==, 8);
     g_assert_cmpint(ftruncate(fd, 16 * CLUSTER), ==, 0);
-    put_refcount(fd, be64(rt), LEAKED, 1);
-    g_assert_cmpint(pwrite(fd, l1e, 8, (off_t)be64(hdr + 40)), ==, 8);
+    put_refcount(fd, qblk_ld_be64(rt), LEAKED, 1);
+    g_assert_cmpint(pwrite(fd, l1e, 8, (off_t)qblk_ld_be64(hdr + 40)), ==, 8);
     close(fd);
     g_free(dir);
     return file;

@@ -12,6 +12,7 @@
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 static char *tmpdir;
 
@@ -315,8 +316,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-test-control.XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-test-control.XXXXXX");
     g_test_add_func("/control/sync-in-coroutine-aborts", test_sync_in_coroutine_aborts);
     g_test_add_func("/control/co-versions-in-coroutine", test_co_versions_in_coroutine);
     g_test_add_data_func("/control/no-nested-loop/raw", "raw", test_no_nested_loop);
@@ -326,6 +326,6 @@ int main(int argc, char **argv)
     g_test_add_func("/control/missing-file-error", test_missing_file_error);
     g_test_add_func("/control/control-errors", test_control_errors);
     ret = g_test_run();
-    g_rmdir(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

@@ -11,6 +11,7 @@
 #include "qblk/block_int.h"
 #include "util/io-engine.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define KiB 1024LL
 #define MiB (1024LL * 1024)
@@ -590,8 +591,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-fp-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-fp-XXXXXX");
 
     g_test_add_func("/file-posix/open-errors", test_open_errors);
     g_test_add_func("/file-posix/read-write", test_read_write);
@@ -606,7 +606,6 @@ int main(int argc, char **argv)
     g_test_add_func("/file-posix/unsupported-memo", test_unsupported_memo);
     g_test_add_func("/file-posix/aio-per-node", test_aio_per_node);
     ret = g_test_run();
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

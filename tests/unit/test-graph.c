@@ -11,6 +11,7 @@
 #include "block/drivers/null.h"
 #include "block/drivers/qcow2.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 static char *tmpdir;
 
@@ -591,8 +592,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-graph-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-graph-XXXXXX");
 
     g_test_add_func("/graph/names", test_names);
     g_test_add_func("/graph/links", test_links);
@@ -609,7 +609,6 @@ int main(int argc, char **argv)
         g_autofree char *p = path(n);
         g_unlink(p);
     }
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

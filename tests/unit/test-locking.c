@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 #include "qblk/block_int.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define CR BLK_PERM_CONSISTENT_READ
 #define W  BLK_PERM_WRITE
@@ -318,8 +319,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-lock-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-lock-XXXXXX");
 
     g_test_add_func("/locking/bytes", test_bytes);
     g_test_add_func("/locking/conflicts", test_conflicts);
@@ -327,7 +327,6 @@ int main(int argc, char **argv)
     g_test_add_func("/locking/locking-option", test_locking_option);
     g_test_add_func("/locking/create", test_create);
     ret = g_test_run();
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }

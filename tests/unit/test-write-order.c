@@ -10,38 +10,14 @@
 #include "block/drivers/blkdebug.h"
 #include "block/drivers/qed.h"
 #include "qblk/block.h"
+#include "util/bswap.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 #define KiB 1024LL
 #define CLUSTER (64 * KiB)
 
 static char *tmpdir;
-
-static BlockDriverState *open_opts(const char *optstr, int flags)
-{
-    QblkOpts *opts = qblk_opts_new();
-    GError *err = NULL;
-    BlockDriverState *bs;
-
-    g_assert_true(qblk_opts_parse(opts, optstr, NULL, &err));
-    bs = bdrv_open(NULL, opts, flags, NULL, &err);
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    return bs;
-}
-
-static char *create(const char *fmt, const char *name, const char *optstr)
-{
-    char *path = g_build_filename(tmpdir, name, NULL);
-    g_autoptr(QblkOpts) opts = qblk_opts_new();
-    GError *err = NULL;
-
-    g_unlink(path);
-    g_assert_true(qblk_opts_parse(opts, optstr, NULL, &err));
-    g_assert_cmpint(bdrv_create(fmt, path, opts, &err), ==, 0);
-    g_assert_no_error(err);
-    return path;
-}
 
 /* A 1 MiB QED image over a raw one; *base gets the raw image's path. */
 static char *create_qed_over_raw(const char *name, char **base)
@@ -49,9 +25,9 @@ static char *create_qed_over_raw(const char *name, char **base)
     g_autofree char *base_name = g_strconcat(name, ".base", NULL);
     g_autofree char *opts = NULL;
 
-    *base = create("raw", base_name, "size=1M");
+    *base = unit_create(tmpdir, "raw", base_name, "size=1M");
     opts = g_strdup_printf("size=1M,backing_file=%s,backing_fmt=raw", *base);
-    return create("qed", name, opts);
+    return unit_create(tmpdir, "qed", name, opts);
 }
 
 /* The image through a logging blkdebug node; extra options follow. */
@@ -61,14 +37,14 @@ static BlockDriverState *open_logged(const char *fmt, const char *path, const ch
         "driver=%s,file.driver=blkdebug,file.log=on,file.image.filename=%s%s%s", fmt, path,
         extra ? "," : "", extra ? extra : "");
 
-    return open_opts(optstr, BDRV_O_RDWR);
+    return unit_open_opts(optstr, BDRV_O_RDWR);
 }
 
 static BlockDriverState *open_plain(const char *fmt, const char *path)
 {
     g_autofree char *optstr = g_strdup_printf("driver=%s,file.filename=%s", fmt, path);
 
-    return open_opts(optstr, BDRV_O_RDWR);
+    return unit_open_opts(optstr, BDRV_O_RDWR);
 }
 
 static const GArray *log_of(BlockDriverState *bs)
@@ -148,24 +124,30 @@ static int64_t host_offset(BlockDriverState *bs, int64_t offset)
     return map;
 }
 
-static uint64_t file_be64(const char *path, int64_t offset)
+/* The 8 bytes at offset of the file at path. */
+static void file_read8(const char *path, int64_t offset, uint8_t *b)
 {
-    uint8_t b[8];
-    uint64_t v = 0;
     int fd = open(path, O_RDONLY);
 
     g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(pread(fd, b, sizeof(b), offset), ==, sizeof(b));
+    g_assert_cmpint(pread(fd, b, 8, offset), ==, 8);
     close(fd);
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | b[i];
-    }
-    return v;
+}
+
+static uint64_t file_be64(const char *path, int64_t offset)
+{
+    uint8_t b[8];
+
+    file_read8(path, offset, b);
+    return qblk_ld_be64(b);
 }
 
 static uint64_t file_le64(const char *path, int64_t offset)
 {
-    return GUINT64_SWAP_LE_BE(file_be64(path, offset));
+    uint8_t b[8];
+
+    file_read8(path, offset, b);
+    return qblk_ld_le64(b);
 }
 
 /* The host offset of the qcow2 L2 table behind guest offset 0. */
@@ -201,7 +183,7 @@ static void assert_reads(BlockDriverState *bs, int64_t offset, int64_t bytes, in
  * L2 table that points at it is written. */
 static void test_qcow2_alloc(void)
 {
-    g_autofree char *path = create("qcow2", "alloc.qcow2", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "qcow2", "alloc.qcow2", "size=1M");
     BlockDriverState *bs = open_logged("qcow2", path, NULL);
     const GArray *log = log_of(bs);
     int64_t host;
@@ -231,10 +213,10 @@ static void test_qcow2_discard(void)
     int64_t refblock;
     guint start;
 
-    path = create("qcow2", "discard.qcow2", "size=1M");
+    path = unit_create(tmpdir, "qcow2", "discard.qcow2", "size=1M");
     optstr = g_strdup_printf(
         "driver=qcow2,file.driver=blkdebug,file.log=on,file.image.filename=%s", path);
-    bs = open_opts(optstr, BDRV_O_RDWR | BDRV_O_UNMAP);
+    bs = unit_open_opts(optstr, BDRV_O_RDWR | BDRV_O_UNMAP);
     log = log_of(bs);
     fill(bs, 0, 2 * CLUSTER, 0x11);
     g_assert_cmpint(bdrv_flush(bs), ==, 0);
@@ -253,7 +235,7 @@ static void test_qcow2_discard(void)
  * the flag from clearing over data that is not yet on the disk. */
 static void test_qcow2_rewrite_zero_alloc(void)
 {
-    g_autofree char *path = create("qcow2", "zalloc.qcow2", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "qcow2", "zalloc.qcow2", "size=1M");
     BlockDriverState *bs = open_plain("qcow2", path);
     const GArray *log;
     int64_t host;
@@ -279,7 +261,7 @@ static void test_qcow2_rewrite_zero_alloc(void)
  * reach the file, so the cluster still reads as zeroes afterwards. */
 static void test_qcow2_failed_flush_keeps_l2(void)
 {
-    g_autofree char *path = create("qcow2", "ffail.qcow2", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "qcow2", "ffail.qcow2", "size=1M");
     BlockDriverState *bs = open_plain("qcow2", path);
     g_autofree char *optstr = g_strdup_printf(
         "driver=qcow2,file.driver=blkdebug,file.inject=flush:1:EIO,file.image.filename=%s",
@@ -289,7 +271,7 @@ static void test_qcow2_failed_flush_keeps_l2(void)
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, CLUSTER, 0), ==, 0);
     bdrv_unref(bs);
 
-    bs = open_opts(optstr, BDRV_O_RDWR);
+    bs = unit_open_opts(optstr, BDRV_O_RDWR);
     fill(bs, 0, CLUSTER, 0x22);
     g_assert_cmpint(bdrv_flush(bs), ==, -EIO);
     bdrv_unref(bs);
@@ -353,7 +335,7 @@ static void test_qed_cor_commit(void)
  * cluster, changes a table. */
 static void check_need_check_first(bool zero)
 {
-    g_autofree char *path = create("qed", "nc.qed", "size=1M");
+    g_autofree char *path = unit_create(tmpdir, "qed", "nc.qed", "size=1M");
     BlockDriverState *bs = open_logged("qed", path, NULL);
     const GArray *log = log_of(bs);
     int header;
@@ -390,8 +372,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     qblk_loop_init();
-    tmpdir = g_dir_make_tmp("qblk-order-XXXXXX", NULL);
-    g_assert_nonnull(tmpdir);
+    tmpdir = unit_tmpdir_new("qblk-order-XXXXXX");
 
     g_test_add_func("/write-order/qcow2/alloc", test_qcow2_alloc);
     g_test_add_func("/write-order/qcow2/discard", test_qcow2_discard);
@@ -403,7 +384,6 @@ int main(int argc, char **argv)
     g_test_add_func("/write-order/qed/need-check-zero", test_qed_need_check_zero);
     g_test_add_func("/write-order/qed/need-check-data", test_qed_need_check_data);
     ret = g_test_run();
-    g_rmdir(tmpdir);
-    g_free(tmpdir);
+    unit_tmpdir_remove(tmpdir);
     return ret;
 }
