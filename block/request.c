@@ -32,7 +32,9 @@ void bdrv_dec_in_flight(BlockDriverState *bs)
 {
     g_assert(bs->in_flight > 0);
     bs->in_flight--;
-    bdrv_drain_wake(bs);
+    if (bs->quiesce_counter > 0) {
+        bdrv_drain_wake(bs);
+    }
 }
 
 static bool type_modifies(BdrvRequestType type)
@@ -122,7 +124,10 @@ int coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
             return -EPERM;
         }
     }
-    *req = (BdrvRequest) { .bs = bs, .type = type };
+    /* Field by field: req->tr is set by bdrv_co_tracked_begin, and zeroing
+     * it first is a cost every request would pay. */
+    req->bs = bs;
+    req->type = type;
     /* Flush and block status change no data: nothing to order them against. */
     req->tracked = type != BDRV_REQUEST_FLUSH && type != BDRV_REQUEST_BLOCK_STATUS;
     bdrv_inc_in_flight(bs);

@@ -401,10 +401,18 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioType type, int64_t offset,
                      int64_t bytes, QIOVector *qiov, BdrvRequestFlags flags,
                      BdrvCompletionFunc *cb, void *opaque)
 {
-    Call *c = g_new0(Call, 1);
+    /* Per request: only the fields a request kind reads are set (zeroing
+     * the whole block showed in qblk-img bench's instruction count). */
+    Call *c = g_new(Call, 1);
 
-    *c = (Call) { .kind = (CallKind)type, .bs = bs, .offset = offset, .bytes = bytes,
-                  .qiov = qiov, .flags = flags, .cb = cb, .cb_opaque = opaque };
+    c->kind = (CallKind)type;
+    c->bs = bs;
+    c->offset = offset;
+    c->bytes = bytes;
+    c->qiov = qiov;
+    c->flags = flags;
+    c->cb = cb;
+    c->cb_opaque = opaque;
     bdrv_ref(bs);
     /* Counted until the callback has run, so drain waits for it too. */
     bdrv_inc_in_flight(bs);
