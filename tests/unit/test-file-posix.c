@@ -529,25 +529,6 @@ out:
     g_rmdir(shm_dir);
 }
 
-/* Threads named like the pool's workers in this process. */
-static int pool_threads(void)
-{
-    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
-    const char *tid;
-    int n = 0;
-
-    g_assert_nonnull(dir);
-    while ((tid = g_dir_read_name(dir))) {
-        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
-        g_autofree char *comm = NULL;
-
-        if (g_file_get_contents(path, &comm, NULL, NULL) &&
-            g_str_has_prefix(comm, "qblk-worker")) {
-            n++;
-        }
-    }
-    return n;
-}
 
 /* aio= is per node: an io_uring node opened after a threads node (and the
  * other way round) gets its own engine, and both work side by side. */
@@ -574,11 +555,11 @@ static void test_aio_per_node(void)
     g_assert_cmpint(bdrv_pwrite(bs_u, 0, 4, "ring", 0), ==, 0);
     g_assert_cmpint(bdrv_pread(bs_u, 0, 4, buf, 0), ==, 0);
     g_assert_cmpmem(buf, 4, "ring", 4);
-    g_assert_cmpint(pool_threads(), ==, 0);
+    g_assert_cmpint(unit_pool_threads(), ==, 0);
     g_assert_cmpint(bdrv_pwrite(bs_t, 0, 4, "pool", 0), ==, 0);
     g_assert_cmpint(bdrv_pread(bs_t, 0, 4, buf, 0), ==, 0);
     g_assert_cmpmem(buf, 4, "pool", 4);
-    g_assert_cmpint(pool_threads(), >=, 1);
+    g_assert_cmpint(unit_pool_threads(), >=, 1);
     bdrv_unref(bs_t);
     bdrv_unref(bs_u);
     g_unlink(path_t);

@@ -16,6 +16,7 @@
 #include "util/io-engine.h"
 #include "util/warn.h"
 #include "util/main-loop.h"
+#include "unit-helpers.h"
 
 /* The engine the current test's requests go to. */
 static QblkAioMode test_engine;
@@ -437,25 +438,6 @@ static void test_run_in_thread(Fixture *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_cmpint(g_atomic_int_get(&calls), ==, N);
 }
 
-/* Threads named like the pool's workers ("qblk-worker") in this process. */
-static int pool_threads(void)
-{
-    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
-    const char *tid;
-    int n = 0;
-
-    g_assert_nonnull(dir);
-    while ((tid = g_dir_read_name(dir))) {
-        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
-        g_autofree char *comm = NULL;
-
-        if (g_file_get_contents(path, &comm, NULL, NULL) &&
-            g_str_has_prefix(comm, "qblk-worker")) {
-            n++;
-        }
-    }
-    return n;
-}
 
 /* Two nodes of one process on different engines: an io_uring request
  * waits on an empty pipe while the threads node's requests complete, and
@@ -495,7 +477,7 @@ static void test_both_engines(void)
     g_assert_cmpint(do_buf(fd, QBLK_IO_WRITE, 0, w, sizeof(w)), ==, 0);
     g_assert_cmpint(do_buf(fd, QBLK_IO_READ, 0, r, sizeof(r)), ==, 0);
     g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
-    g_assert_cmpint(pool_threads(), ==, 0);
+    g_assert_cmpint(unit_pool_threads(), ==, 0);
 
     /* An io_uring read stays in flight on the empty pipe... */
     qiov_init_buf(&pipe_qiov, pipe_buf, sizeof(pipe_buf));
@@ -506,7 +488,7 @@ static void test_both_engines(void)
     memset(r, 0, sizeof(r));
     g_assert_cmpint(do_buf(fd, QBLK_IO_READ, 0, r, sizeof(r)), ==, 0);
     g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
-    g_assert_cmpint(pool_threads(), >=, 1);
+    g_assert_cmpint(unit_pool_threads(), >=, 1);
     g_assert_cmpint(blocked.ret, ==, 1);
     g_assert_cmpint(write(pfd[1], "x", 1), ==, 1);
     close(pfd[1]);

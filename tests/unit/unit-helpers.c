@@ -50,3 +50,22 @@ void unit_tmpdir_remove(char *dir)
     g_rmdir(dir);
     g_free(dir);
 }
+
+int unit_pool_threads(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
+    const char *tid;
+    int n = 0;
+
+    g_assert_nonnull(dir);
+    while ((tid = g_dir_read_name(dir))) {
+        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
+        g_autofree char *comm = NULL;
+
+        if (g_file_get_contents(path, &comm, NULL, NULL) &&
+            g_str_has_prefix(comm, "qblk-worker")) {
+            n++;
+        }
+    }
+    return n;
+}

@@ -18,4 +18,7 @@ char *unit_tmpdir_new(const char *tmpl);
 /* Deletes the files a test left in dir, then dir, and frees the name. */
 void unit_tmpdir_remove(char *dir);
 
+/* How many thread-pool workers ("qblk-worker") this process has now. */
+int unit_pool_threads(void);
+
 #endif
