@@ -1,6 +1,7 @@
 /* Drained sections: while one is open on a node, its users are paused and
  * new requests entering the node wait, so a graph change or a reopen sees
- * no request in flight. Sections nest (a counter). */
+ * no request in flight. Sections nest (a counter). bdrv_co_drain waits
+ * for a node (or all) to go idle, woken by the last request ending. */
 #include "block/internal.h"
 #include "util/main-loop.h"
 
@@ -62,9 +63,39 @@ void coroutine_fn bdrv_co_wait_unquiesced(BlockDriverState *bs)
     }
 }
 
+/* Coroutines in bdrv_co_drain wait here; any node going idle wakes them
+ * to look again (a drain covers a node, its children, or every node). */
+static CoQueue drain_all_queue = { 0 };
+unsigned bdrv_drain_all_waiting;
+
+static bool node_busy(BlockDriverState *bs)
+{
+    return bs && (bs->in_flight > 0 || node_busy(bs->file) || node_busy(bs->backing));
+}
+
+bool bdrv_drain_busy(BlockDriverState *bs)
+{
+    return bs ? node_busy(bs) : bdrv_any_in_flight();
+}
+
+void coroutine_fn bdrv_co_drain(BlockDriverState *bs)
+{
+    while (bdrv_drain_busy(bs)) {
+        bdrv_drain_all_waiting++;
+        qco_queue_wait(&drain_all_queue, NULL);
+        bdrv_drain_all_waiting--;
+    }
+}
+
 void bdrv_drain_wake(BlockDriverState *bs)
 {
-    if (bs->in_flight == 0 && bs->quiesce_counter > 0) {
+    if (bs->in_flight != 0) {
+        return;
+    }
+    if (bs->quiesce_counter > 0) {
         qco_queue_restart_all(&bs->drain_waiters);
+    }
+    if (bdrv_drain_all_waiting > 0) {
+        qco_queue_restart_all(&drain_all_queue);
     }
 }

@@ -156,5 +156,9 @@ bool bdrv_refresh_perms(BlockDriverState *bs, GError **errp);
  * request. */
 void coroutine_fn bdrv_co_wait_unquiesced(BlockDriverState *bs);
 void bdrv_drain_wake(BlockDriverState *bs);
+/* How many coroutines wait in bdrv_co_drain (dec_in_flight wakes them only
+ * then); bdrv_drain_busy: bs, a child of it, or (NULL) any node is busy. */
+extern unsigned bdrv_drain_all_waiting;
+bool bdrv_drain_busy(BlockDriverState *bs);
 
 #endif

@@ -32,7 +32,7 @@ void bdrv_dec_in_flight(BlockDriverState *bs)
 {
     g_assert(bs->in_flight > 0);
     bs->in_flight--;
-    if (bs->quiesce_counter > 0) {
+    if (bs->quiesce_counter > 0 || bdrv_drain_all_waiting > 0) {
         bdrv_drain_wake(bs);
     }
 }

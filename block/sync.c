@@ -419,31 +419,10 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioType type, int64_t offset,
     qco_enter(qco_create(aio_entry, c));
 }
 
-static bool node_busy(BlockDriverState *bs)
-{
-    return bs && (bs->in_flight > 0 || node_busy(bs->file) || node_busy(bs->backing));
-}
-
-static bool drain_busy(BlockDriverState *bs)
-{
-    return bs ? node_busy(bs) : bdrv_any_in_flight();
-}
-
-void coroutine_fn bdrv_co_drain(BlockDriverState *bs)
-{
-    /* Nothing signals "in_flight dropped", so look again at every loop
-     * iteration: requests complete from the loop, which runs while this
-     * coroutine is away. */
-    while (drain_busy(bs)) {
-        qco_wake(qco_self());
-        qco_yield();
-    }
-}
-
 void bdrv_drain(BlockDriverState *bs)
 {
     g_assert(!qco_in_coroutine());
-    while (drain_busy(bs)) {
+    while (bdrv_drain_busy(bs)) {
         qblk_loop_iterate(true);
     }
 }

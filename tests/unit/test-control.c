@@ -208,6 +208,53 @@ static void test_no_nested_loop(gconstpointer data)
 
 /* ----- Errors with classes ----- */
 
+/* ----- bdrv_co_drain waits for requests in flight ----- */
+
+typedef struct DrainCase {
+    BlockDriverState *bs;
+    bool completed;                /* the request's callback has run */
+    bool completed_at_drain_end;
+} DrainCase;
+
+static void drain_read_done(void *opaque, int ret)
+{
+    DrainCase *dc = opaque;
+
+    g_assert_cmpint(ret, ==, 0);
+    dc->completed = true;
+}
+
+static void coroutine_fn drain_entry(void *opaque)
+{
+    DrainCase *dc = opaque;
+
+    bdrv_co_drain(dc->bs);
+    dc->completed_at_drain_end = dc->completed;
+}
+
+/* A request 20 ms long is in flight when a coroutine drains the node: the
+ * drain returns only after it completed (woken when the node went idle). */
+static void test_co_drain_waits(void)
+{
+    QblkOpts *opts = qblk_opts_new();
+    GError *err = NULL;
+    DrainCase dc = { 0 };
+    QIOVector qiov;
+    g_autofree char *buf = g_malloc(4096);
+
+    qblk_opts_set(opts, "driver", "null-co");
+    qblk_opts_set(opts, "latency-ns", "20000000");
+    dc.bs = bdrv_open(NULL, opts, BDRV_O_RDWR, NULL, &err);
+    g_assert_no_error(err);
+    qiov_init_buf(&qiov, buf, 4096);
+    bdrv_aio_submit(dc.bs, BDRV_AIO_READ, 0, 4096, &qiov, 0, drain_read_done, &dc);
+    g_assert_false(dc.completed);
+    run_in_coroutine(drain_entry, &dc);
+    g_assert_true(dc.completed_at_drain_end);
+    qiov_destroy(&qiov);
+    bdrv_unref(dc.bs);
+}
+
 static void test_error_classes(void)
 {
     g_autoptr(GError) foreign = g_error_new_literal(G_FILE_ERROR, G_FILE_ERROR_NOENT, "x");
@@ -322,6 +369,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/control/no-nested-loop/raw", "raw", test_no_nested_loop);
     g_test_add_data_func("/control/no-nested-loop/qed", "qed", test_no_nested_loop);
     g_test_add_data_func("/control/no-nested-loop/qcow2", "qcow2", test_no_nested_loop);
+    g_test_add_func("/control/co-drain-waits", test_co_drain_waits);
     g_test_add_func("/control/error-classes", test_error_classes);
     g_test_add_func("/control/missing-file-error", test_missing_file_error);
     g_test_add_func("/control/control-errors", test_control_errors);
