@@ -397,25 +397,3 @@ undo:
     bdrv_co_drained_end(bs);
     return ret;
 }
-
-typedef struct {
-    BlockDriverState *bs, *nb;
-    GError **errp;
-    int ret;
-} SetBackingCo;
-
-static void coroutine_fn set_backing_entry(void *opaque)
-{
-    SetBackingCo *s = opaque;
-
-    s->ret = bdrv_co_set_backing(s->bs, s->nb, s->errp);
-}
-
-int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *new_backing, GError **errp)
-{
-    SetBackingCo s = { bs, new_backing, errp, 0 };
-
-    g_assert(!qco_in_coroutine());
-    bdrv_run_co(set_backing_entry, &s);
-    return s.ret;
-}

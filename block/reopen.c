@@ -121,26 +121,3 @@ out:
     bdrv_co_drained_end(bs);
     return ret;
 }
-
-typedef struct {
-    BlockDriverState *bs;
-    int flags;
-    GError **errp;
-    int ret;
-} ReopenCo;
-
-static void coroutine_fn reopen_entry(void *opaque)
-{
-    ReopenCo *r = opaque;
-
-    r->ret = bdrv_co_reopen(r->bs, r->flags, r->errp);
-}
-
-int bdrv_reopen(BlockDriverState *bs, int flags, GError **errp)
-{
-    ReopenCo r = { bs, flags, errp, 0 };
-
-    g_assert(!qco_in_coroutine());
-    bdrv_run_co(reopen_entry, &r);
-    return r.ret;
-}

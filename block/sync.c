@@ -57,6 +57,9 @@ typedef enum {
     CALL_SAVE_VMSTATE,
     CALL_LOAD_VMSTATE,
     CALL_CHECK,
+    CALL_REOPEN,
+    CALL_SET_BACKING,
+    CALL_COMMIT,
 } CallKind;
 
 /* One argument block serves every wrapper; each kind reads the fields
@@ -70,7 +73,7 @@ typedef struct Call {
     /* block status */
     int64_t *pnum, *map;
     BlockDriverState **file;
-    BlockDriverState *base;
+    BlockDriverState *base;      /* also commit's base */
     /* truncate */
     bool exact;
     PreallocMode prealloc;
@@ -84,6 +87,8 @@ typedef struct Call {
     BdrvCheckMode fix;
     BdrvProgressFunc *progress;
     void *progress_opaque;
+    BlockDriverState *new_backing;
+    const BdrvCommitOptions *commit_opts;
     GError **errp;
     /* results */
     int ret;
@@ -161,6 +166,15 @@ static void coroutine_fn call_entry(void *opaque)
     case CALL_CHECK:
         c->ret = bdrv_co_check(c->bs, c->res, c->fix, c->progress, c->progress_opaque,
                                c->errp);
+        break;
+    case CALL_REOPEN:
+        c->ret = bdrv_co_reopen(c->bs, c->open_flags, c->errp);
+        break;
+    case CALL_SET_BACKING:
+        c->ret = bdrv_co_set_backing(c->bs, c->new_backing, c->errp);
+        break;
+    case CALL_COMMIT:
+        c->ret = bdrv_co_commit(c->bs, c->base, c->commit_opts, c->errp);
         break;
     }
 }
@@ -366,6 +380,25 @@ int bdrv_check_with_progress(BlockDriverState *bs, BdrvCheckResult *res, BdrvChe
 {
     return run_call((Call) { .kind = CALL_CHECK, .bs = bs, .res = res, .fix = fix,
                              .progress = progress, .progress_opaque = opaque });
+}
+
+int bdrv_reopen(BlockDriverState *bs, int flags, GError **errp)
+{
+    return run_call((Call) { .kind = CALL_REOPEN, .bs = bs, .open_flags = flags,
+                             .errp = errp });
+}
+
+int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *new_backing, GError **errp)
+{
+    return run_call((Call) { .kind = CALL_SET_BACKING, .bs = bs, .new_backing = new_backing,
+                             .errp = errp });
+}
+
+int bdrv_commit(BlockDriverState *top, BlockDriverState *base, const BdrvCommitOptions *opts,
+                GError **errp)
+{
+    return run_call((Call) { .kind = CALL_COMMIT, .bs = top, .base = base,
+                             .commit_opts = opts, .errp = errp });
 }
 
 /* ----- Asynchronous requests and draining ----- */

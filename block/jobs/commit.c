@@ -137,26 +137,3 @@ int coroutine_fn bdrv_co_commit(BlockDriverState *top, BlockDriverState *base,
     commit_co_release_writable_base(base, dst);
     return ret < 0 ? ret : 0;
 }
-
-typedef struct CommitCo {
-    BlockDriverState *top, *base;
-    const BdrvCommitOptions *opts;
-    GError **errp;
-    int ret;
-} CommitCo;
-
-static void coroutine_fn commit_entry(void *opaque)
-{
-    CommitCo *c = opaque;
-
-    c->ret = bdrv_co_commit(c->top, c->base, c->opts, c->errp);
-}
-
-int bdrv_commit(BlockDriverState *top, BlockDriverState *base, const BdrvCommitOptions *opts,
-                GError **errp)
-{
-    CommitCo c = { top, base, opts, errp, 0 };
-
-    bdrv_run_co(commit_entry, &c);
-    return c.ret;
-}
