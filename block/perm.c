@@ -5,16 +5,23 @@
 #include "block/internal.h"
 
 /* QEMU's names, for messages; graph-mod is qblk's own. */
+static const char *const perm_name_table[] = {
+    "consistent read", "write", "write unchanged", "resize", "change children",
+};
+
+const char *bdrv_perm_name(unsigned bit)
+{
+    g_assert(bit < G_N_ELEMENTS(perm_name_table));
+    return perm_name_table[bit];
+}
+
 static char *perm_names(uint64_t perm)
 {
-    static const char *const names[] = {
-        "consistent read", "write", "write unchanged", "resize", "change children",
-    };
     GString *s = g_string_new(NULL);
 
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    for (size_t i = 0; i < G_N_ELEMENTS(perm_name_table); i++) {
         if (perm & (1ull << i)) {
-            g_string_append_printf(s, "%s%s", s->len ? ", " : "", names[i]);
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", perm_name_table[i]);
         }
     }
     return g_string_free(s, false);
@@ -120,6 +127,11 @@ typedef struct {
     uint64_t file_perm, file_shared, backing_perm, backing_shared; /* old link values */
 } PermUpdate;
 
+static bool perm_changed(const PermUpdate *u)
+{
+    return u->perm != u->old_perm || u->shared != u->old_shared;
+}
+
 static void restore_links(PermUpdate *u, guint n)
 {
     for (guint i = 0; i < n; i++) {
@@ -182,12 +194,12 @@ bool bdrv_refresh_perms(BlockDriverState *bs, GError **errp)
     }
     /* Pass 2: give the drivers what changed; undo all on a refusal. */
     for (i = 0; i < n; i++) {
-        if (u[i].perm == u[i].old_perm && u[i].shared == u[i].old_shared) {
+        if (!perm_changed(&u[i])) {
             continue;
         }
         if (apply(u[i].bs, u[i].perm, u[i].shared, errp) < 0) {
             while (i-- > 0) {
-                if (u[i].perm != u[i].old_perm || u[i].shared != u[i].old_shared) {
+                if (perm_changed(&u[i])) {
                     apply(u[i].bs, u[i].old_perm, u[i].old_shared, NULL);
                 }
             }

@@ -4,11 +4,6 @@
 #include <fcntl.h>
 #include "block/drivers/file-posix-lock.h"
 
-/* QEMU's names, which its messages (and so ours) use. */
-static const char *const file_perm_names[FILE_LOCK_NPERMS] = {
-    "consistent read", "write", "write unchanged", "resize",
-};
-
 /* Takes (shared) or drops the lock on one byte. */
 static int file_lock_byte(int fd, int off, bool lock)
 {
@@ -96,7 +91,7 @@ int file_lock_check(int fd, uint64_t perm, uint64_t shared, const char *filename
                  * print the message as one, so the newline is in it. */
                 qblk_error_set(errp, "Failed to get %s\"%s\" lock\n"
                                "Is another process using the image [%s]?",
-                               pass == 0 ? "" : "shared ", file_perm_names[i], filename);
+                               pass == 0 ? "" : "shared ", bdrv_perm_name(i), filename);
                 return ret;
             }
         }

@@ -243,6 +243,10 @@ const void *bdrv_zero_buffer(void);
 /* The driver a filename names by its prefix when no driver is given (the
  * one whose protocol_prefix starts it; "file" when none does). */
 const BlockDriver *bdrv_find_protocol(const char *filename);
+
+/* QEMU's name of the permission with bit index bit (BLK_PERM_*), as its
+ * messages use it ("consistent read", "write", ...). */
+const char *bdrv_perm_name(unsigned bit);
 /* Whether a filename starts with "<name>:" before any '/' (QEMU's
  * path_has_protocol). */
 bool bdrv_path_has_protocol(const char *path);
