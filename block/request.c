@@ -76,14 +76,26 @@ static void trace_request(BlockDriverState *bs, BdrvRequestType type, int64_t of
     }
 }
 
-int bdrv_request_check(BlockDriverState *bs, BdrvRequestType type, int64_t offset,
-                       int64_t bytes, BdrvRequestFlags flags)
+/* The node's state, not the request's range: checked again after a
+ * drained section, which may have closed or reopened the node. */
+static int node_refusal(BlockDriverState *bs, BdrvRequestType type)
 {
     if (!bs->drv) {
         return -ENOMEDIUM;
     }
     if (type_modifies(type) && bs->read_only) {
         return -EPERM;
+    }
+    return 0;
+}
+
+int bdrv_request_check(BlockDriverState *bs, BdrvRequestType type, int64_t offset,
+                       int64_t bytes, BdrvRequestFlags flags)
+{
+    int refusal = node_refusal(bs, type);
+
+    if (refusal < 0) {
+        return refusal;
     }
     if (type_ranged(type)) {
         int ret = bdrv_check_request(bs, offset, bytes);
@@ -116,12 +128,12 @@ int coroutine_fn bdrv_co_request_begin(BdrvRequest *req, BlockDriverState *bs,
      * flight; users' permissions (exports, jobs) will be checked here too.
      * A section may have reopened the node read-only meanwhile. */
     if (bs->quiesce_counter > 0) {
+        int refusal;
+
         bdrv_co_wait_unquiesced(bs);
-        if (!bs->drv) {
-            return -ENOMEDIUM;
-        }
-        if (type_modifies(type) && bs->read_only) {
-            return -EPERM;
+        refusal = node_refusal(bs, type);
+        if (refusal < 0) {
+            return refusal;
         }
     }
     /* Field by field: req->tr is set by bdrv_co_tracked_begin, and zeroing
