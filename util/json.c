@@ -242,6 +242,74 @@ guint qblk_json_size(const QblkJson *value)
 }
 
 /* The members of obj in print order (g_free the array, not the members). */
+const char *qblk_json_get_string(const QblkJson *value)
+{
+    g_assert(value->type == QBLK_JSON_STRING);
+    return value->s;
+}
+
+int64_t qblk_json_get_int(const QblkJson *value)
+{
+    if (value->type == QBLK_JSON_UINT) {
+        return value->u > INT64_MAX ? INT64_MAX : (int64_t)value->u;
+    }
+    g_assert(value->type == QBLK_JSON_INT);
+    return value->i;
+}
+
+bool qblk_json_get_bool(const QblkJson *value)
+{
+    g_assert(value->type == QBLK_JSON_BOOL);
+    return value->b;
+}
+
+double qblk_json_get_double(const QblkJson *value)
+{
+    switch (value->type) {
+    case QBLK_JSON_INT:
+        return (double)value->i;
+    case QBLK_JSON_UINT:
+        return (double)value->u;
+    default:
+        g_assert(value->type == QBLK_JSON_DOUBLE);
+        return value->d;
+    }
+}
+
+QblkJson *qblk_json_nth(const QblkJson *value, guint i, const char **key)
+{
+    if (value->type == QBLK_JSON_OBJECT) {
+        QblkJsonMember *m = g_ptr_array_index(value->members, i);
+
+        if (key) {
+            *key = m->key;
+        }
+        return m->value;
+    }
+    g_assert(value->type == QBLK_JSON_ARRAY);
+    if (key) {
+        *key = NULL;
+    }
+    return g_ptr_array_index(value->elements, i);
+}
+
+QblkJson *qblk_json_take(QblkJson *obj, const char *key)
+{
+    g_assert(obj->type == QBLK_JSON_OBJECT);
+    for (guint i = 0; i < obj->members->len; i++) {
+        QblkJsonMember *m = g_ptr_array_index(obj->members, i);
+
+        if (!strcmp(m->key, key)) {
+            QblkJson *v = m->value;
+
+            m->value = NULL;
+            g_ptr_array_remove_index(obj->members, i);
+            return v;
+        }
+    }
+    return NULL;
+}
+
 static QblkJsonMember **members_in_print_order(const QblkJson *obj, guint *n)
 {
     guint len = obj->members->len;

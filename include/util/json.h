@@ -76,6 +76,17 @@ QblkJsonType qblk_json_type(const QblkJson *value);
 QblkJson *qblk_json_get(const QblkJson *obj, const char *key);
 /* Number of members of an object or elements of an array. */
 guint qblk_json_size(const QblkJson *value);
+/* Scalars' values; each asserts the type (QBLK_JSON_INT and _UINT both
+ * read as integers, a UINT above INT64_MAX clamps). */
+const char *qblk_json_get_string(const QblkJson *value);
+int64_t qblk_json_get_int(const QblkJson *value);
+bool qblk_json_get_bool(const QblkJson *value);
+double qblk_json_get_double(const QblkJson *value); /* any number */
+/* The i-th member of an object in insertion order (key and value
+ * borrowed), or the i-th element of an array (key NULL). */
+QblkJson *qblk_json_nth(const QblkJson *value, guint i, const char **key);
+/* Removes obj[key] and returns it (the caller owns it), or NULL. */
+QblkJson *qblk_json_take(QblkJson *obj, const char *key);
 
 /* ----- Output ----- */
 
