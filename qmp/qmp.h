@@ -12,6 +12,7 @@
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/json.h"
+#include "util/opts.h"
 
 /*
  * A command handler runs in a coroutine of the monitor that received the
@@ -78,5 +79,15 @@ int qmp_arg_enum(const QblkJson *args, const char *name, const char *const *name
 void qmp_register_control_commands(void);   /* qmp_capabilities, query-*, quit */
 void qmp_register_block_commands(void);     /* blockdev-*, query-named-block-nodes, ... */
 void qmp_register_job_commands(void);       /* block-stream, block-commit, job verbs */
+
+/* ----- Hooks of the block command file for the daemon's main ----- */
+
+/* --blockdev in dotted-key form (the JSON form goes through blockdev-add's
+ * schema check): opts (consumed) as bdrv_co_open takes them; the node is
+ * owned by the monitor like one blockdev-add made. */
+bool coroutine_fn qmp_co_blockdev_add_opts(QblkOpts *opts, GError **errp);
+/* Shutdown: drops every monitor-owned node (flushed and closed once the
+ * last user is gone). */
+void coroutine_fn qmp_co_blockdev_close_all(void);
 
 #endif
