@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it prints the command and stops.
 set -e
 PKGS="meson ninja-build pkg-config gcc python3 libglib2.0-dev libjson-glib-dev
-liburing-dev zlib1g-dev libzstd-dev systemtap-sdt-dev qemu-utils libnbd-bin bc"
+liburing-dev zlib1g-dev libzstd-dev systemtap-sdt-dev qemu-utils qemu-system-common
+libnbd-bin bc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
