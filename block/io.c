@@ -230,6 +230,16 @@ int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs, int64_t offset, int64_
     return ret;
 }
 
+/* detect-zeroes: whether this write should become a zero write. Only
+ * where the driver zeroes natively (as QEMU: elsewhere the zero write
+ * would be the same plain write, scanned for nothing). */
+static bool detect_zero_write(BlockDriverState *bs, int64_t bytes, QIOVector *qiov,
+                              BdrvRequestFlags flags)
+{
+    return bs->detect_zeroes != BDRV_DETECT_ZEROES_OFF && bs->caps.zero == BDRV_CAP_NATIVE &&
+           !(flags & BDRV_REQ_WRITE_COMPRESSED) && qiov_is_zero(qiov, 0, bytes);
+}
+
 int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  QIOVector *qiov, BdrvRequestFlags flags)
 {
@@ -238,6 +248,14 @@ int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t b
 
     if (ret < 0 || bytes == 0) {
         return ret;
+    }
+    if (detect_zero_write(bs, bytes, qiov, flags)) {
+        /* unmap only where the node lets discards through (discard=unmap,
+         * which opening demands with detect-zeroes=unmap). */
+        if (bs->detect_zeroes == BDRV_DETECT_ZEROES_UNMAP && bs->discard_unmap) {
+            flags |= BDRV_REQ_MAY_UNMAP;
+        }
+        return bdrv_co_pwrite_zeroes(bs, offset, bytes, flags);
     }
     ret = bdrv_co_request_begin(&req, bs, BDRV_REQUEST_WRITE, offset, bytes,
                                 is_aligned(bs, offset, bytes) ? 0 : request_align(bs));

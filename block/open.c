@@ -13,6 +13,7 @@
 /* Every driver, explicitly (no constructor registration). */
 static const BlockDriver *const drivers[] = {
     &bdrv_blkdebug,
+    &bdrv_copy_on_read,
     &bdrv_file,
     &bdrv_null_co,
     &bdrv_qcow2,
@@ -121,6 +122,42 @@ const BlockDriver *bdrv_find_protocol(const char *filename)
     return &bdrv_file;
 }
 
+/* detect-zeroes values, in QEMU's BlockdevDetectZeroesOptions order. */
+static const char *const detect_zeroes_names[] = { "off", "on", "unmap", NULL };
+
+const char *bdrv_detect_zeroes_name(BdrvDetectZeroes mode)
+{
+    return detect_zeroes_names[mode];
+}
+
+static bool take_detect_zeroes(QblkOpts *opts, int flags, BdrvDetectZeroes *mode,
+                               GError **errp)
+{
+    g_autofree char *val = qblk_opts_take(opts, "detect-zeroes");
+
+    *mode = BDRV_DETECT_ZEROES_OFF;
+    if (!val) {
+        return true;
+    }
+    for (int i = 0; detect_zeroes_names[i]; i++) {
+        if (!strcmp(val, detect_zeroes_names[i])) {
+            *mode = i;
+            break;
+        }
+    }
+    if (*mode == BDRV_DETECT_ZEROES_OFF && strcmp(val, "off")) {
+        qblk_error_set(errp, "Parameter 'detect-zeroes' does not accept value '%s'", val);
+        return false;
+    }
+    /* QEMU refuses rather than silently not unmapping. */
+    if (*mode == BDRV_DETECT_ZEROES_UNMAP && !(flags & BDRV_O_UNMAP)) {
+        qblk_error_set(errp, "setting detect-zeroes to unmap is not allowed without "
+                       "setting discard operation to unmap");
+        return false;
+    }
+    return true;
+}
+
 static bool take_generic_options(QblkOpts *opts, int *flags, GError **errp)
 {
     bool val;
@@ -130,6 +167,10 @@ static bool take_generic_options(QblkOpts *opts, int *flags, GError **errp)
         return false;
     }
     *flags = val ? *flags & ~BDRV_O_RDWR : *flags | BDRV_O_RDWR;
+    if (!qblk_opts_take_bool(opts, "auto-read-only", *flags & BDRV_O_AUTO_RDONLY, &val, errp)) {
+        return false;
+    }
+    *flags = val ? *flags | BDRV_O_AUTO_RDONLY : *flags & ~BDRV_O_AUTO_RDONLY;
     if (!qblk_opts_take_bool(opts, "copy-on-read", *flags & BDRV_O_COPY_ON_READ, &val, errp)) {
         return false;
     }
@@ -207,6 +248,48 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
                                                 int flags, bool as_child, bool *probed_raw,
                                                 GError **errp);
 
+/* A node named by a reference option (file=NAME, backing=NAME), with a
+ * new reference for the link that will hold it; QEMU's words when there
+ * is none. */
+static BlockDriverState *take_node_reference(const char *name, GError **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(name);
+
+    if (!bs) {
+        qblk_error_set(errp, "Cannot find device='%s' nor node-name='%s'", name, name);
+        return NULL;
+    }
+    bdrv_ref(bs);
+    return bs;
+}
+
+/* backing=NAME: an existing node becomes the backing child instead of
+ * the file the header names. */
+static bool attach_backing_reference(BlockDriverState *bs, const char *name, GError **errp)
+{
+    GError *local_err = NULL;
+
+    if (bs->backing_file) {
+        bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
+    }
+    bs->backing = take_node_reference(name, &local_err);
+    if (!bs->backing) {
+        qblk_error_set(errp, "Could not open backing file: %s", local_err->message);
+        g_error_free(local_err);
+        return false;
+    }
+    bs->backing_link = bdrv_graph_link(bs, bs->backing, "backing");
+    return true;
+}
+
+/* The backing option's meaning: "" is no backing (blockdev-add's null);
+ * "null" names the node called null when there is one and otherwise
+ * means no backing too, as qblk's option strings always had it. */
+static bool backing_option_is_none(const char *backing)
+{
+    return !*backing || (!strcmp(backing, "null") && !bdrv_find_node("null"));
+}
+
 static bool coroutine_fn open_backing(BlockDriverState *bs, QblkOpts *backing_opts, int flags,
                          GError **errp)
 {
@@ -244,10 +327,12 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
     g_autoptr(QblkOpts) backing_opts = NULL;
     const BlockDriver *drv = NULL;
     BlockDriverState *file = NULL, *bs;
+    BdrvDetectZeroes detect_zeroes;
     bool probed = false;
 
     opts = owned;
-    if (!take_generic_options(opts, &flags, errp)) {
+    if (!take_generic_options(opts, &flags, errp) ||
+        !take_detect_zeroes(opts, flags, &detect_zeroes, errp)) {
         return NULL;
     }
     node_name = qblk_opts_take(opts, "node-name");
@@ -286,19 +371,43 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
         /* A format or filter: open its file child first (probing needs it). */
         const char *key = drv && drv->child_key ? drv->child_key : "file";
         g_autofree char *prefix = g_strdup_printf("%s.", key);
+        g_autofree char *child_ref = qblk_opts_take(opts, key);
         QblkOpts *child_opts = qblk_opts_take_prefix(opts, prefix);
         const char *child_name = qblk_opts_get(child_opts, "filename");
 
-        if (!child_name && !fname && !qblk_opts_has(child_opts, "driver")) {
+        if (child_ref) {
+            /* file=NAME: an existing node is the file child. */
+            bool extra = qblk_opts_count(child_opts) > 0;
+
             qblk_opts_free(child_opts);
-            qblk_error_set(errp, "A block device must be specified for \"%s\"", key);
-            return NULL;
+            if (extra) {
+                qblk_error_set(errp, "Cannot reference an existing block device with "
+                               "additional options or a new filename");
+                return NULL;
+            }
+            file = take_node_reference(child_ref, errp);
+            if (!file) {
+                return NULL;
+            }
+        } else {
+            if (!child_name && !fname && !qblk_opts_has(child_opts, "driver")) {
+                qblk_opts_free(child_opts);
+                qblk_error_set(errp, "A block device must be specified for \"%s\"", key);
+                return NULL;
+            }
+            file = open_node(child_name ? NULL : fname, child_opts, flags, true, NULL, errp);
+            if (!file) {
+                return NULL;
+            }
         }
-        file = open_node(child_name ? NULL : fname, child_opts, flags, true, NULL, errp);
-        if (!file) {
-            return NULL;
+        /* A format may grow its host file; a node with other users
+         * (referenced, or a format under a filter) keeps its bounds. */
+        if (!child_ref || file->drv->is_protocol) {
+            file->growable = true;
         }
-        file->growable = true;
+        if ((flags & BDRV_O_AUTO_RDONLY) && (flags & BDRV_O_RDWR) && file->read_only) {
+            flags &= ~BDRV_O_RDWR;     /* the file fell back to read-only */
+        }
         if (!drv) {
             uint8_t buf[PROBE_BUF_SIZE] = { 0 };
             int64_t len = bdrv_getlength(file);
@@ -317,6 +426,7 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
 
     bs = node_new(drv, fname ? fname : (file ? file->filename : NULL), flags);
     bs->file = file;
+    bs->detect_zeroes = detect_zeroes;
     if (file) {
         const char *key = drv->child_key ? drv->child_key : "file";
 
@@ -348,8 +458,16 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
         goto fail;
     }
     bdrv_refresh_capabilities(bs);
-    if (bs->backing_file && !(flags & BDRV_O_NO_BACKING) &&
-        !(backing_opt && (!*backing_opt || !strcmp(backing_opt, "null")))) {
+    if (backing_opt && !backing_option_is_none(backing_opt)) {
+        if (qblk_opts_count(backing_opts) > 0) {
+            qblk_error_set(errp, "Cannot reference an existing block device with "
+                           "additional options or a new filename");
+            goto fail;
+        }
+        if (!attach_backing_reference(bs, backing_opt, errp)) {
+            goto fail;
+        }
+    } else if (bs->backing_file && !(flags & BDRV_O_NO_BACKING) && !backing_opt) {
         if (!open_backing(bs, g_steal_pointer(&backing_opts), flags, errp)) {
             goto fail;
         }
@@ -484,6 +602,16 @@ const char *bdrv_filename(BlockDriverState *bs)
 bool bdrv_is_read_only(BlockDriverState *bs)
 {
     return bs->read_only;
+}
+
+BdrvDetectZeroes bdrv_get_detect_zeroes(BlockDriverState *bs)
+{
+    return bs->detect_zeroes;
+}
+
+int bdrv_get_open_flags(BlockDriverState *bs)
+{
+    return bs->open_flags;
 }
 
 int64_t bdrv_getlength(BlockDriverState *bs)

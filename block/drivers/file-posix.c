@@ -257,6 +257,16 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         oflags |= O_DIRECT;
     }
     s->fd = open(path, oflags);
+    if (s->fd < 0 && (flags & BDRV_O_AUTO_RDONLY) && (flags & BDRV_O_RDWR) &&
+        (errno == EACCES || errno == EPERM || errno == EROFS)) {
+        /* auto-read-only: a file we may not write is opened read-only. */
+        oflags = (oflags & ~O_RDWR) | O_RDONLY;
+        s->fd = open(path, oflags);
+        if (s->fd >= 0) {
+            bs->read_only = true;
+            bs->open_flags &= ~BDRV_O_RDWR;
+        }
+    }
     if (s->fd < 0) {
         err = errno;
         qblk_error_set_errno(errp, err, "Could not open '%s'", path);

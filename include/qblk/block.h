@@ -52,6 +52,10 @@ enum {
     BDRV_O_RESIZE        = 0x0004,  /* the tool's user takes 'resize' (qemu-img resize) */
     BDRV_O_FORCE_SHARE   = 0x10000, /* option force-share=on: links into the node share
                                      * everything (read-only nodes only) */
+    BDRV_O_AUTO_RDONLY   = 0x20000, /* option auto-read-only=on: a protocol node that
+                                     * cannot be opened for writing (EACCES, EPERM,
+                                     * EROFS) opens read-only instead, and so do the
+                                     * nodes above it */
 };
 
 /* Permissions a user of a node takes (and shares or not), with QEMU 7.2's
@@ -136,6 +140,20 @@ const BlockDriver *bdrv_find_format(const char *name);
 const char *const *bdrv_format_names(void);
 
 /* ----- Properties ----- */
+
+/* Option detect-zeroes: what a write whose buffer is all zeroes becomes
+ * (QEMU's BlockdevDetectZeroesOptions, same order). */
+typedef enum {
+    BDRV_DETECT_ZEROES_OFF,     /* a plain write */
+    BDRV_DETECT_ZEROES_ON,      /* a zero write (where the driver zeroes natively) */
+    BDRV_DETECT_ZEROES_UNMAP,   /* a zero write that may unmap (needs discard=unmap) */
+} BdrvDetectZeroes;
+/* QEMU's names: "off", "on", "unmap". */
+const char *bdrv_detect_zeroes_name(BdrvDetectZeroes mode);
+BdrvDetectZeroes bdrv_get_detect_zeroes(BlockDriverState *bs);
+/* The BDRV_O_* flags the node was opened with (after auto-read-only and
+ * reopen: BDRV_O_RDWR, NOCACHE, NO_FLUSH, UNMAP as they are now). */
+int bdrv_get_open_flags(BlockDriverState *bs);
 
 const char *bdrv_format_name(BlockDriverState *bs);
 const char *bdrv_filename(BlockDriverState *bs);

@@ -33,6 +33,7 @@ struct BlockDriverState {
     unsigned copy_on_read;         /* users that enabled copy-on-read */
     bool no_flush;
     bool discard_unmap;
+    BdrvDetectZeroes detect_zeroes; /* option detect-zeroes (block/io.c) */
     bool growable;                 /* requests may pass the end (a format's file child) */
     int refcnt;
 
@@ -226,6 +227,7 @@ extern const BlockDriver bdrv_null_co;
 extern const BlockDriver bdrv_blkdebug;
 extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_qed;
+extern const BlockDriver bdrv_copy_on_read;
 
 /* Helpers for drivers. */
 
