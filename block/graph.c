@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include "block/internal.h"
+#include "qblk/job.h"
 
 /* Every node from bdrv_graph_add_node to bdrv_graph_remove_node, oldest
  * first (not only fully open ones: a name is taken from the start). */
@@ -303,7 +304,8 @@ static bool reaches(BlockDriverState *from, BlockDriverState *node)
     return from && (from == node || reaches(from->file, node) || reaches(from->backing, node));
 }
 
-static bool set_backing_check(BlockDriverState *bs, BlockDriverState *nb, GError **errp)
+static bool set_backing_check(BlockDriverState *bs, BlockDriverState *nb, bool header,
+                              GError **errp)
 {
     BdrvChild *old = bs->backing_link;
 
@@ -315,7 +317,7 @@ static bool set_backing_check(BlockDriverState *bs, BlockDriverState *nb, GError
                        bs->drv->format_name);
         return false;
     }
-    if (bs->read_only) {
+    if (header && bs->read_only) {
         qblk_error_set(errp, "Block node is read-only");
         return false;
     }
@@ -335,8 +337,8 @@ static bool swap_backing(BlockDriverState *bs, BdrvChild *link, GError **errp)
     return bdrv_refresh_perms(bs, errp);
 }
 
-int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
-                                     GError **errp)
+static int coroutine_fn set_backing(BlockDriverState *bs, BlockDriverState *nb, bool header,
+                                    GError **errp)
 {
     BdrvChild *old = bs->backing_link, *link = NULL;
     BlockDriverState *old_bs = old ? old->bs : NULL;
@@ -344,7 +346,7 @@ int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
     const char *fmt = nb ? nb->drv->format_name : NULL;
     int ret;
 
-    if (!set_backing_check(bs, nb, errp)) {
+    if (!set_backing_check(bs, nb, header, errp)) {
         return -EPERM;
     }
     bdrv_co_drained_begin(bs);
@@ -360,6 +362,15 @@ int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
     if (!swap_backing(bs, link, errp)) {
         ret = -EPERM;
         goto undo;
+    }
+    if (!header) {
+        bdrv_co_drained_end(bs);
+        if (old) {
+            bdrv_graph_unlink(old);
+            bdrv_refresh_perms(old_bs, NULL);
+            bdrv_co_unref(old_bs);
+        }
+        return 0;
     }
     ret = bs->drv->co_change_backing_file(bs, file, fmt);
     if (ret < 0) {
@@ -396,4 +407,90 @@ undo:
     swap_backing(bs, old, NULL);
     bdrv_co_drained_end(bs);
     return ret;
+}
+
+int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *nb,
+                                     GError **errp)
+{
+    return set_backing(bs, nb, true, errp);
+}
+
+int coroutine_fn bdrv_co_attach_backing(BlockDriverState *bs, BlockDriverState *nb,
+                                        GError **errp)
+{
+    return set_backing(bs, nb, false, errp);
+}
+
+/* ----- Putting a node in another's place ----- */
+
+bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState *to,
+                                       GError **errp)
+{
+    GSList *moved = NULL;
+    bool ok = true;
+
+    /* Every link into from except to's own backing link now points at to;
+     * parent nodes hold a reference on what they point at. */
+    for (GSList *l = from->parents; l;) {
+        BdrvChild *c = l->data;
+
+        l = l->next;
+        if (c->parent == to || (c->parent && reaches(to, c->parent))) {
+            continue;
+        }
+        if (c->frozen) {
+            qblk_error_set(errp, "Cannot change '%s' link from '%s' to '%s'", c->name,
+                           c->parent->node_name, from->node_name);
+            ok = false;
+            break;
+        }
+        from->parents = g_slist_remove(from->parents, c);
+        to->parents = g_slist_prepend(to->parents, c);
+        c->bs = to;
+        if (c->parent) {
+            if (c == c->parent->file_link) {
+                c->parent->file = to;
+            } else {
+                c->parent->backing = to;
+            }
+            bdrv_ref(to);
+        }
+        moved = g_slist_prepend(moved, c);
+    }
+    if (ok && (!moved || bdrv_refresh_perms(to, errp))) {
+        bdrv_refresh_perms(from, NULL);
+        for (GSList *l = moved; l; l = l->next) {
+            if (((BdrvChild *)l->data)->parent) {
+                bdrv_co_unref(from);
+            }
+        }
+        g_slist_free(moved);
+        return true;
+    }
+    /* Undo: every moved link back to from. */
+    for (GSList *l = moved; l; l = l->next) {
+        BdrvChild *c = l->data;
+
+        to->parents = g_slist_remove(to->parents, c);
+        from->parents = g_slist_prepend(from->parents, c);
+        c->bs = from;
+        if (c->parent) {
+            if (c == c->parent->file_link) {
+                c->parent->file = from;
+            } else {
+                c->parent->backing = from;
+            }
+            bdrv_co_unref(to);
+        }
+    }
+    g_slist_free(moved);
+    bdrv_refresh_perms(from, NULL);
+    return false;
+}
+
+/* Until the job core is linked in (block/jobs/), no node is in use by a
+ * job. Its strong definition replaces this one. */
+__attribute__((weak)) bool bdrv_check_not_in_use_by_job(BlockDriverState *bs, GError **errp)
+{
+    return true;
 }

@@ -369,6 +369,16 @@ void bdrv_user_set_drain_ops(BdrvUser *u, void (*pause)(void *opaque),
 int coroutine_fn bdrv_co_set_backing(BlockDriverState *bs, BlockDriverState *new_backing,
                                      GError **errp);
 int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *new_backing, GError **errp);
+/* The same in memory only: the image header keeps the backing file it
+ * names (QEMU's blockdev-snapshot), and a read-only bs may take one. */
+int coroutine_fn bdrv_co_attach_backing(BlockDriverState *bs, BlockDriverState *new_backing,
+                                        GError **errp);
+/* Moves every link into from (parent nodes' children and users) to to,
+ * except links from to itself or from nodes below it (QEMU's bdrv_append
+ * after to's backing became from). All-or-nothing: false with *errp set
+ * on a frozen link or a permission conflict on to. */
+bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState *to,
+                                       GError **errp);
 
 /* Freezes every backing link from top down to base (base itself not
  * included; base NULL: the whole chain) against graph changes while a job
