@@ -100,19 +100,22 @@ static bool check_pair(BlockDriverState *bs, BdrvChild *a, BdrvChild *b, GError 
 }
 
 /* The cumulative permissions of bs's links, or an error for a conflict
- * between two of them (the newest link is named first). */
+ * between two of them. Pairs are tried as QEMU does: for each link,
+ * newest first, what it does not share against every other link's needs;
+ * so when two links each refuse the other (two formats on one file), the
+ * older one is named as the one requiring. */
 static bool cumulate(BlockDriverState *bs, uint64_t *perm, uint64_t *shared, GError **errp)
 {
     *perm = 0;
     *shared = BLK_PERM_ALL;
-    for (GSList *b = bs->parents; b; b = b->next) {
-        for (GSList *a = bs->parents; a; a = a->next) {
+    for (GSList *a = bs->parents; a; a = a->next) {
+        for (GSList *b = bs->parents; b; b = b->next) {
             if (a != b && !check_pair(bs, a->data, b->data, errp)) {
                 return false;
             }
         }
-        *perm |= ((BdrvChild *)b->data)->perm;
-        *shared &= ((BdrvChild *)b->data)->shared;
+        *perm |= ((BdrvChild *)a->data)->perm;
+        *shared &= ((BdrvChild *)a->data)->shared;
     }
     if ((*perm & BLK_PERM_WRITE) && bs->read_only) {
         qblk_error_set(errp, "Block node is read-only");
