@@ -273,7 +273,8 @@ static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
     if (info->has_actual_size) {
         qblk_json_set_int(obj, "actual-size", info->actual_size);
     }
-    qblk_json_set_int(obj, "virtual-size", info->virtual_size);
+    /* QEMU counts lengths in 512-byte sectors, rounding a file's size up. */
+    qblk_json_set_int(obj, "virtual-size", (info->virtual_size + 511) & ~(int64_t)511);
     if (info->has_cluster_size) {
         qblk_json_set_int(obj, "cluster-size", info->cluster_size);
     }
@@ -393,9 +394,9 @@ static QblkJson *coroutine_fn qmp_block_resize(const QblkJson *args, GError **er
     if (!u) {
         return NULL;
     }
-    bdrv_co_drained_begin(bs);
+    /* A truncate is a request like any other (tracked, serialised): no
+     * drained section, which would hold it back until its own end. */
     ret = bdrv_co_truncate(bs, size, false, PREALLOC_MODE_OFF, errp);
-    bdrv_co_drained_end(bs);
     bdrv_detach_user(u);
     return ret < 0 ? NULL : qblk_json_object();
 }
