@@ -551,11 +551,18 @@ static int coroutine_fn qcow2_co_open(BlockDriverState *bs, QblkOpts *options, i
                                       GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    Qcow2RuntimeOpts ropts;
     int ret;
 
+    if (!qcow2_take_runtime_options(options, &ropts, errp)) {
+        return -EINVAL;
+    }
     qco_mutex_init(&s->lock);
     qcow2_meta_init(s);
     ret = qcow2_co_read_metadata(bs, flags, errp);
+    if (ret == 0 && !qcow2_co_apply_runtime_options(bs, &ropts, errp)) {
+        ret = -EINVAL;
+    }
     if (ret < 0) {
         qcow2_free_state(s);
         return ret;

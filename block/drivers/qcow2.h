@@ -313,6 +313,16 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
                                        GError **errp);
 
 /* qcow2-cache.c */
+/* Runtime options (qcow2-options.c): taken before the metadata is read,
+ * applied (cache sizes) once it is. Sizes are -1 when not given. */
+typedef struct Qcow2RuntimeOpts {
+    int64_t cache_size, l2_cache_size, refcount_cache_size, l2_entry_size;
+    bool lazy_refcounts, has_lazy_refcounts;
+} Qcow2RuntimeOpts;
+bool qcow2_take_runtime_options(QblkOpts *options, Qcow2RuntimeOpts *o, GError **errp);
+bool coroutine_fn qcow2_co_apply_runtime_options(BlockDriverState *bs,
+                                                 const Qcow2RuntimeOpts *o, GError **errp);
+
 void qcow2_cache_init(Qcow2Cache *c, unsigned len, uint32_t cluster_size, bool is_l2);
 void qcow2_cache_destroy(Qcow2Cache *c);
 /* Loads (or, with fresh, zeroes without reading) the cluster at offset,

@@ -8,8 +8,9 @@
 #include <unistd.h>
 #include <glib.h>
 #include <glib/gstdio.h>
-#include "qblk/block.h"
+#include "qblk/block_int.h"
 #include "block/drivers/null.h"
+#include "block/drivers/qcow2.h"
 #include "unit-helpers.h"
 
 static char *tmpdir;
@@ -285,6 +286,59 @@ static void test_cor_filter_errors(void)
     bdrv_unref(other);
 }
 
+/* ----- qcow2's cache options ----- */
+
+static void test_qcow2_cache_options(void)
+{
+    g_autofree char *img = unit_create(tmpdir, "qcow2", "cache.qcow2", "size=64M");
+    static const struct { const char *opts, *error; } bad[] = {
+        { "cache-size=1M,l2-cache-size=512k,refcount-cache-size=64k",
+          "cache-size, l2-cache-size and refcount-cache-size may not be set at the same time" },
+        { "cache-size=64k,l2-cache-size=512k", "l2-cache-size may not exceed cache-size" },
+        { "cache-size=64k,refcount-cache-size=512k",
+          "refcount-cache-size may not exceed cache-size" },
+        { "l2-cache-entry-size=1000",
+          "L2 cache entry size must be a power of two between 512 and the cluster size (65536)" },
+        { "cache-clean-interval=-1", "Cache clean interval too big" },
+        { "overlap-check=some", "Unsupported value 'some' for qcow2 option 'overlap-check'. "
+          "Allowed are any of the following: none, constant, cached, all" },
+    };
+    g_autofree char *o = NULL;
+    BlockDriverState *bs;
+    BDRVQcow2State *s;
+    uint8_t buf[512];
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *bo = g_strdup_printf("driver=qcow2,file.filename=%s,%s", img,
+                                              bad[i].opts);
+        g_autofree char *m = open_error(bo, BDRV_O_RDWR);
+
+        g_assert_cmpstr(m, ==, bad[i].error);
+    }
+    o = g_strdup_printf("driver=qcow2,file.filename=%s,l2-cache-size=1M,"
+                        "refcount-cache-size=512k,l2-cache-entry-size=4096,"
+                        "cache-clean-interval=0,lazy-refcounts=on,pass-discard-request=on,"
+                        "overlap-check=none", img);
+    bs = unit_open_opts(o, BDRV_O_RDWR);
+    s = bs->opaque;
+    g_assert_cmpuint(s->l2_cache.len, ==, 16);
+    g_assert_cmpuint(s->refblock_cache.len, ==, 8);
+    memset(buf, 0x5a, sizeof(buf));
+    g_assert_cmpint(bdrv_pwrite(bs, 32 << 20, sizeof(buf), buf, 0), ==, 0);
+    bdrv_unref(bs);
+    g_free(o);
+    /* cache-size alone: refcounts get their floor, L2 the rest. */
+    o = g_strdup_printf("driver=qcow2,file.filename=%s,cache-size=1M,"
+                        "overlap-check.template=all,overlap-check.main-header=off", img);
+    bs = unit_open_opts(o, 0);
+    s = bs->opaque;
+    g_assert_cmpuint(s->refblock_cache.len, ==, 4);
+    g_assert_cmpuint(s->l2_cache.len, ==, 12);
+    g_assert_cmpint(bdrv_pread(bs, 32 << 20, sizeof(buf), buf, 0), ==, 0);
+    g_assert_cmpuint(buf[511], ==, 0x5a);
+    bdrv_unref(bs);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -299,6 +353,7 @@ int main(int argc, char **argv)
     g_test_add_func("/node-options/auto-read-only", test_auto_read_only);
     g_test_add_func("/node-options/force-share", test_force_share);
     g_test_add_func("/node-options/cor-filter-errors", test_cor_filter_errors);
+    g_test_add_func("/node-options/qcow2-cache-options", test_qcow2_cache_options);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;
