@@ -146,6 +146,8 @@ int coroutine_fn bdrv_co_change_backing_file(BlockDriverState *bs, const char *f
         bs->backing_file = g_strdup(file);
         bs->backing_format = g_strdup(fmt);
         bs->full_backing_filename = file ? bdrv_resolve_backing_name(bs->filename, file) : NULL;
+        g_free(bs->auto_backing_file);
+        bs->auto_backing_file = g_strdup(file);
         ret = bdrv_co_flush(bs);
     }
     if (ret < 0) {

@@ -384,6 +384,8 @@ static int coroutine_fn set_backing(BlockDriverState *bs, BlockDriverState *nb, 
     bs->backing_file = g_strdup(file);
     bs->backing_format = g_strdup(fmt);
     bs->full_backing_filename = g_strdup(file);
+    g_free(bs->auto_backing_file);
+    bs->auto_backing_file = g_strdup(file);
     bdrv_co_drained_end(bs);
     if (old) {
         bdrv_graph_unlink(old);   /* already out of old_bs's parents */

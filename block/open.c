@@ -108,6 +108,7 @@ static void node_free(BlockDriverState *bs)
     g_free(bs->backing_file);
     g_free(bs->backing_format);
     g_free(bs->full_backing_filename);
+    g_free(bs->auto_backing_file);
     g_free(bs);
 }
 
@@ -272,6 +273,7 @@ static bool attach_backing_reference(BlockDriverState *bs, const char *name, GEr
     if (bs->backing_file) {
         bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
     }
+    bs->auto_backing_file = g_strdup(bs->backing_file);
     bs->backing = take_node_reference(name, &local_err);
     if (!bs->backing) {
         qblk_error_set(errp, "Could not open backing file: %s", local_err->message);
@@ -309,6 +311,7 @@ static bool coroutine_fn open_backing(BlockDriverState *bs, QblkOpts *backing_op
         return false;
     }
     bs->backing_link = bdrv_graph_link(bs, bs->backing, "backing");
+    bs->auto_backing_file = g_strdup(bs->backing->filename);
     return true;
 }
 
@@ -473,6 +476,7 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
         }
     } else if (bs->backing_file) {
         bs->full_backing_filename = bdrv_resolve_backing_name(bs->filename, bs->backing_file);
+        bs->auto_backing_file = g_strdup(bs->backing_file);
     }
     if (!bdrv_refresh_perms(bs, errp)) {
         goto fail;
@@ -602,6 +606,14 @@ const char *bdrv_filename(BlockDriverState *bs)
 bool bdrv_is_read_only(BlockDriverState *bs)
 {
     return bs->read_only;
+}
+
+bool bdrv_backing_overridden(BlockDriverState *bs)
+{
+    if (bs->backing) {
+        return g_strcmp0(bs->auto_backing_file, bs->backing->filename) != 0;
+    }
+    return bs->auto_backing_file && *bs->auto_backing_file;
 }
 
 BdrvDetectZeroes bdrv_get_detect_zeroes(BlockDriverState *bs)

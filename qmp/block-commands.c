@@ -253,6 +253,61 @@ void coroutine_fn qmp_co_blockdev_close_all(void)
 
 /* ----- query-named-block-nodes ----- */
 
+/* QEMU's full_open_options of bs: the options that open the same tree
+ * again ({driver, file: {...}, backing: ... when overridden}); *plain
+ * says whether bs's own filename does as much, so QMP shows it rather
+ * than "json:" and these options (QEMU's bdrv_refresh_filename). */
+static QblkJson *node_open_options(BlockDriverState *bs, bool *plain)
+{
+    QblkJson *o = qblk_json_object();
+    const char *drv = bdrv_format_name(bs);
+    BlockDriverState *file = bdrv_file_child(bs);
+    BlockDriverState *backing = bdrv_backing(bs);
+    bool file_plain = true, backing_plain, overridden = bdrv_backing_overridden(bs);
+
+    qblk_json_set_str(o, "driver", drv);
+    if (!file) {
+        /* A protocol. null-co's filename cannot carry its size. */
+        if (!strcmp(drv, "null-co")) {
+            int64_t len = bdrv_getlength(bs);
+
+            *plain = len == (1LL << 30);
+            if (!*plain) {
+                qblk_json_set_int(o, "size", len);
+            }
+        } else {
+            qblk_json_set_str(o, "filename", bdrv_filename(bs));
+            *plain = true;
+        }
+        return o;
+    }
+    qblk_json_set(o, bdrv_child_name(bdrv_next_child(bs, NULL)),
+                  node_open_options(file, &file_plain));
+    if (overridden) {
+        qblk_json_set(o, "backing", backing ? node_open_options(backing, &backing_plain)
+                                            : qblk_json_null());
+    }
+    /* A filter never takes its child's name; a format does when that is a
+     * protocol's own name and nothing was overridden. */
+    *plain = file_plain && !overridden && !bdrv_file_child(file) &&
+             strcmp(drv, "copy-on-read") && strcmp(drv, "blkdebug");
+    return o;
+}
+
+/* The filename QMP shows for bs (caller frees). */
+static char *node_display_filename(BlockDriverState *bs)
+{
+    bool plain;
+    g_autoptr(QblkJson) opts = node_open_options(bs, &plain);
+    g_autofree char *json = NULL;
+
+    if (plain) {
+        return g_strdup(bdrv_filename(bs));
+    }
+    json = qblk_json_to_string(opts, false);
+    return g_strdup_printf("json:%s", json);
+}
+
 /* ImageInfo (with backing-image when chain is set), members in the
  * schema's order. */
 static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
@@ -261,11 +316,12 @@ static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
     g_autoptr(BdrvImageInfo) info = bdrv_query_image_info(bs, &err);
     QblkJson *obj = qblk_json_object();
     BlockDriverState *backing = bdrv_backing(bs);
+    g_autofree char *filename = node_display_filename(bs);
 
     if (!info) {
         return obj;
     }
-    qblk_json_set_str(obj, "filename", info->filename);
+    qblk_json_set_str(obj, "filename", filename);
     qblk_json_set_str(obj, "format", info->format);
     if (info->has_dirty_flag) {
         qblk_json_set_bool(obj, "dirty-flag", info->dirty_flag);
@@ -311,13 +367,16 @@ static QblkJson *block_device_info(BlockDriverState *bs, bool flat)
     int flags = bdrv_get_open_flags(bs);
     int depth = 0;
     QblkJson *image;
+    g_autofree char *filename = node_display_filename(bs);
 
-    qblk_json_set_str(obj, "file", bdrv_filename(bs));
+    qblk_json_set_str(obj, "file", filename);
     qblk_json_set_str(obj, "node-name", bdrv_get_node_name(bs));
     qblk_json_set_bool(obj, "ro", bdrv_is_read_only(bs));
     qblk_json_set_str(obj, "drv", bdrv_format_name(bs));
     if (backing) {
-        qblk_json_set_str(obj, "backing_file", bdrv_filename(backing));
+        g_autofree char *backing_name = node_display_filename(backing);
+
+        qblk_json_set_str(obj, "backing_file", backing_name);
     }
     image = image_info_json(bs, !flat, &depth);
     qblk_json_set_int(obj, "backing_file_depth", depth);

@@ -151,6 +151,11 @@ typedef enum {
 /* QEMU's names: "off", "on", "unmap". */
 const char *bdrv_detect_zeroes_name(BdrvDetectZeroes mode);
 BdrvDetectZeroes bdrv_get_detect_zeroes(BlockDriverState *bs);
+/* Whether bs's backing link is not what its header would open (QEMU's
+ * bdrv_backing_overridden): a backing node given by reference or attached
+ * whose filename is not the header's name, or none where the header names
+ * one. Reopening bs from its filename alone would then give another tree. */
+bool bdrv_backing_overridden(BlockDriverState *bs);
 /* The BDRV_O_* flags the node was opened with (after auto-read-only and
  * reopen: BDRV_O_RDWR, NOCACHE, NO_FLUSH, UNMAP as they are now). */
 int bdrv_get_open_flags(BlockDriverState *bs);

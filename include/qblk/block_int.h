@@ -42,6 +42,11 @@ struct BlockDriverState {
     char *backing_file;            /* name as stored in the image header */
     char *backing_format;          /* format as stored, or NULL */
     char *full_backing_filename;   /* backing_file resolved against this image's dir */
+    /* What the backing link is expected to be (QEMU's auto_backing_file):
+     * the backing node's filename when opened from the header, else the
+     * header's name; a backing node with another filename (or none where
+     * the header names one) is an override (bdrv_backing_overridden). */
+    char *auto_backing_file;
 
     BlockLimits bl;
     /* Declared by the driver's open. Request flags the driver honours natively. */

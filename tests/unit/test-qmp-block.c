@@ -356,6 +356,54 @@ static void test_dotted_and_close_all(void)
     g_assert_null(bdrv_next_node(NULL));
 }
 
+/* Filenames QEMU cannot reduce to a file name become "json:" and the
+ * options that open the same tree: a backing given by reference under
+ * another name than the header's, "backing": null under a header that
+ * names one, a filter, null-co with a size, an overlay attached by
+ * blockdev-snapshot. */
+static const char *const qsd_json_reply =
+#include "test-qmp-block-qsd-json.inc"
+    ;
+
+static char *mask_generated_names(const char *s)
+{
+    g_autoptr(GRegex) re = g_regex_new("\"node-name\": \"#block[0-9]+\"", 0, 0, NULL);
+
+    return g_regex_replace_literal(re, s, -1, 0, "\"node-name\": \"#blockN\"", 0, NULL);
+}
+
+static void test_json_filenames(void)
+{
+    g_autofree char *b2 = unit_create(tmpdir, "raw", "b2.raw", "size=1M");
+    g_autofree char *t2 = unit_create(tmpdir, "qed", "t2.qed",
+                                      "size=1M,backing_file=b2.raw,backing_fmt=raw");
+    g_autofree char *t3 = unit_create(tmpdir, "qed", "t3.qed",
+                                      "size=1M,backing_file=b2.raw,backing_fmt=raw");
+    g_autofree char *o2 = unit_create(tmpdir, "qcow2", "o2.qcow2", "size=1M");
+    g_autofree char *flat = NULL, *line = NULL, *m1 = NULL, *m2 = NULL;
+
+    run_ok("blockdev-add", "{\"driver\": \"file\", \"node-name\": \"b2f\", "
+           "\"filename\": \"$D/b2.raw\", \"read-only\": true}");
+    run_ok("blockdev-add", "{\"driver\": \"raw\", \"node-name\": \"b2\", \"file\": \"b2f\", "
+           "\"read-only\": true}");
+    run_ok("blockdev-add", "{\"driver\": \"qed\", \"node-name\": \"t2\", \"file\": "
+           "{\"driver\": \"file\", \"filename\": \"$D/t2.qed\"}, \"backing\": \"b2\"}");
+    run_ok("blockdev-add", "{\"driver\": \"qed\", \"node-name\": \"t3\", \"file\": "
+           "{\"driver\": \"file\", \"filename\": \"$D/t3.qed\"}, \"backing\": null}");
+    run_ok("blockdev-add", "{\"driver\": \"copy-on-read\", \"node-name\": \"c2\", "
+           "\"file\": \"t3\"}");
+    run_ok("blockdev-add", "{\"driver\": \"null-co\", \"node-name\": \"n2\", \"size\": 65536}");
+    run_ok("blockdev-add", "{\"driver\": \"qcow2\", \"node-name\": \"o2\", \"file\": "
+           "{\"driver\": \"file\", \"filename\": \"$D/o2.qcow2\"}, \"backing\": null}");
+    run_ok("blockdev-snapshot", "{\"node\": \"t2\", \"overlay\": \"o2\"}");
+    flat = run("query-named-block-nodes", "{\"flat\": true}");
+    line = g_strdup_printf("%s\n", flat);
+    m1 = mask_actual_size(line);
+    m2 = mask_generated_names(m1);
+    g_assert_cmpstr(m2, ==, qsd_json_reply);
+    bdrv_run_co(close_all_entry, NULL);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -372,6 +420,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-block/snapshot", test_snapshot);
     g_test_add_func("/qmp-block/change-backing-file", test_change_backing_file);
     g_test_add_func("/qmp-block/dotted-and-close-all", test_dotted_and_close_all);
+    g_test_add_func("/qmp-block/json-filenames", test_json_filenames);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;
