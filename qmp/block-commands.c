@@ -25,9 +25,10 @@ static bool monitor_owns(BlockDriverState *bs)
 static bool flatten_json(const QblkJson *obj, const char *prefix, QblkOpts *opts,
                          GError **errp);
 
-/* blkdebug's inject-error list as the driver's rules "EVENT:NTH:ERRNO[:once]":
- * the I/O type names the event (else the QEMU event it is closest to),
- * errno defaults to EIO as in QEMU. */
+/* blkdebug's inject-error list as the driver's rules
+ * "EVENT:NTH:ERRNO[:once][:@OFFSET]": the I/O type names the event (else
+ * the QEMU event it is closest to), errno defaults to EIO as in QEMU, a
+ * sector becomes the byte the request must cover. */
 static bool flatten_blkdebug_rules(const QblkJson *list, const char *prefix,
                                    QblkOpts *opts, GError **errp)
 {
@@ -47,6 +48,10 @@ static bool flatten_blkdebug_rules(const QblkJson *list, const char *prefix,
         const QblkJson *event = qblk_json_get(r, "event");
         const QblkJson *err = qblk_json_get(r, "errno");
         const QblkJson *once = qblk_json_get(r, "once");
+        const QblkJson *sector = qblk_json_get(r, "sector");
+        g_autofree char *at = sector ? g_strdup_printf(":@%" PRId64,
+                                                       qblk_json_get_int(sector) * 512)
+                                     : g_strdup("");
         const char *name = qblk_json_get_string(iotype ? iotype : event);
         const char *rule = NULL;
 
@@ -59,10 +64,9 @@ static bool flatten_blkdebug_rules(const QblkJson *list, const char *prefix,
             qblk_error_set(errp, "blkdebug event '%s' is not supported", name);
             return false;
         }
-        g_string_append_printf(rules, "%s%s:%s:%" PRId64 "%s", rules->len ? ";" : "", rule,
-                               once && qblk_json_get_bool(once) ? "1" : "*",
+        g_string_append_printf(rules, "%s%s:*:%" PRId64 "%s%s", rules->len ? ";" : "", rule,
                                err ? qblk_json_get_int(err) : 5,
-                               once && qblk_json_get_bool(once) ? ":once" : "");
+                               once && qblk_json_get_bool(once) ? ":once" : "", at);
     }
     qblk_opts_set(opts, key, rules->str);
     return true;

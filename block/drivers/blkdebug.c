@@ -5,7 +5,7 @@
  * the file named by "config" (rules separated by ';' or newlines, '#'
  * starts a comment). Both may be given; file rules come first. A rule is
  *
- *     EVENT:NTH:ERRNO[:once|:always]
+ *     EVENT:NTH:ERRNO[:once|:always][:@OFFSET]
  *
  *   EVENT  read | write | flush | zero (write-zeroes) | discard
  *   NTH    1, 2, ... counts the requests of that event type from 1, every
@@ -13,6 +13,8 @@
  *   ERRNO  a positive number (5) or a name (EIO, ENOSPC, ENOTSUP, ...)
  *   always (the default): the NTH request and every later one fail
  *   once   only the NTH request fails
+ *   @OFFSET only requests whose range covers byte OFFSET count and fail
+ *          (QEMU's inject-error "sector", in bytes)
  *
  * So "read:3:5:once;write:*:ENOSPC" fails the third read with EIO and every
  * write with ENOSPC. When several rules match, the first one listed wins.
@@ -72,6 +74,8 @@ typedef struct BlkdebugRule {
     int error;              /* positive errno */
     bool once;
     bool fired;
+    int64_t at;             /* a byte the request must cover, or -1 */
+    uint64_t count;         /* requests matched so far (with at) */
 } BlkdebugRule;
 
 typedef struct BlkdebugState {
@@ -121,13 +125,25 @@ static bool blkdebug_parse_rule(const char *text, const char *where, BlkdebugRul
     guint64 nth;
     int ev;
 
-    *rule = (BlkdebugRule) { 0 };
+    *rule = (BlkdebugRule) { .at = -1 };
     for (guint i = 0; i < n; i++) {
         g_strstrip(f[i]);
     }
+    if (n >= 4 && f[n - 1][0] == '@') {
+        guint64 at;
+
+        if (!g_ascii_string_to_unsigned(f[n - 1] + 1, 10, 0, INT64_MAX, &at, NULL)) {
+            qblk_error_set(errp, "%sInvalid blkdebug rule '%s': '%s' is not a byte offset",
+                           where, text, f[n - 1]);
+            return false;
+        }
+        rule->at = (int64_t)at;
+        g_free(f[n - 1]);
+        f[--n] = NULL;
+    }
     if (n < 3 || n > 4) {
         qblk_error_set(errp, "%sInvalid blkdebug rule '%s': expected "
-                       "EVENT:NTH:ERRNO[:once|always]", where, text);
+                       "EVENT:NTH:ERRNO[:once|always][:@OFFSET]", where, text);
         return false;
     }
     for (ev = 0; ev < BLKDBG__MAX; ev++) {
@@ -309,7 +325,19 @@ static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev, int64_t offset
     for (guint i = 0; i < s->rules->len; i++) {
         BlkdebugRule *r = &g_array_index(s->rules, BlkdebugRule, i);
 
-        if (r->event == ev && n >= r->nth && !(r->once && r->fired)) {
+        uint64_t nth = n;
+
+        if (r->event != ev) {
+            continue;
+        }
+        if (r->at >= 0) {
+            /* Only requests covering the byte count, as QEMU's sector. */
+            if (r->at < offset || r->at >= offset + MAX(bytes, 1)) {
+                continue;
+            }
+            nth = ++r->count;
+        }
+        if (nth >= r->nth && !(r->once && r->fired)) {
             r->fired = true;
             return -r->error;
         }

@@ -82,6 +82,25 @@ static void test_nth_once(void)
     bdrv_unref(bs);
 }
 
+/* @OFFSET: only requests covering that byte count and fail (QEMU's
+ * inject-error sector), once or always. */
+static void test_at_offset(void)
+{
+    BlockDriverState *bs = open_null("inject=read:*:EIO:once:@70000;write:2:ENOSPC:@4096");
+    char buf[8192] = { 0 };
+
+    g_assert_cmpint(bdrv_pread(bs, 0, 4096, buf, 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 69632, 4096, buf, 0), ==, -EIO);
+    g_assert_cmpint(bdrv_pread(bs, 69632, 4096, buf, 0), ==, 0);
+    /* The second write covering byte 4096 and every later one. */
+    g_assert_cmpint(bdrv_pwrite(bs, 4096, 512, buf, 0), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, 512, buf, 0), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, 8192, buf, 0), ==, -ENOSPC);
+    g_assert_cmpint(bdrv_pwrite(bs, 4096, 1, buf, 0), ==, -ENOSPC);
+    g_assert_cmpint(bdrv_pwrite(bs, 8192, 512, buf, 0), ==, 0);
+    bdrv_unref(bs);
+}
+
 static void test_nth_always(void)
 {
     BlockDriverState *bs = open_null("inject=read:2:EIO");
@@ -235,11 +254,13 @@ static void test_bad_rules(void)
         { "inject=write:1:5;foo:1:5", "Invalid blkdebug rule 'foo:1:5': unknown event 'foo' "
                                       "(expected read, write, flush, zero or discard)" },
         { "inject=read:1", "Invalid blkdebug rule 'read:1': expected "
-                           "EVENT:NTH:ERRNO[:once|always]" },
+                           "EVENT:NTH:ERRNO[:once|always][:@OFFSET]" },
         { "inject=read:1:EBOGUS", "Invalid blkdebug rule 'read:1:EBOGUS': 'EBOGUS' is not "
                                   "an errno (expected 1-4095 or a name such as EIO)" },
         { "inject=read:1:0", "Invalid blkdebug rule 'read:1:0': '0' is not "
                              "an errno (expected 1-4095 or a name such as EIO)" },
+        { "inject=read:1:5:@x", "Invalid blkdebug rule 'read:1:5:@x': '@x' is not a byte "
+                                "offset" },
         { "inject=read:1:5:twice", "Invalid blkdebug rule 'read:1:5:twice': 'twice' must be "
                                    "'once' or 'always'" },
     };
@@ -372,6 +393,7 @@ int main(int argc, char **argv)
 
     g_test_add_func("/blkdebug/nth-once", test_nth_once);
     g_test_add_func("/blkdebug/nth-always", test_nth_always);
+    g_test_add_func("/blkdebug/at-offset", test_at_offset);
     g_test_add_func("/blkdebug/rule-order", test_rule_order);
     g_test_add_func("/blkdebug/every-event", test_every_event);
     g_test_add_func("/blkdebug/zero-enotsup", test_zero_enotsup);

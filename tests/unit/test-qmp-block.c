@@ -4,6 +4,7 @@
  * the argument readers of qmp/qmp.h), so the handlers are tested without
  * it; query-named-block-nodes is compared with qemu-storage-daemon 7.2's
  * reply for the same images and commands. */
+#include <errno.h>
 #include <string.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -404,6 +405,25 @@ static void test_json_filenames(void)
     bdrv_run_co(close_all_entry, NULL);
 }
 
+/* blkdebug's inject-error list reaches the driver: a read covering the
+ * sector fails once with the errno. */
+static void test_blkdebug_inject_error(void)
+{
+    BlockDriverState *bs;
+    char buf[512];
+
+    run_ok("blockdev-add", "{\"driver\": \"raw\", \"node-name\": \"bd\", \"file\": "
+           "{\"driver\": \"blkdebug\", \"inject-error\": [{\"event\": \"read_aio\", "
+           "\"errno\": 28, \"sector\": 128, \"once\": true}, {\"event\": \"write_aio\", "
+           "\"iotype\": \"write\"}], \"image\": {\"driver\": \"null-co\"}}}");
+    bs = bdrv_find_node("bd");
+    g_assert_cmpint(bdrv_pread(bs, 0, 512, buf, 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 65536, 512, buf, 0), ==, -ENOSPC);
+    g_assert_cmpint(bdrv_pread(bs, 65536, 512, buf, 0), ==, 0);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, 512, buf, 0), ==, -EIO);
+    run_ok("blockdev-del", "{\"node-name\": \"bd\"}");
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -421,6 +441,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-block/change-backing-file", test_change_backing_file);
     g_test_add_func("/qmp-block/dotted-and-close-all", test_dotted_and_close_all);
     g_test_add_func("/qmp-block/json-filenames", test_json_filenames);
+    g_test_add_func("/qmp-block/blkdebug-inject-error", test_blkdebug_inject_error);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;
