@@ -230,6 +230,7 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     g_autofree char *filename = qblk_opts_take(options, "filename");
     g_autofree char *aio = qblk_opts_take(options, "aio");
     g_autofree char *locking = qblk_opts_take(options, "locking");
+    g_autofree char *pr_manager = qblk_opts_take(options, "pr-manager");
     QblkAioMode mode;
     const char *path;
     struct stat st;
@@ -241,6 +242,11 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
         return -EINVAL;
     }
     if (!file_parse_aio(aio, flags, &mode, errp)) {
+        return -EINVAL;
+    }
+    if (pr_manager) {
+        /* qblk has no persistent reservation managers (QEMU's objects). */
+        qblk_error_set(errp, "No persistent reservation manager with id '%s'", pr_manager);
         return -EINVAL;
     }
     if (locking && strcmp(locking, "on") && strcmp(locking, "off") &&

@@ -1,7 +1,9 @@
 /* The raw format: the image is the file, byte for byte. Everything passes
  * through to the file child; the virtual size is the file size rounded up
- * to 512 (the tail reads as zeroes), as QEMU shows it. */
+ * to 512 (the tail reads as zeroes), as QEMU shows it. The options offset
+ * and size make the image a window of the file instead (QEMU's). */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include "block/internal.h"
 #include "util/bswap.h"
@@ -13,18 +15,71 @@ static int raw_probe(const uint8_t *buf, int buf_size, const char *filename)
     return 1;   /* anything is raw, with the lowest confidence */
 }
 
+typedef struct RawState {
+    int64_t offset;            /* where the image starts in the file */
+    int64_t size;              /* its fixed length, or -1: to the file's end */
+} RawState;
+
+/* offset and size, with QEMU 7.2's checks against the file's length. */
+static int raw_take_window(BlockDriverState *bs, QblkOpts *options, GError **errp)
+{
+    RawState *s = bs->opaque;
+    int64_t flen;
+
+    if (!qblk_opts_take_size(options, "offset", 0, &s->offset, errp) ||
+        !qblk_opts_take_size(options, "size", -1, &s->size, errp)) {
+        return -EINVAL;
+    }
+    if (s->offset == 0 && s->size < 0) {
+        return 0;
+    }
+    flen = bdrv_getlength(bs->file);
+    if (flen < 0) {
+        qblk_error_set_errno(errp, (int)-flen, "Could not get the size of the file");
+        return (int)flen;
+    }
+    if (s->offset > flen) {
+        qblk_error_set(errp, "Offset (%" PRId64 ") cannot be greater than size of the "
+                       "containing file (%" PRId64 ")", s->offset, flen);
+        return -EINVAL;
+    }
+    if (s->size >= 0 && s->size % RAW_SECTOR) {
+        qblk_error_set(errp, "Specified size is not multiple of %d", RAW_SECTOR);
+        return -EINVAL;
+    }
+    if (s->size >= 0 && s->offset + s->size > flen) {
+        /* QEMU's text, two spaces included. */
+        qblk_error_set(errp, "The sum of offset (%" PRId64 ") and size (%" PRId64 ") has to "
+                       "be smaller or equal to the  actual size of the containing file "
+                       "(%" PRId64 ")", s->offset, s->size, flen);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int raw_open(BlockDriverState *bs, QblkOpts *options, int flags, GError **errp)
 {
+    RawState *s = bs->opaque;
+    int ret = raw_take_window(bs, options, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
     bs->supported_write_flags = BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK | BDRV_REQ_FUA;
-    bs->maps_file_1to1 = true;
+    bs->maps_file_1to1 = s->offset == 0 && s->size < 0;
     return 0;
+}
+
+static int64_t raw_offset(BlockDriverState *bs)
+{
+    return ((RawState *)bs->opaque)->offset;
 }
 
 static int coroutine_fn raw_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                       QIOVector *qiov, BdrvRequestFlags flags)
 {
-    return bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
+    return bdrv_co_preadv(bs->file, raw_offset(bs) + offset, bytes, qiov, flags);
 }
 
 /* Block-0 signatures QEMU probes that no qblk driver claims yet: a probed
@@ -79,18 +134,19 @@ static int coroutine_fn raw_co_pwritev(BlockDriverState *bs, int64_t offset, int
 {
     int ret = raw_check_probe_safe(bs, offset, bytes, qiov);
 
-    return ret < 0 ? ret : bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
+    return ret < 0 ? ret : bdrv_co_pwritev(bs->file, raw_offset(bs) + offset, bytes, qiov,
+                                           flags);
 }
 
 static int coroutine_fn raw_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                              int64_t bytes, BdrvRequestFlags flags)
 {
-    return bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
+    return bdrv_co_pwrite_zeroes(bs->file, raw_offset(bs) + offset, bytes, flags);
 }
 
 static int coroutine_fn raw_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
-    return bdrv_co_pdiscard(bs->file, offset, bytes);
+    return bdrv_co_pdiscard(bs->file, raw_offset(bs) + offset, bytes);
 }
 
 static int coroutine_fn raw_co_block_status(BlockDriverState *bs, bool want_zero,
@@ -98,22 +154,32 @@ static int coroutine_fn raw_co_block_status(BlockDriverState *bs, bool want_zero
                                             int64_t *map, BlockDriverState **file)
 {
     *pnum = bytes;
-    *map = offset;
+    *map = raw_offset(bs) + offset;
     *file = bs->file;
     return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
 }
 
 static int64_t raw_getlength(BlockDriverState *bs)
 {
-    int64_t len = bdrv_getlength(bs->file);
+    RawState *s = bs->opaque;
+    int64_t len = s->size >= 0 ? s->size : bdrv_getlength(bs->file);
 
-    return len < 0 ? len : bdrv_round_up(len, RAW_SECTOR);
+    if (len < 0 || s->size >= 0) {
+        return len;
+    }
+    return bdrv_round_up(MAX(len - s->offset, 0), RAW_SECTOR);
 }
 
 static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                                         PreallocMode prealloc, GError **errp)
 {
-    return bdrv_co_truncate(bs->file, offset, exact, prealloc, errp);
+    RawState *s = bs->opaque;
+
+    if (s->size >= 0) {
+        qblk_error_set(errp, "Cannot resize fixed-size raw disks");
+        return -ENOTSUP;
+    }
+    return bdrv_co_truncate(bs->file, s->offset + offset, exact, prealloc, errp);
 }
 
 static int coroutine_fn raw_co_create(const char *filename, QblkOpts *options, GError **errp)
@@ -154,6 +220,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 
 const BlockDriver bdrv_raw = {
     .format_name = "raw",
+    .instance_size = sizeof(RawState),
     .probe = raw_probe,
     .open = raw_open,
     .co_create = raw_co_create,
