@@ -289,6 +289,7 @@ static void test_resize(void)
 static void test_snapshot(void)
 {
     BlockDriverState *top = bdrv_find_node("top"), *ov = bdrv_find_node("ov");
+    BdrvUser *user;
 
     run_fails("blockdev-snapshot", "{\"node\": \"nosuch\", \"overlay\": \"ov\"}",
               "Cannot find device='nosuch' nor node-name='nosuch'");
@@ -300,7 +301,17 @@ static void test_snapshot(void)
               "The overlay already has a backing image");
     run_fails("blockdev-snapshot", "{\"node\": \"top\", \"overlay\": \"n0\"}",
               "The overlay does not support backing images");
+    user = bdrv_attach_user(ov, "export 'e0'", BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, NULL);
+    run_fails("blockdev-snapshot", "{\"node\": \"top\", \"overlay\": \"ov\"}",
+              "The overlay is already in use");
+    bdrv_detach_user(user);
+    /* A user of top (an export) follows it to the overlay. */
+    user = bdrv_attach_user(top, "export 'e1'", BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, NULL);
+    g_assert_nonnull(user);
     run_ok("blockdev-snapshot", "{\"node\": \"top\", \"overlay\": \"ov\"}");
+    g_assert_true(bdrv_child_bs(user) == ov);
+    run_fails("blockdev-del", "{\"node-name\": \"ov\"}", "Node ov is in use");
+    bdrv_detach_user(user);
     /* In memory only, as QEMU: the overlay's header names no backing
      * file; the old top is read-only now. */
     g_assert_true(bdrv_backing(ov) == top);
