@@ -263,12 +263,18 @@ void coroutine_fn qmp_co_blockdev_close_all(void)
  * than "json:" and these options (QEMU's bdrv_refresh_filename). */
 static QblkJson *node_open_options(BlockDriverState *bs, bool *plain)
 {
-    QblkJson *o = qblk_json_object();
+    QblkJson *o;
     const char *drv = bdrv_format_name(bs);
     BlockDriverState *file = bdrv_file_child(bs);
     BlockDriverState *backing = bdrv_backing(bs);
     bool file_plain = true, backing_plain, overridden = bdrv_backing_overridden(bs);
 
+    /* A filter a job inserted without a name is implicit: it shows as
+     * its child, as QEMU shows it. */
+    if (file && !strcmp(drv, "copy-on-read") && bdrv_get_node_name(bs)[0] == '#') {
+        return node_open_options(file, plain);
+    }
+    o = qblk_json_object();
     qblk_json_set_str(o, "driver", drv);
     if (!file) {
         /* A protocol. null-co's filename cannot carry its size. */
