@@ -571,6 +571,11 @@ void bdrv_ref(BlockDriverState *bs)
     bs->refcnt++;
 }
 
+int bdrv_get_refcnt(BlockDriverState *bs)
+{
+    return bs->refcnt;
+}
+
 void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
 {
     if (!bs || --bs->refcnt > 0) {

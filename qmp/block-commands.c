@@ -197,8 +197,9 @@ static QblkJson *coroutine_fn qmp_blockdev_add(const QblkJson *args, GError **er
 
 /* ----- blockdev-del ----- */
 
-/* QEMU's refusals, in its order: a user (export, job), a parent that uses
- * it as backing, not the monitor's, any other parent. */
+/* QEMU's refusals, in its order: a job, a user (an export), a parent that
+ * uses it as backing, not the monitor's, any other holder (a parent node,
+ * a filter's bottom). */
 static bool check_deletable(BlockDriverState *bs, GError **errp)
 {
     const char *name = bdrv_get_node_name(bs);
@@ -224,7 +225,7 @@ static bool check_deletable(BlockDriverState *bs, GError **errp)
         qblk_error_set(errp, "Node %s is not owned by the monitor", name);
         return false;
     }
-    if (bdrv_next_parent(bs, NULL)) {
+    if (bdrv_get_refcnt(bs) > 1) {
         qblk_error_set(errp, "Block device %s is in use", name);
         return false;
     }

@@ -117,6 +117,9 @@ BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
                             bool *probed_raw, GError **errp);
 /* Mixed. */
 void bdrv_ref(BlockDriverState *bs);
+/* Mixed. How many references bs has (its opener's, one per parent link,
+ * and other holders', e.g. a copy-on-read filter's bottom). */
+int bdrv_get_refcnt(BlockDriverState *bs);
 /* Drops a reference (bs may be NULL); the last one drains, flushes if
  * writable, closes. In a coroutine use bdrv_co_unref: bdrv_unref aborts
  * there even when the reference is not the last, so the bug shows in
