@@ -258,6 +258,14 @@ void coroutine_fn qmp_co_blockdev_close_all(void)
 
 /* ----- query-named-block-nodes ----- */
 
+/* Whether bs is a filter (its data is its file child's). */
+static bool is_filter_node(BlockDriverState *bs)
+{
+    const char *drv = bdrv_format_name(bs);
+
+    return !strcmp(drv, "copy-on-read") || !strcmp(drv, "blkdebug");
+}
+
 /* QEMU's full_open_options of bs: the options that open the same tree
  * again ({driver, file: {...}, backing: ... when overridden}); *plain
  * says whether bs's own filename does as much, so QMP shows it rather
@@ -300,8 +308,7 @@ static QblkJson *node_open_options(BlockDriverState *bs, bool *plain)
     }
     /* A filter never takes its child's name; a format does when that is a
      * protocol's own name and nothing was overridden. */
-    *plain = file_plain && !overridden && !bdrv_file_child(file) &&
-             strcmp(drv, "copy-on-read") && strcmp(drv, "blkdebug");
+    *plain = file_plain && !overridden && !bdrv_file_child(file) && !is_filter_node(bs);
     return o;
 }
 
@@ -319,14 +326,15 @@ static char *node_display_filename(BlockDriverState *bs)
     return g_strdup_printf("json:%s", json);
 }
 
-/* ImageInfo (with backing-image when chain is set), members in the
- * schema's order. */
+/* ImageInfo (with backing-image when chain is set: the backing node, or a
+ * filter's child, as QEMU walks the chain), members in the schema's
+ * order. */
 static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(BdrvImageInfo) info = bdrv_query_image_info(bs, &err);
     QblkJson *obj = qblk_json_object();
-    BlockDriverState *backing = bdrv_backing(bs);
+    BlockDriverState *backing = is_filter_node(bs) ? bdrv_file_child(bs) : bdrv_backing(bs);
     g_autofree char *filename = node_display_filename(bs);
 
     if (!info) {

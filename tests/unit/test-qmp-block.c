@@ -435,6 +435,36 @@ static void test_blkdebug_inject_error(void)
     run_ok("blockdev-del", "{\"node-name\": \"bd\"}");
 }
 
+/* A chain opened from the headers (relative backing names, a qcow2 v2
+ * base under a QED under a qcow2 v3), with a copy-on-read filter on top:
+ * generated nodes, full backing names, and the filter's chain walked
+ * through its child. */
+static const char *const qsd_chain_reply =
+#include "test-qmp-block-qsd-chain.inc"
+    ;
+
+static void test_header_chain(void)
+{
+    g_autofree char *base = unit_create(tmpdir, "qcow2", "c-base.qcow2", "size=1M,compat=0.10");
+    g_autofree char *mid = unit_create(tmpdir, "qed", "c-mid.qed",
+                                       "size=1M,backing_file=c-base.qcow2,backing_fmt=qcow2");
+    g_autofree char *top = unit_create(tmpdir, "qcow2", "c-top.qcow2",
+                                       "size=1M,backing_file=c-mid.qed,backing_fmt=qed");
+    g_autofree char *flat = NULL, *full = NULL, *both = NULL, *m1 = NULL, *m2 = NULL;
+
+    run_ok("blockdev-add", "{\"driver\": \"qcow2\", \"node-name\": \"ctop\", \"file\": "
+           "{\"driver\": \"file\", \"filename\": \"$D/c-top.qcow2\"}}");
+    run_ok("blockdev-add", "{\"driver\": \"copy-on-read\", \"node-name\": \"ccor\", "
+           "\"file\": \"ctop\"}");
+    flat = run("query-named-block-nodes", "{\"flat\": true}");
+    full = run("query-named-block-nodes", NULL);
+    both = g_strdup_printf("%s\n%s\n", flat, full);
+    m1 = mask_actual_size(both);
+    m2 = mask_generated_names(m1);
+    g_assert_cmpstr(m2, ==, qsd_chain_reply);
+    bdrv_run_co(close_all_entry, NULL);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -453,6 +483,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-block/dotted-and-close-all", test_dotted_and_close_all);
     g_test_add_func("/qmp-block/json-filenames", test_json_filenames);
     g_test_add_func("/qmp-block/blkdebug-inject-error", test_blkdebug_inject_error);
+    g_test_add_func("/qmp-block/header-chain", test_header_chain);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;
