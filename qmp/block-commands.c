@@ -258,6 +258,30 @@ void coroutine_fn qmp_co_blockdev_close_all(void)
 
 /* ----- query-named-block-nodes ----- */
 
+/* SnapshotInfo list, members inserted as qemu-img's (same QAPI type). */
+static QblkJson *snapshots_json(const BdrvSnapshotInfo *list, int n)
+{
+    QblkJson *arr = qblk_json_array();
+
+    for (int i = 0; i < n; i++) {
+        const BdrvSnapshotInfo *sn = &list[i];
+        QblkJson *o = qblk_json_object();
+
+        if (sn->icount != UINT64_MAX) {
+            qblk_json_set_int(o, "icount", (int64_t)sn->icount);
+        }
+        qblk_json_set_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
+        qblk_json_set_str(o, "name", sn->name);
+        qblk_json_set_int(o, "date-sec", sn->date_sec);
+        qblk_json_set_int(o, "date-nsec", sn->date_nsec);
+        qblk_json_set_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
+        qblk_json_set_str(o, "id", sn->id);
+        qblk_json_set_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
+        qblk_json_append(arr, o);
+    }
+    return arr;
+}
+
 /* Whether bs is a filter (its data is its file child's). */
 static bool is_filter_node(BlockDriverState *bs)
 {
@@ -361,6 +385,9 @@ static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
     }
     if (info->backing_filename_format) {
         qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
+    }
+    if (info->nb_snapshots) {
+        qblk_json_set(obj, "snapshots", snapshots_json(info->snapshots, info->nb_snapshots));
     }
     if (chain && backing) {
         (*depth)++;
