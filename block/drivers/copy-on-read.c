@@ -33,9 +33,15 @@ static int cor_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
             qblk_error_set(errp, "Bottom node '%s' not found", bottom);
             return -EINVAL;
         }
-        for (p = bs->file ? bs->file->backing : NULL; p && p != s->bottom; p = p->backing) {
+        if (s->bottom == bs->file) {
+            /* QEMU copies from the whole chain then, as without bottom. */
+            s->bottom = NULL;
+            goto done;
+        }
+        for (p = bs->file->backing; p && p != s->bottom; p = p->backing) {
         }
         if (!p) {
+            /* (QEMU 7.2 loops forever here; a refusal is kinder.) */
             qblk_error_set(errp, "Bottom node '%s' is not in the backing chain of '%s'",
                            bottom, bs->file->node_name);
             s->bottom = NULL;
@@ -43,6 +49,7 @@ static int cor_open(BlockDriverState *bs, QblkOpts *options, int flags, GError *
         }
         bdrv_ref(s->bottom);
     }
+done:
     bs->supported_write_flags = bs->file->supported_write_flags & BDRV_REQ_FUA;
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK | BDRV_REQ_FUA;
     return 0;
