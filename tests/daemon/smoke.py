@@ -47,7 +47,13 @@ class Client:
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(20)
-        self.sock.connect(path)
+        # the socket file exists from bind() on, a moment before listen()
+        for _ in range(100):
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
         self.buf = b''
 
     def recv(self):
