@@ -99,7 +99,7 @@ static int read_u_escape(const char *s, const char *end)
 /* Decodes a string token (quotes included) into UTF-8 and writes it to
  * out as a plain JSON string with the tag character in front ('s' marks a
  * client string, see value_from_node; keys get none: tag 0). */
-static bool parse_string(Parser *p, const Token *t, GString *out, char tag)
+static bool parse_string(Parser *p, const Token *t, GString *out, char tag, GString **decoded)
 {
     const char *s = p->text + t->start + 1;
     const char *end = p->text + t->start + t->len - 1;
@@ -146,6 +146,9 @@ static bool parse_string(Parser *p, const Token *t, GString *out, char tag)
     if (!g_utf8_validate(raw->str, raw->len, NULL)) {
         return parser_fail(p, "invalid UTF-8 sequence in string");
     }
+    if (decoded) {
+        *decoded = g_string_new_len(raw->str, raw->len);
+    }
     g_string_append_c(out, '"');
     if (tag) {
         g_string_append_c(out, tag);
@@ -191,6 +194,7 @@ static bool parse_value(Parser *p);
 
 static bool parse_object(Parser *p)
 {
+    g_autoptr(GHashTable) keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     const Token *t;
 
     g_string_append_c(p->out, '{');
@@ -215,8 +219,12 @@ static bool parse_object(Parser *p)
         }
         p->pos++;
         /* Keys carry no tag: json-glib keeps them apart from values. */
-        if (!parse_string(p, t, p->out, 0)) {
+        GString *key = NULL;
+        if (!parse_string(p, t, p->out, 0, &key)) {
             return false;
+        }
+        if (!g_hash_table_add(keys, g_string_free(key, FALSE))) {
+            return parser_fail(p, "duplicate key");
         }
         t = parser_peek(p);
         if (!t || t->type != TOK_COLON) {
@@ -287,7 +295,7 @@ static bool parse_value(Parser *p)
         p->depth--;
         return ok;
     case TOK_STRING:
-        return parse_string(p, t, p->out, 's');
+        return parse_string(p, t, p->out, 's', NULL);
     case TOK_INTEGER:
         write_integer(p, t);
         return true;
@@ -452,9 +460,11 @@ static void splitter_stray(QmpJsonSplitter *s)
     splitter_emit_error(s, "JSON parse error, stray '%s'", bad);
 }
 
-static bool is_delimiter(char c)
+/* Where skipping after a bad byte stops (observed on qsd 7.2: brackets,
+ * ':' ',' and newline; a space does not). */
+static bool ends_recovery(char c)
 {
-    return strchr("{}[]:,", c) || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    return c != 0 && strchr("{}[]:,\n", c);
 }
 
 /* Ends a complete number or keyword token (the byte after it is lexed
@@ -524,7 +534,7 @@ static void splitter_feed_char(QmpJsonSplitter *s, char c)
 
     switch (s->state) {
     case LEX_RECOVERY:
-        if (!is_delimiter(c)) {
+        if (!ends_recovery(c)) {
             return;
         }
         s->state = LEX_START;
@@ -568,7 +578,9 @@ static void splitter_feed_char(QmpJsonSplitter *s, char c)
             }
             return;
         }
-        if (!number_complete(s->state)) {
+        /* "1." "-" "1e" end badly, and so does "01": the byte that
+         * ended them belongs to the stray token QEMU names. */
+        if (!number_complete(s->state) || (s->state == LEX_NUM_ZERO && g_ascii_isdigit(c))) {
             g_string_append_c(s->text, c);
             splitter_stray(s);
             return;

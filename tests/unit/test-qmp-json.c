@@ -71,6 +71,13 @@ static const struct {
     { "{\"e\":\"a\x01" "b\"}\n{}", "ERR: JSON parse error, stray '\"a\x01' | "
                                   "ERR: JSON parse error, expecting value | {}" },
     { "{\"id\": %d}", "ERR: JSON parse error, stray '%' | ERR: JSON parse error, expecting value" },
+    { "{\"a\":%x \"s\"}", "ERR: JSON parse error, stray '%' | ERR: JSON parse error, expecting value" },
+    { "{\"a\":%x\n\"s\"}", "ERR: JSON parse error, stray '%' | \"s\" | "
+                           "ERR: JSON parse error, expecting value" },
+    { "{\"id\": 1.}", "ERR: JSON parse error, stray '1.}'" },
+    { "{\"id\": 01}", "ERR: JSON parse error, stray '01' | ERR: JSON parse error, expecting value" },
+    { "{\"id\": -}", "ERR: JSON parse error, stray '-}'" },
+    { "{\"id\":1,\"id\":2}", "ERR: JSON parse error, duplicate key" },
     /* numbers as QEMU keeps them */
     { "{\"id\":1.5e3}", "{\"id\": 1500}" },
     { "{\"id\":-0}", "{\"id\": 0}" },
