@@ -121,6 +121,7 @@ void daemon_cli_scan(int argc, char **argv, DaemonOptions *opts)
 
 typedef struct BlockdevCall {
     const char *arg;
+    QblkJson *json;                /* the JSON form, parsed */
     bool done, ok;
     GError *err;
 } BlockdevCall;
@@ -129,16 +130,10 @@ static void coroutine_fn blockdev_co_entry(void *opaque)
 {
     BlockdevCall *call = opaque;
 
-    if (call->arg[0] == '{') {
+    if (call->json) {
         /* The JSON form: blockdev-add's own schema check and handler. */
-        g_autoptr(QblkJson) args = qmp_json_parse(call->arg, &call->err);
-        g_autoptr(QblkJson) ret = NULL;
-        if (args && qblk_json_type(args) != QBLK_JSON_OBJECT) {
-            qblk_error_set(&call->err, "Invalid parameter type for 'null', expected: object");
-        } else if (args) {
-            ret = qmp_co_run_command("blockdev-add", args, &call->err);
-            call->ok = ret != NULL;
-        }
+        g_autoptr(QblkJson) ret = qmp_co_run_command("blockdev-add", call->json, &call->err);
+        call->ok = ret != NULL;
     } else {
         QblkOpts *opts = qblk_opts_new();
         if (qblk_opts_parse(opts, call->arg, "driver", &call->err)) {
@@ -150,10 +145,21 @@ static void coroutine_fn blockdev_co_entry(void *opaque)
     call->done = true;
 }
 
+/* qsd takes an argument starting with '{' as JSON, anything else as
+ * dotted keys (so "[1]" is a driver name). */
 static bool process_blockdev(const char *arg, GError **errp)
 {
     BlockdevCall call = { .arg = arg };
+    g_autoptr(QblkJson) json = NULL;
 
+    if (arg[0] == '{') {
+        /* Parsed here, outside the coroutine: deep input recurses. */
+        json = qmp_json_parse(arg, errp);
+        if (!json) {
+            return false;
+        }
+        call.json = json;
+    }
     qco_enter(qco_create(blockdev_co_entry, &call));
     while (!call.done) {
         qblk_loop_iterate(true);
