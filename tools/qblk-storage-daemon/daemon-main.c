@@ -1,12 +1,77 @@
-/* qblk-storage-daemon: placeholder until the monitor lands. */
+/* qblk-storage-daemon: sets up the QMP monitor and the block nodes the
+ * command line asks for, runs the one event loop until quit or a signal,
+ * then shuts down cleanly (jobs cancelled, nodes flushed and closed,
+ * pidfile and sockets removed). */
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "daemon.h"
+#include "qblk/job.h"
+#include "qmp/monitor.h"
 #include "qmp/qmp.h"
+#include "qmp/schema.h"
+#include "util/main-loop.h"
 
-int main(void)
+/* The job core may not be linked in yet (it lands on its own branch):
+ * a weak reference is NULL then, and shutdown has no jobs to cancel. */
+#pragma weak job_co_cancel_all
+
+static void coroutine_fn shutdown_co_entry(void *opaque)
 {
+    bool *done = opaque;
+
+    if (job_co_cancel_all) {
+        job_co_cancel_all();
+    }
+    qmp_co_blockdev_close_all();
+    *done = true;
+}
+
+static void daemon_shutdown(void)
+{
+    bool done = false;
+
+    qco_enter(qco_create(shutdown_co_entry, &done));
+    while (!done) {
+        qblk_loop_iterate(true);
+    }
+    qmp_monitor_close_all();
+    daemon_remove_pidfile();
+}
+
+int main(int argc, char **argv)
+{
+    DaemonOptions opts = { 0 };
+    g_autoptr(GError) err = NULL;
+
+    qblk_set_progname(argv[0]);
+    daemon_cli_scan(argc, argv, &opts);
+    if (opts.daemonize) {
+        daemon_fork();
+    }
+    qblk_loop_init();
+    daemon_install_signals();
+
+    qmp_register_control_commands();
     qmp_register_block_commands();
     qmp_register_job_commands();
-    fprintf(stderr, "qblk-storage-daemon: not built yet\n");
-    return 1;
+    qmp_schema_finish();
+
+    if (!daemon_cli_process(argc, argv)) {
+        daemon_shutdown();
+        return 1;
+    }
+    if (opts.pidfile && !daemon_write_pidfile(opts.pidfile, &err)) {
+        error_report("cannot create PID file: %s", err->message);
+        daemon_shutdown();
+        return 1;
+    }
+    daemon_ready();
+
+    while (!qmp_shutdown_requested()) {
+        qblk_loop_iterate(true);
+    }
+    daemon_shutdown();
+    g_free(opts.pidfile);
+    return 0;
 }

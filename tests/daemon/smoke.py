@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Smoke test of qblk-storage-daemon's monitor and process handling:
+greeting, negotiation, bad JSON, two clients at once, a client that sends
+and disconnects, a huge token, --daemonize + --pidfile, SIGTERM and quit
+cleanup, command-line errors. Usage: smoke.py <qblk-storage-daemon>"""
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+DAEMON = sys.argv[1]
+TMP = tempfile.mkdtemp(prefix='qblk-qsd-smoke-')
+failures = []
+started = []
+
+
+@atexit.register
+def kill_leftovers():
+    # a failed run must not leave a daemon behind
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print('FAIL:', what, flush=True)
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Client:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(20)
+        # the socket file exists from bind() on, a moment before listen()
+        for _ in range(100):
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        self.buf = b''
+
+    def recv(self):
+        while b'\r\n' not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError('connection closed')
+            self.buf += data
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return json.loads(line)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, name, args=None, **extra):
+        msg = {'execute': name}
+        if args is not None:
+            msg['arguments'] = args
+        msg.update(extra)
+        self.send_raw(json.dumps(msg).encode())
+        return self.recv()
+
+    def close(self):
+        self.sock.close()
+
+
+def start(*args):
+    sock = os.path.join(TMP, 'qmp.sock')
+    proc = subprocess.Popen([DAEMON, '--chardev',
+                             'socket,id=m0,path=%s,server=on,wait=off' % sock,
+                             '--monitor', 'chardev=m0', *args],
+                            stderr=subprocess.DEVNULL)
+    started.append(proc)
+    check(wait_for(lambda: os.path.exists(sock)), 'monitor socket appears')
+    return proc, sock
+
+
+def peak_rss(pid):
+    with open('/proc/%d/status' % pid) as f:
+        return [int(l.split()[1]) for l in f if l.startswith('VmHWM')][0]
+
+
+def err(reply):
+    e = reply.get('error', {})
+    return (e.get('class'), e.get('desc'))
+
+
+def test_protocol():
+    proc, sock = start()
+    a = Client(sock)
+    g = a.recv()
+    check(g['QMP']['version']['qemu'] == {'major': 7, 'minor': 2, 'micro': 0}, 'greeting version')
+    check(g['QMP']['version']['package'].startswith('qblk '), 'greeting package')
+    check(g['QMP']['capabilities'] == ['oob'], 'greeting capabilities')
+    check(err(a.cmd('query-version')) == ('CommandNotFound',
+          "Expecting capabilities negotiation with 'qmp_capabilities'"), 'before negotiation')
+    check(a.cmd('qmp_capabilities', id='n1') == {'return': {}, 'id': 'n1'}, 'negotiation')
+    check(err(a.cmd('qmp_capabilities')) == ('CommandNotFound',
+          'Capabilities negotiation is already complete, command ignored'), 'twice')
+    r = a.cmd('query-version', id=[1, {'x': None}])
+    check(r.get('id') == [1, {'x': None}] and r['return']['qemu']['major'] == 7, 'id echoed')
+    check(err(a.cmd('no-such-command')) == ('CommandNotFound',
+          'The command no-such-command has not been found'), 'unknown command')
+    check(err(a.cmd('query-version', {'bogus': 1})) == ('GenericError',
+          "Parameter 'bogus' is unexpected"), 'extra argument')
+    a.send_raw(b'{"execute":}')
+    check(err(a.recv()) == ('GenericError', 'JSON parse error, expecting value'), 'bad JSON')
+    a.send_raw(b'[1]')
+    check(err(a.recv()) == ('GenericError', 'QMP input must be a JSON object'), 'not an object')
+    a.send_raw(b"{'execute': 'query-version', 'id': 'sq'}{\"execute\"")
+    check(a.recv().get('id') == 'sq', 'single quotes')
+    a.send_raw(b': "query-commands", "id": "split"}')
+    r = a.recv()
+    check(r.get('id') == 'split' and {'name': 'quit'} in r['return'], 'split message')
+    names = [e['name'] for e in a.cmd('query-qmp-schema')['return']]
+    check('query-qmp-schema' in names and 'qmp_capabilities' in names, 'schema lists commands')
+
+    # a second client at once has its own negotiation state
+    b = Client(sock)
+    b.recv()
+    check(err(b.cmd('query-version'))[0] == 'CommandNotFound', 'second client not negotiated')
+    check(b.cmd('qmp_capabilities') == {'return': {}}, 'second client negotiates')
+    check('return' in a.cmd('query-version'), 'first client still served')
+
+    # a client that sends a burst and disconnects without reading
+    c = Client(sock)
+    c.recv()
+    c.send_raw(b'{"execute":"qmp_capabilities"}' + b'{"execute":"query-qmp-schema"}' * 200)
+    c.close()
+    # and one that disconnects in the middle of a message
+    d = Client(sock)
+    d.send_raw(b'{"execute": "qmp_capa')
+    d.close()
+    check('return' in b.cmd('query-version'), 'daemon survives disconnects')
+
+    # a 300 MiB token without end: QEMU's limit error (64 MiB), and the
+    # daemon's peak memory grows by less than the flood (also under ASan,
+    # whose quarantine keeps freed buffers for a while)
+    hwm_before = peak_rss(proc.pid)
+    e = Client(sock)
+    e.recv()
+    e.cmd('qmp_capabilities')
+    chunk = b'a' * (1 << 20)
+    e.send_raw(b'"')
+    for _ in range(300):
+        e.send_raw(chunk)
+    check(err(e.recv()) == ('GenericError', 'JSON token size limit exceeded'), 'token limit')
+    e.send_raw(b'\n{"execute": "query-version", "id": "after"}')
+    while True:
+        r = e.recv()
+        if 'return' in r:
+            break
+    check(r.get('id') == 'after', 'serving after the limit')
+    grown = peak_rss(proc.pid) - hwm_before
+    check(grown < 280 * 1024, 'peak RSS grew %d KiB for a 300 MiB flood' % grown)
+
+    check(a.cmd('quit') == {'return': {}}, 'quit replies')
+    check(proc.wait(timeout=20) == 0, 'quit exits 0')
+    check(not os.path.exists(sock), 'socket removed at exit')
+
+
+def test_daemonize():
+    sock = os.path.join(TMP, 'd.sock')
+    pidfile = os.path.join(TMP, 'd.pid')
+    r = subprocess.run([DAEMON, '--daemonize', '--pidfile', pidfile, '--chardev',
+                        'socket,id=m0,path=%s,server=on,wait=off' % sock,
+                        '--monitor', 'chardev=m0'], timeout=20)
+    check(r.returncode == 0, 'daemonize parent exits 0')
+    # the parent left only once the monitor listened
+    check(os.path.exists(sock), 'socket listens when the parent exits')
+    pid = int(open(pidfile).read())
+    a = Client(sock)
+    check('QMP' in a.recv(), 'daemonized greeting')
+    os.kill(pid, signal.SIGTERM)
+    check(wait_for(lambda: not os.path.exists('/proc/%d' % pid) or
+                   open('/proc/%d/stat' % pid).read().split()[2] == 'Z'), 'SIGTERM stops it')
+    check(not os.path.exists(pidfile), 'pidfile removed')
+    check(not os.path.exists(sock), 'socket removed')
+
+    # an error before the monitor listens: the parent reports it, exit 1
+    r = subprocess.run([DAEMON, '--daemonize', '--chardev',
+                        'socket,id=m0,path=/nonexistent/x.sock,server=on,wait=off'],
+                       stderr=subprocess.PIPE, timeout=20)
+    check(r.returncode == 1 and b'Failed to bind socket to /nonexistent/x.sock' in r.stderr,
+          'daemonize error reported: %r' % r.stderr)
+
+
+def test_signals():
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        proc, sock = start()
+        a = Client(sock)
+        a.recv()
+        proc.send_signal(sig)
+        check(proc.wait(timeout=20) == 0, 'signal %d exits 0' % sig)
+        check(not os.path.exists(sock), 'socket removed after signal %d' % sig)
+
+
+def test_cli():
+    cases = [
+        (['--nbd-server', 'addr.type=unix,addr.path=/tmp/x'], b'--nbd-server'),
+        (['--export', 'type=nbd,id=e,node-name=n'], b'--export'),
+        (['--monitor', 'chardev=nosuch'], b'--monitor chardev=nosuch: chardev "nosuch" not found'),
+        (['--monitor', 'mode=control'], b"Parameter 'chardev' is missing"),
+        (['--chardev', 'socket,path=/tmp/x,server=on,wait=off'], b'chardev: no id specified'),
+        (['--bogus'], b"unrecognized option '--bogus'"),
+        (['extra'], b'extra: Unexpected argument'),
+        (['--blockdev', '{'], b'--blockdev {: JSON parse error, premature EOI'),
+    ]
+    for args, msg in cases:
+        r = subprocess.run([DAEMON, *args], stderr=subprocess.PIPE, timeout=20)
+        check(r.returncode == 1 and msg in r.stderr, 'cli %s: %r' % (args, r.stderr))
+    r = subprocess.run([DAEMON, '-V'], stdout=subprocess.PIPE, timeout=20)
+    check(r.returncode == 0 and b'version' in r.stdout, '-V')
+    r = subprocess.run([DAEMON, '-h'], stdout=subprocess.PIPE, timeout=20)
+    check(r.returncode == 0 and b'--blockdev' in r.stdout, '-h')
+
+
+test_protocol()
+test_daemonize()
+test_signals()
+test_cli()
+if failures:
+    print('%d failure(s)' % len(failures))
+    sys.exit(1)
+print('all passed')

@@ -1,0 +1,130 @@
+/* The daemon's process set-up: --daemonize (the parent leaves only once
+ * the child's monitors listen), --pidfile, and the signals that stop it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <glib-unix.h>
+
+#include "daemon.h"
+#include "qmp/monitor.h"
+#include "util/error.h"
+
+static int ready_fd = -1;          /* child: write end of the parent's pipe */
+static char *pidfile_path;         /* absolute, set once written */
+static int pidfile_fd = -1;
+
+void daemon_fork(void)
+{
+    int fds[2];
+    pid_t pid;
+    char ok;
+
+    if (pipe(fds) < 0) {
+        error_report("cannot daemonize: %s", strerror(errno));
+        exit(1);
+    }
+    pid = fork();
+    if (pid < 0) {
+        error_report("cannot daemonize: %s", strerror(errno));
+        exit(1);
+    }
+    if (pid > 0) {
+        /* Parent: one byte means the child is ready; EOF means it failed
+         * and has said why on the stderr we share. */
+        close(fds[1]);
+        if (read(fds[0], &ok, 1) == 1) {
+            exit(0);
+        }
+        waitpid(pid, NULL, 0);
+        exit(1);
+    }
+    close(fds[0]);
+    ready_fd = fds[1];
+    setsid();
+}
+
+void daemon_ready(void)
+{
+    int devnull;
+
+    if (ready_fd < 0) {
+        return;
+    }
+    /* As QEMU: no hold on the cwd, no terminal. Paths given so far are
+     * already open or absolute (pidfile, sockets). */
+    if (chdir("/") < 0) {
+        /* "/" always exists; nothing sensible to do otherwise. */
+    }
+    devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        if (devnull > STDERR_FILENO) {
+            close(devnull);
+        }
+    }
+    if (write(ready_fd, "", 1) != 1) {
+        /* The parent is gone; the daemon runs on regardless. */
+    }
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+bool daemon_write_pidfile(const char *path, GError **errp)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *absdir = realpath(dir, NULL);
+    char buf[32];
+    int fd;
+
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        qblk_error_set_errno(errp, errno, "Could not create '%s'", path);
+        return false;
+    }
+    if (lockf(fd, F_TLOCK, 0) < 0) {
+        qblk_error_set_errno(errp, errno, "Cannot lock pid file");
+        close(fd);
+        return false;
+    }
+    snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf)) {
+        qblk_error_set_errno(errp, errno, "Failed to write PID file");
+        close(fd);
+        return false;
+    }
+    pidfile_fd = fd;
+    pidfile_path = absdir ? g_build_filename(absdir, base, NULL) : g_strdup(path);
+    return true;
+}
+
+void daemon_remove_pidfile(void)
+{
+    if (pidfile_path) {
+        unlink(pidfile_path);
+        g_clear_pointer(&pidfile_path, g_free);
+        close(pidfile_fd);
+        pidfile_fd = -1;
+    }
+}
+
+static gboolean on_stop_signal(gpointer opaque)
+{
+    qmp_request_shutdown();
+    return G_SOURCE_CONTINUE;
+}
+
+void daemon_install_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    g_unix_signal_add(SIGTERM, on_stop_signal, NULL);
+    g_unix_signal_add(SIGINT, on_stop_signal, NULL);
+    g_unix_signal_add(SIGHUP, on_stop_signal, NULL);
+}
