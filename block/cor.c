@@ -11,6 +11,8 @@
 
 /* Bounce buffer bound: copy-on-read memory stays constant per request. */
 #define COR_MAX_CHUNK (1024 * 1024)
+/* Reads into the caller's own buffer need no bounce: larger pieces. */
+#define COR_MAX_DIRECT (16 * 1024 * 1024)
 
 void bdrv_enable_copy_on_read(BlockDriverState *bs)
 {
@@ -34,12 +36,25 @@ int64_t bdrv_cor_cluster_size(BlockDriverState *bs)
     return MAX(65536, align);
 }
 
+/* The caller's memory for [offset, offset+bytes) when qiov is one buffer
+ * that covers it (a stream job's chunk, most large reads): the piece is
+ * then read in place, without a bounce buffer and its copy. */
+static uint8_t *direct_buffer(QIOVector *qiov, int64_t want, int64_t want_len,
+                              int64_t offset, int64_t bytes)
+{
+    if (qiov->niov != 1 || offset < want || offset + bytes > want + want_len) {
+        return NULL;
+    }
+    return (uint8_t *)qiov->iov[0].iov_base + (offset - want);
+}
+
 /* Copies [offset, offset+bytes) (cluster aligned, unallocated in bs) up
  * from the backing chain, and copies the part inside [want, want+want_len)
- * into qiov at its place. */
+ * into qiov at its place. buf is a bounce buffer, or the caller's memory
+ * for exactly this piece (direct_buffer). */
 static int coroutine_fn copy_up(BlockDriverState *bs, int64_t cluster, int64_t offset,
                                 int64_t bytes, QIOVector *qiov, int64_t want,
-                                int64_t want_len, uint8_t *buf)
+                                int64_t want_len, uint8_t *buf, bool direct)
 {
     QIOVector bounce;
     int ret;
@@ -72,7 +87,7 @@ static int coroutine_fn copy_up(BlockDriverState *bs, int64_t cluster, int64_t o
     int64_t start = MAX(offset, want);
     int64_t end = MIN(offset + bytes, want + want_len);
 
-    if (end > start) {
+    if (!direct && end > start) {
         qiov_from_buf(qiov, start - want, buf + (start - offset), end - start);
     }
     return 0;
@@ -112,14 +127,22 @@ int coroutine_fn bdrv_co_copy_on_read(BlockDriverState *bs, int64_t offset, int6
         } else {
             /* Unallocated runs start and end on cluster boundaries except at
              * the end of the image. */
-            pnum = MIN(pnum, COR_MAX_CHUNK);
-            if (pnum > cluster) {
-                pnum -= pnum % cluster;
+            uint8_t *direct;
+
+            pnum = MIN(pnum, COR_MAX_DIRECT);
+            direct = direct_buffer(qiov, offset, bytes, pos, pnum);
+            if (!direct) {
+                pnum = MIN(pnum, COR_MAX_CHUNK);
+                if (pnum > cluster) {
+                    pnum -= pnum % cluster;
+                }
+                direct = direct_buffer(qiov, offset, bytes, pos, pnum);
             }
-            if (!buf) {
+            if (!direct && !buf) {
                 buf = g_malloc(MIN(end - start, COR_MAX_CHUNK) + cluster);
             }
-            ret = copy_up(bs, cluster, pos, pnum, qiov, offset, bytes, buf);
+            ret = copy_up(bs, cluster, pos, pnum, qiov, offset, bytes, direct ? direct : buf,
+                          direct != NULL);
         }
         if (ret < 0) {
             break;
