@@ -93,6 +93,9 @@ static int coroutine_fn commit_co_copy(BlockDriverState *top, BlockDriverState *
         if (opts->progress) {
             opts->progress(opts->opaque, off, len);
         }
+        if (opts->after_chunk) {
+            opts->after_chunk(opts->opaque, n, (st & BDRV_BLOCK_ALLOCATED) != 0);
+        }
     }
     return 0;
 }

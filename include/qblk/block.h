@@ -618,6 +618,10 @@ typedef struct BdrvCommitOptions {
      * the base. NULL: not cancellable. */
     const bool *cancel;
     int64_t chunk_size;        /* largest chunk copied at once; 0: 2 MiB */
+    /* Called in the commit's coroutine after every chunk with the bytes
+     * it covered and whether it copied anything; may yield (a job's pause
+     * point and rate-limit sleep). NULL: none. */
+    void coroutine_fn (*after_chunk)(void *opaque, int64_t bytes, bool copied);
 } BdrvCommitOptions;
 /* Writes everything allocated above base in top's chain (top down to,
  * not including, base) into base, growing base to top's length first;

@@ -187,4 +187,19 @@ typedef struct CommitJobOptions {
 } CommitJobOptions;
 Job *coroutine_fn commit_job_co_start(const CommitJobOptions *opts, GError **errp);
 
+/* ----- Create (block/jobs/create-job.c): blockdev-create -----
+ * Creates filename as format fmt (NULL: the protocol its name selects,
+ * e.g. a plain file), with create options as bdrv_co_create takes them
+ * (copied). Not a block job: JOB_STATUS_CHANGE only, progress 1/1; a
+ * failure concludes the job with the error (query-jobs shows it).
+ * QEMU's create jobs finalize themselves and wait for job-dismiss:
+ * auto_finalize and auto_dismiss of opts->job are ignored. */
+typedef struct CreateJobOptions {
+    JobOptions job;
+    const char *fmt;
+    const char *filename;
+    QblkOpts *create_opts;
+} CreateJobOptions;
+Job *coroutine_fn create_job_co_start(const CreateJobOptions *opts, GError **errp);
+
 #endif
