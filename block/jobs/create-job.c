@@ -10,6 +10,7 @@ typedef struct CreateJob {
     char *fmt;
     char *filename;
     QblkOpts *create_opts;
+    char *fail_message;
 } CreateJob;
 
 static int coroutine_fn create_run(Job *job, GError **errp)
@@ -18,7 +19,10 @@ static int coroutine_fn create_run(Job *job, GError **errp)
     int ret;
 
     job_progress_set_total(job, 1);
-    if (s->fmt) {
+    if (s->fail_message) {
+        qblk_error_set(errp, "%s", s->fail_message);
+        ret = -EINVAL;
+    } else if (s->fmt) {
         ret = bdrv_co_create(s->fmt, s->filename, s->create_opts, errp);
     } else {
         ret = bdrv_co_create_file(s->filename, s->create_opts, errp);
@@ -33,6 +37,7 @@ static void coroutine_fn create_clean(Job *job)
 
     g_free(s->fmt);
     g_free(s->filename);
+    g_free(s->fail_message);
     qblk_opts_free(s->create_opts);
 }
 
@@ -58,6 +63,7 @@ Job *coroutine_fn create_job_co_start(const CreateJobOptions *opts, GError **err
     }
     s->fmt = g_strdup(opts->fmt);
     s->filename = g_strdup(opts->filename);
+    s->fail_message = g_strdup(opts->fail_message);
     s->create_opts = opts->create_opts ? qblk_opts_copy(opts->create_opts) : qblk_opts_new();
     job_start(&s->common);
     return &s->common;

@@ -199,6 +199,10 @@ typedef struct CreateJobOptions {
     const char *fmt;
     const char *filename;
     QblkOpts *create_opts;
+    /* Non-NULL: the job fails with this message instead of creating
+     * (QEMU resolves blockdev-create's file node inside the job, so a
+     * missing one fails the job, not the command). */
+    const char *fail_message;
 } CreateJobOptions;
 Job *coroutine_fn create_job_co_start(const CreateJobOptions *opts, GError **errp);
 
