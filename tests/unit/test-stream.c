@@ -563,6 +563,56 @@ static void test_concurrent_writes(void)
     chain_free(&c);
 }
 
+/* The speed limit holds: 6 MiB to copy at 8 MiB/s take at least 0.5 s
+ * (a lower bound only, which load cannot break). */
+static void test_speed(void)
+{
+    Chain c;
+    int64_t t0;
+
+    chain_new(&c, "raw", "qed", "");
+    t0 = qblk_clock_ns();
+    g_assert_nonnull(start_stream(c.top, NULL, "s1", 8 * MiB, 0, true, true, NULL));
+    run_until("s1", JOB_STATUS_NULL);
+    g_assert_cmpint(qblk_clock_ns() - t0, >=, 500000000LL);
+    assert_reads_as_base(&c);
+    chain_free(&c);
+}
+
+static void coroutine_fn cancel_all_entry(void *opaque)
+{
+    job_co_cancel_all();
+}
+
+/* Shutdown: a running job is cancelled and waited for, a pending one
+ * aborted, a concluded one dismissed; no job is left, the links stay. */
+static void test_cancel_all(void)
+{
+    Chain a, b, d;
+
+    chain_new(&a, "raw", "qed", "");
+    chain_new(&b, "raw", "qcow2", "");
+    chain_new(&d, "raw", "qcow2", "");
+    g_assert_nonnull(start_stream(a.top, NULL, "run", 1 * MiB, 0, true, true, NULL));
+    g_assert_nonnull(start_stream(b.top, NULL, "pend", 0, 0, false, false, NULL));
+    g_assert_nonnull(start_stream(d.top, NULL, "conc", 1 * MiB, 0, true, false, NULL));
+    g_assert_true(job_user_cancel(job_find("conc"), true, NULL));
+    run_until("conc", JOB_STATUS_CONCLUDED);
+    run_until("pend", JOB_STATUS_PENDING);
+    log_reset();
+    bdrv_run_co(cancel_all_entry, NULL);
+    g_assert_null(job_next(NULL));
+    g_assert_cmpstr(event_log->str, ==,
+                    "aborting CANCELLED concluded null "
+                    "aborting CANCELLED concluded null "
+                    "null ");
+    g_assert_nonnull(bdrv_backing(a.top));
+    g_assert_nonnull(bdrv_backing(b.top));
+    chain_free(&a);
+    chain_free(&b);
+    chain_free(&d);
+}
+
 /* ----- kill -9 ----- */
 
 /* STREAM_CHILD=<top>: this process streams top at 8 MiB/s and exits. */
@@ -710,6 +760,8 @@ int main(int argc, char **argv)
     g_test_add_func("/stream/refusals", test_refusals);
     g_test_add_func("/stream/on-error", test_on_error);
     g_test_add_func("/stream/concurrent-writes", test_concurrent_writes);
+    g_test_add_func("/stream/speed", test_speed);
+    g_test_add_func("/stream/cancel-all", test_cancel_all);
     g_test_add_data_func("/stream/kill9/qed", "qed", test_kill9);
     g_test_add_data_func("/stream/kill9/qcow2", "qcow2", test_kill9);
     return g_test_run();
