@@ -182,6 +182,11 @@ static QblkJson *coroutine_fn qmp_block_stream(const QblkJson *args, GError **er
     if (!bs) {
         return NULL;
     }
+    /* A filter (copy-on-read, blkdebug) names the image below it. */
+    while (!bdrv_supports_backing(bs) && !bdrv_backing(bs) && bdrv_file_child(bs) &&
+           bdrv_supports_backing(bdrv_file_child(bs))) {
+        bs = bdrv_file_child(bs);
+    }
     if (base) {
         base_bs = find_backing_image(bs, base);
         if (!base_bs) {
@@ -415,32 +420,114 @@ static QblkJson *coroutine_fn qmp_blockdev_create(const QblkJson *args, GError *
 
 /* ----- Verbs ----- */
 
-#define VERB_COMMAND(fn_name, find, member, call)                                  \
-    static QblkJson *coroutine_fn fn_name(const QblkJson *args, GError **errp)     \
-    {                                                                              \
-        Job *job = find(qmp_arg_str(args, member), errp);                          \
-                                                                                   \
-        if (!job || !(call)) {                                                     \
-            return NULL;                                                           \
-        }                                                                          \
-        return qblk_json_object();                                                 \
-    }
+/* One verb on the job a command names: block-job-* look among block jobs
+ * (DeviceNotActive "Block job 'x' not found"), job-* among all jobs
+ * (GenericError "Job not found"). */
+static QblkJson *coroutine_fn job_verb(const QblkJson *args, GError **errp, bool block_family,
+                                       const char *member, JobVerb verb)
+{
+    const char *id = qmp_arg_str(args, member);
+    Job *job = block_family ? find_block_job(id, errp) : find_job(id, errp);
+    bool ok;
 
-VERB_COMMAND(qmp_block_job_set_speed, find_block_job, "device",
-             job_set_speed(job, qmp_arg_int(args, "speed", 0), errp))
-VERB_COMMAND(qmp_block_job_cancel, find_block_job, "device",
-             job_user_cancel(job, qmp_arg_bool(args, "force", false), errp))
-VERB_COMMAND(qmp_block_job_pause, find_block_job, "device", job_user_pause(job, errp))
-VERB_COMMAND(qmp_block_job_resume, find_block_job, "device", job_user_resume(job, errp))
-VERB_COMMAND(qmp_block_job_complete, find_block_job, "device", job_complete(job, errp))
-VERB_COMMAND(qmp_block_job_dismiss, find_block_job, "id", job_dismiss(job, errp))
-VERB_COMMAND(qmp_block_job_finalize, find_block_job, "id", job_finalize(job, errp))
-VERB_COMMAND(qmp_job_pause, find_job, "id", job_user_pause(job, errp))
-VERB_COMMAND(qmp_job_resume, find_job, "id", job_user_resume(job, errp))
-VERB_COMMAND(qmp_job_cancel, find_job, "id", job_user_cancel(job, true, errp))
-VERB_COMMAND(qmp_job_complete, find_job, "id", job_complete(job, errp))
-VERB_COMMAND(qmp_job_dismiss, find_job, "id", job_dismiss(job, errp))
-VERB_COMMAND(qmp_job_finalize, find_job, "id", job_finalize(job, errp))
+    if (!job) {
+        return NULL;
+    }
+    switch (verb) {
+    case JOB_VERB_SET_SPEED:
+        ok = job_set_speed(job, qmp_arg_int(args, "speed", 0), errp);
+        break;
+    case JOB_VERB_CANCEL:
+        /* block-job-cancel's force only matters for ready jobs; job-cancel
+         * always forces, as QEMU's. */
+        ok = job_user_cancel(job, block_family ? qmp_arg_bool(args, "force", false) : true,
+                             errp);
+        break;
+    case JOB_VERB_PAUSE:
+        ok = job_user_pause(job, errp);
+        break;
+    case JOB_VERB_RESUME:
+        ok = job_user_resume(job, errp);
+        break;
+    case JOB_VERB_COMPLETE:
+        ok = job_complete(job, errp);
+        break;
+    case JOB_VERB_DISMISS:
+        ok = job_dismiss(job, errp);
+        break;
+    case JOB_VERB_FINALIZE:
+        ok = job_finalize(job, errp);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    return ok ? qblk_json_object() : NULL;
+}
+
+static QblkJson *coroutine_fn qmp_block_job_set_speed(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "device", JOB_VERB_SET_SPEED);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_cancel(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "device", JOB_VERB_CANCEL);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_pause(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "device", JOB_VERB_PAUSE);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_resume(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "device", JOB_VERB_RESUME);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_complete(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "device", JOB_VERB_COMPLETE);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_dismiss(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "id", JOB_VERB_DISMISS);
+}
+
+static QblkJson *coroutine_fn qmp_block_job_finalize(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, true, "id", JOB_VERB_FINALIZE);
+}
+
+static QblkJson *coroutine_fn qmp_job_pause(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_PAUSE);
+}
+
+static QblkJson *coroutine_fn qmp_job_resume(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_RESUME);
+}
+
+static QblkJson *coroutine_fn qmp_job_cancel(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_CANCEL);
+}
+
+static QblkJson *coroutine_fn qmp_job_complete(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_COMPLETE);
+}
+
+static QblkJson *coroutine_fn qmp_job_dismiss(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_DISMISS);
+}
+
+static QblkJson *coroutine_fn qmp_job_finalize(const QblkJson *args, GError **errp)
+{
+    return job_verb(args, errp, false, "id", JOB_VERB_FINALIZE);
+}
 
 /* ----- Queries ----- */
 
