@@ -489,10 +489,3 @@ bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState 
     bdrv_refresh_perms(from, NULL);
     return false;
 }
-
-/* Until the job core is linked in (block/jobs/), no node is in use by a
- * job. Its strong definition replaces this one. */
-__attribute__((weak)) bool bdrv_check_not_in_use_by_job(BlockDriverState *bs, GError **errp)
-{
-    return true;
-}
