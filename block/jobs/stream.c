@@ -31,6 +31,8 @@ typedef struct StreamRange {
 typedef struct StreamJob {
     Job common;
     BlockDriverState *top, *base;
+    BlockDriverState *filter;      /* the copy-on-read node above top */
+    bool reopened;                 /* top was read-only: read-only again at the end */
     char *backing_file;
     bool chain_frozen;
     bool cor_enabled;
@@ -292,11 +294,59 @@ static int coroutine_fn stream_prepare(Job *job, GError **errp)
     return ret;
 }
 
+/* A copy-on-read filter takes top's place for every holder of top (an
+ * export, an overlay), so their reads populate top too, as QEMU's stream
+ * inserts one: named filter_node_name, else implicit ("#block..."). With
+ * a base, only data above it is copied (bottom: the last node above). */
+static BlockDriverState *coroutine_fn stream_co_insert_filter(BlockDriverState *top,
+                                                              BlockDriverState *base,
+                                                              const char *name, GError **errp)
+{
+    QblkOpts *opts = qblk_opts_new();
+    BlockDriverState *filter, *bottom = NULL;
+
+    qblk_opts_set(opts, "driver", "copy-on-read");
+    qblk_opts_set(opts, "file", bdrv_get_node_name(top));
+    if (name) {
+        qblk_opts_set(opts, "node-name", name);
+    }
+    for (BlockDriverState *p = bdrv_backing(top); base && p && p != base; p = bdrv_backing(p)) {
+        bottom = p;
+    }
+    if (bottom) {
+        qblk_opts_set(opts, "bottom", bdrv_get_node_name(bottom));
+    }
+    filter = bdrv_co_open(NULL, opts, bdrv_is_read_only(top) ? 0 : BDRV_O_RDWR, NULL, errp);
+    if (!filter) {
+        return NULL;
+    }
+    if (!bdrv_co_replace_node(top, filter, errp)) {
+        bdrv_co_unref(filter);
+        return NULL;
+    }
+    return filter;
+}
+
+static void coroutine_fn stream_co_remove_filter(StreamJob *s)
+{
+    if (s->filter) {
+        /* Giving the links back cannot conflict: they came from top. */
+        bdrv_co_replace_node(s->filter, s->top, NULL);
+        bdrv_co_unref(s->filter);
+        s->filter = NULL;
+    }
+}
+
 static void coroutine_fn stream_clean(Job *job)
 {
     StreamJob *s = (StreamJob *)job;
 
+    stream_co_remove_filter(s);
     stream_unfreeze(s);
+    if (s->reopened) {
+        bdrv_co_reopen(s->top, bdrv_get_open_flags(s->top) & ~BDRV_O_RDWR, NULL);
+        s->reopened = false;
+    }
     if (s->cor_enabled) {
         bdrv_disable_copy_on_read(s->top);
         s->cor_enabled = false;
@@ -322,8 +372,9 @@ static const JobDriver stream_driver = {
 
 Job *coroutine_fn stream_job_co_start(const StreamJobOptions *opts, GError **errp)
 {
-    BlockDriverState *top = opts->top, *base = opts->base;
+    BlockDriverState *top = opts->top, *base = opts->base, *filter;
     g_autofree char *user_name = NULL;
+    bool reopened = false;
     StreamJob *s;
     BdrvUser *user;
 
@@ -338,11 +389,39 @@ Job *coroutine_fn stream_job_co_start(const StreamJobOptions *opts, GError **err
     if (!bdrv_freeze_backing_chain(top, base, errp)) {
         return NULL;
     }
+    /* As QEMU: a read-only top is made writable for the job's duration. */
+    if (bdrv_backing(top) != base && bdrv_is_read_only(top)) {
+        if (bdrv_co_reopen(top, bdrv_get_open_flags(top) | BDRV_O_RDWR, errp) < 0) {
+            bdrv_unfreeze_backing_chain(top, base);
+            return NULL;
+        }
+        reopened = true;
+    }
+    filter = NULL;
+    if (bdrv_backing(top) != base) {
+        filter = stream_co_insert_filter(top, base, opts->filter_node_name, errp);
+        if (!filter) {
+            if (reopened) {
+                bdrv_co_reopen(top, bdrv_get_open_flags(top) & ~BDRV_O_RDWR, NULL);
+            }
+            bdrv_unfreeze_backing_chain(top, base);
+            return NULL;
+        }
+    }
     s = (StreamJob *)job_create(&stream_driver, &opts->job, errp);
     if (!s) {
+        if (filter) {
+            bdrv_co_replace_node(filter, top, NULL);
+            bdrv_co_unref(filter);
+        }
+        if (reopened) {
+            bdrv_co_reopen(top, bdrv_get_open_flags(top) & ~BDRV_O_RDWR, NULL);
+        }
         bdrv_unfreeze_backing_chain(top, base);
         return NULL;
     }
+    s->filter = filter;
+    s->reopened = reopened;
     s->chain_frozen = true;
     s->top = top;
     s->base = base;
@@ -370,6 +449,9 @@ Job *coroutine_fn stream_job_co_start(const StreamJobOptions *opts, GError **err
         return NULL;
     }
     job_add_node(&s->common, top, user);
+    if (s->filter) {
+        job_add_node(&s->common, s->filter, NULL);
+    }
     for (BlockDriverState *p = top->backing; p && p != base; p = p->backing) {
         job_add_node(&s->common, p, NULL);
     }

@@ -613,6 +613,68 @@ static void test_cancel_all(void)
     chain_free(&d);
 }
 
+/* The copy-on-read filter: named by filter-node-name, it holds top's
+ * place for top's users (an export) while the job runs, and they are
+ * back on top afterwards; a name in use is refused before any event. */
+static void test_filter_node(void)
+{
+    Chain c;
+    Start st = { 0 };
+    GError *err = NULL;
+    BdrvUser *export;
+    BlockDriverState *filter;
+
+    chain_new(&c, "raw", "qed", "");
+    export = bdrv_attach_user(c.top, "export 'e1'", BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE,
+                              BLK_PERM_ALL, &err);
+    g_assert_no_error(err);
+    log_reset();
+    st.opts = (StreamJobOptions) { .job = { .id = "s1", .speed = 1 * MiB,
+                                            .auto_finalize = true, .auto_dismiss = true },
+                                   .top = c.top, .filter_node_name = "1bad" };
+    bdrv_run_co(start_entry, &st);
+    g_assert_null(st.job);
+    g_assert_cmpstr(st.err->message, ==, "Invalid node-name: '1bad'");
+    g_clear_error(&st.err);
+    g_assert_cmpstr(event_log->str, ==, "");
+    g_assert_true(bdrv_child_bs(export) == c.top);
+
+    st.opts.filter_node_name = "cor1";
+    bdrv_run_co(start_entry, &st);
+    g_assert_no_error(st.err);
+    filter = bdrv_find_node("cor1");
+    g_assert_nonnull(filter);
+    g_assert_cmpstr(bdrv_format_name(filter), ==, "copy-on-read");
+    g_assert_true(bdrv_file_child(filter) == c.top);
+    g_assert_true(bdrv_child_bs(export) == filter);
+    g_assert_false(bdrv_check_not_in_use_by_job(filter, NULL));
+    g_assert_true(job_set_speed(st.job, 0, NULL));
+    run_until("s1", JOB_STATUS_NULL);
+    g_assert_null(bdrv_find_node("cor1"));
+    g_assert_true(bdrv_child_bs(export) == c.top);
+    g_assert_null(bdrv_backing(c.top));
+    bdrv_detach_user(export);
+    assert_reads_as_base(&c);
+    chain_free(&c);
+}
+
+/* A read-only top is made writable for the job and read-only after. */
+static void test_read_only_top(void)
+{
+    Chain c;
+
+    chain_new(&c, "qcow2", "qcow2", "");
+    bdrv_unref(c.top);
+    c.top = bdrv_open(c.top_path, NULL, 0, NULL, NULL);
+    g_assert_true(bdrv_is_read_only(c.top));
+    g_assert_nonnull(start_stream(c.top, NULL, "s1", 0, 0, true, true, NULL));
+    run_until("s1", JOB_STATUS_NULL);
+    g_assert_true(bdrv_is_read_only(c.top));
+    g_assert_null(bdrv_backing(c.top));
+    assert_reads_as_base(&c);
+    chain_free(&c);
+}
+
 /* ----- kill -9 ----- */
 
 /* STREAM_CHILD=<top>: this process streams top at 8 MiB/s and exits. */
@@ -761,6 +823,8 @@ int main(int argc, char **argv)
     g_test_add_func("/stream/on-error", test_on_error);
     g_test_add_func("/stream/concurrent-writes", test_concurrent_writes);
     g_test_add_func("/stream/speed", test_speed);
+    g_test_add_func("/stream/filter-node", test_filter_node);
+    g_test_add_func("/stream/read-only-top", test_read_only_top);
     g_test_add_func("/stream/cancel-all", test_cancel_all);
     g_test_add_data_func("/stream/kill9/qed", "qed", test_kill9);
     g_test_add_data_func("/stream/kill9/qcow2", "qcow2", test_kill9);
