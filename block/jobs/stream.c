@@ -271,6 +271,8 @@ static void stream_unfreeze(StreamJob *s)
     }
 }
 
+static void coroutine_fn stream_co_remove_filter(StreamJob *s);
+
 /* On success: top reads base (or nothing) from now on, in memory and in
  * its header (backing-file if given, else base's filename; base's
  * format). */
@@ -282,6 +284,8 @@ static int coroutine_fn stream_prepare(Job *job, GError **errp)
     if (s->top->backing == s->base) {
         return 0;
     }
+    /* The filter goes first, as QEMU's: its bottom leaves the chain next. */
+    stream_co_remove_filter(s);
     stream_unfreeze(s);
     ret = bdrv_co_set_backing(s->top, s->base, errp);
     if (ret < 0) {
