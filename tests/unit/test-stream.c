@@ -758,7 +758,12 @@ static void test_kill9(gconstpointer data)
 static void bench_one(const char *raw, const char *fmt, const char *opts)
 {
     g_autofree char *dir = unit_tmpdir_new("qblk-stream-bench-XXXXXX");
-    g_autofree char *o = g_strdup_printf("size=1G,backing_file=%s,backing_fmt=raw%s", raw, opts);
+    GStatBuf st;
+    g_autofree char *o = NULL;
+
+    g_assert_cmpint(g_stat(raw, &st), ==, 0);
+    o = g_strdup_printf("size=%" G_GINT64_FORMAT ",backing_file=%s,backing_fmt=raw%s",
+                        (gint64)st.st_size, raw, opts);
     g_autofree char *top = unit_create(dir, fmt, "top.img", o);
     BlockDriverState *t = bdrv_open(top, NULL, BDRV_O_RDWR, NULL, NULL);
     int64_t t0 = qblk_clock_ns();
