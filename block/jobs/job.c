@@ -709,11 +709,38 @@ void job_query(Job *job, JobInfo *info)
     };
 }
 
+/* As qemu-storage-daemon's shutdown (qemu_cleanup): draining pauses every
+ * running job first, then jobs are cancelled newest first (a concluded
+ * one dismissed), each waited for; a cancelled job leaves its pause. */
 void coroutine_fn job_co_cancel_all(void)
 {
-    Job *job;
+    bool waiting;
 
-    while ((job = job_next(NULL))) {
+    for (GList *l = jobs; l; l = l->next) {
+        Job *job = l->data;
+
+        if (job->started && !job->deferred) {
+            job->pause_count++;
+            if (!job->paused) {
+                job_enter(job);
+            }
+        }
+    }
+    do {
+        waiting = false;
+        for (GList *l = jobs; l; l = l->next) {
+            Job *job = l->data;
+
+            waiting |= job->started && !job->deferred && !job->paused;
+        }
+        if (waiting) {
+            qco_sleep_ns(1000000);
+        }
+    } while (waiting);
+
+    while (jobs) {
+        Job *job = g_list_last(jobs)->data;
+
         job_ref(job);
         if (job->status != JOB_STATUS_CONCLUDED && !job->finalizing) {
             job_user_cancel(job, true, NULL);

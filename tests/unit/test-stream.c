@@ -584,8 +584,9 @@ static void coroutine_fn cancel_all_entry(void *opaque)
     job_co_cancel_all();
 }
 
-/* Shutdown: a running job is cancelled and waited for, a pending one
- * aborted, a concluded one dismissed; no job is left, the links stay. */
+/* Shutdown: a running job is paused, then cancelled and waited for, a
+ * pending one aborted, a concluded one dismissed, newest first; no job is
+ * left, the links stay. */
 static void test_cancel_all(void)
 {
     Chain a, b, d;
@@ -602,10 +603,12 @@ static void test_cancel_all(void)
     log_reset();
     bdrv_run_co(cancel_all_entry, NULL);
     g_assert_null(job_next(NULL));
+    /* QSD's order: the running job paused, then newest first. */
     g_assert_cmpstr(event_log->str, ==,
+                    "paused "
+                    "null "
                     "aborting CANCELLED concluded null "
-                    "aborting CANCELLED concluded null "
-                    "null ");
+                    "running aborting CANCELLED concluded null ");
     g_assert_nonnull(bdrv_backing(a.top));
     g_assert_nonnull(bdrv_backing(b.top));
     chain_free(&a);
