@@ -12,7 +12,7 @@ img=$dir/demo.raw
 run() {
     local a shown="\$"
     for a in "$@"; do
-        case $a in *" "*) shown+=" \"$a\"" ;; *) shown+=" $a" ;; esac
+        case $a in *[\ \"]*) shown+=" '$a'" ;; *) shown+=" $a" ;; esac
     done
     echo "$shown"; "$@"; echo
 }
@@ -72,3 +72,30 @@ run "$QIMG" map --output=json "$dir/demo-top.qcow2"
 run "$QIMG" measure -O qcow2 "$dir/demo-top.qcow2"
 run "$QIMG" convert -O qed "$dir/demo-top.qcow2" "$dir/demo.qed"
 run "$QIMG" compare "$dir/demo-top.qcow2" "$dir/demo.qed"
+
+echo "== qblk-storage-daemon: stream a backing file into a running overlay =="
+QSD=$BUILD/qblk-storage-daemon
+sbase=$dir/stream-base.raw
+stop=$dir/stream-top.qed
+sock=$dir/qmp.sock
+"$QIMG" create -f raw "$sbase" 64M >/dev/null
+# The base: 8 MiB of data, 8 MiB of written zeroes, 1 MiB of data at 48 MiB.
+"$QIO" -f raw -c "write -P 0x5a 0 8M" -c "write -P 0 8M 8M" -c "write -P 0x11 48M 1M" \
+    "$sbase" >/dev/null
+run "$QIMG" create -f qed -b "$sbase" -F raw "$stop"
+run "$QIMG" map "$stop"
+run "$QSD" --daemonize --pidfile "$dir/qsd.pid" \
+    --blockdev "driver=qed,node-name=top,file.driver=file,file.filename=$stop" \
+    --chardev "socket,id=mon0,path=$sock,server=on,wait=off" --monitor chardev=mon0
+echo "A QMP client asks for the stream and waits for its end; the daemon keeps serving:"
+run scripts/qmp-client.py "$sock" \
+    '{"execute": "block-stream", "arguments": {"job-id": "s1", "device": "top"}}' \
+    --wait BLOCK_JOB_COMPLETED '{"execute": "query-named-block-nodes", "arguments": {"flat": true}}' \
+    '{"execute": "quit"}' | grep -v '"return": \[{'
+for _ in $(seq 50); do [ -e "$dir/qsd.pid" ] || break; sleep 0.1; done
+echo "After the stream the overlay stands alone: data copied, the written zeroes stored"
+echo "as zero clusters (no data), the backing link cut:"
+run "$QIMG" map "$stop"
+echo "  overlay allocated on disk: $(( $(stat -c %b "$stop") * $(stat -c %B "$stop") / 1024 )) KiB for 9 MiB of data"
+run "$QIMG" compare "$sbase" "$stop"
+run "$QIMG" check "$stop"
