@@ -125,6 +125,30 @@ static const QmpType *alternate_branch(const QmpType *t, const QblkJson *v)
     return NULL;
 }
 
+/* int8..uint32: QEMU's "Parameter 'x' expects uint32_t" (the member's
+ * own name, as in the enum message). A negative value for an unsigned
+ * type is out of range, as QEMU reads it as a huge uint64. */
+static bool check_range(const QmpType *t, const QblkJson *v, const char *leaf, GError **errp)
+{
+    bool fits;
+
+    if (!t->bits) {
+        return true;
+    }
+    if (t->builtin == QMP_BUILTIN_INT) {
+        int64_t i = qblk_json_get_int(v);
+        fits = i >= -(INT64_C(1) << (t->bits - 1)) && i < (INT64_C(1) << (t->bits - 1));
+    } else {
+        fits = qblk_json_type(v) == QBLK_JSON_INT && qblk_json_get_int(v) >= 0 &&
+               qblk_json_get_int(v) < (INT64_C(1) << t->bits);
+    }
+    if (!fits) {
+        qblk_error_set(errp, "Parameter '%s' expects %sint%d_t", leaf,
+                       t->builtin == QMP_BUILTIN_UINT ? "u" : "", t->bits);
+    }
+    return fits;
+}
+
 /* path: the member's full name ("addr.data.path", "options[0]"); leaf:
  * its own name, which QEMU's enum message uses ("null" for a list
  * element, as QEMU prints it). */
@@ -146,6 +170,8 @@ static bool check_value(const QmpType *t, const QblkJson *v, const char *path,
         return false;
     }
     switch (t->kind) {
+    case QMP_TYPE_BUILTIN:
+        return check_range(t, v, leaf, errp);
     case QMP_TYPE_ENUM: {
         const char *s = qblk_json_get_string(v);
         for (guint i = 0; i < t->values->len; i++) {

@@ -30,12 +30,13 @@ typedef struct Entity {
 static const struct {
     const char *name;
     QmpBuiltin builtin;
+    int bits;
 } builtins[] = {
     { "str", QMP_BUILTIN_STR },
-    { "int", QMP_BUILTIN_INT }, { "int8", QMP_BUILTIN_INT }, { "int16", QMP_BUILTIN_INT },
-    { "int32", QMP_BUILTIN_INT }, { "int64", QMP_BUILTIN_INT },
-    { "uint8", QMP_BUILTIN_UINT }, { "uint16", QMP_BUILTIN_UINT },
-    { "uint32", QMP_BUILTIN_UINT }, { "uint64", QMP_BUILTIN_UINT },
+    { "int", QMP_BUILTIN_INT }, { "int8", QMP_BUILTIN_INT, 8 }, { "int16", QMP_BUILTIN_INT, 16 },
+    { "int32", QMP_BUILTIN_INT, 32 }, { "int64", QMP_BUILTIN_INT },
+    { "uint8", QMP_BUILTIN_UINT, 8 }, { "uint16", QMP_BUILTIN_UINT, 16 },
+    { "uint32", QMP_BUILTIN_UINT, 32 }, { "uint64", QMP_BUILTIN_UINT },
     { "size", QMP_BUILTIN_UINT },
     { "number", QMP_BUILTIN_NUMBER },
     { "bool", QMP_BUILTIN_BOOL },
@@ -58,6 +59,7 @@ static void schema_init(void)
         t->kind = QMP_TYPE_BUILTIN;
         t->name = g_strdup(builtins[i].name);
         t->builtin = builtins[i].builtin;
+        t->bits = builtins[i].bits;
         t->resolved = true;
         g_hash_table_insert(schema.types, t->name, t);
     }

@@ -39,6 +39,7 @@ struct QmpType {
     QmpTypeKind kind;
     char *name;                    /* NULL for a command's or event's inline data */
     QmpBuiltin builtin;
+    int bits;                      /* int8..int32, uint8..uint32: range checked; else 0 */
     GPtrArray *values;             /* enum: char* */
     GPtrArray *members;            /* struct, union (base members first), alternate: QmpMember* */
     char *base_name;               /* struct's 'base', union's named base */

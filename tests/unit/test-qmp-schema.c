@@ -25,7 +25,7 @@ static const char test_schema[] =
     "{ 'command': 'add', 'data': 'Options', 'boxed': true }"
     "{ 'command': 'stream', 'data': { '*job-id': 'str', 'device': 'str', '*base-node': 'str',"
     "  '*speed': 'int', '*on-error': 'OnError', '*auto-finalize': 'bool', '*ids': ['OnError'],"
-    "  '*limit': 'uint64', '*ratio': 'number' } }"
+    "  '*limit': 'uint64', '*ratio': 'number', '*max-connections': 'uint32', '*depth': 'int8' } }"
     "{ 'struct': 'Info', 'data': { 'id': 'str', '*error': 'str' } }"
     "{ 'command': 'query', 'returns': [ 'Info' ] }"
     "{ 'event': 'CHANGED', 'data': { 'id': 'str', 'status': 'OnError' } }";
@@ -70,6 +70,14 @@ static const struct {
       "Invalid parameter type for 'speed', expected: integer" },
     { "stream", "{'device': 'x', 'limit': 18446744073709551615}", "ok" },
     { "stream", "{'device': 'x', 'ratio': 1}", "ok" },
+    { "stream", "{'device': 'x', 'max-connections': 4294967295, 'depth': -128}", "ok" },
+    { "stream", "{'device': 'x', 'max-connections': -1}",
+      "Parameter 'max-connections' expects uint32_t" },
+    { "stream", "{'device': 'x', 'max-connections': 8589934592}",
+      "Parameter 'max-connections' expects uint32_t" },
+    { "stream", "{'device': 'x', 'max-connections': 18446744073709551615}",
+      "Parameter 'max-connections' expects uint32_t" },
+    { "stream", "{'device': 'x', 'depth': 128}", "Parameter 'depth' expects int8_t" },
     { "stream", "{'device': 'x', 'ratio': true}",
       "Invalid parameter type for 'ratio', expected: number" },
     { "stream", "{'device': 'x', 'auto-finalize': '3'}",
