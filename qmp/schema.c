@@ -511,7 +511,12 @@ QblkJson *qmp_schema_introspect(void)
      * reach, numbered as first met (arguments before returns). */
     for (guint i = 0; i < schema.entities->len; i++) {
         Entity *e = schema.entities->pdata[i];
-        QblkJson *o = qblk_json_append(list, qblk_json_object());
+        QblkJson *o;
+        /* A command defined but without a handler (yet) is not offered. */
+        if (!e->is_event && !((QmpCommandDef *)e->def)->fn) {
+            continue;
+        }
+        o = qblk_json_append(list, qblk_json_object());
         if (e->is_event) {
             QmpEventDef *ev = e->def;
             qblk_json_set_str(o, "name", ev->name);

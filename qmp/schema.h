@@ -69,7 +69,8 @@ GPtrArray *qmp_schema_commands(void);
 /* A named type, or NULL. */
 QmpType *qmp_schema_type(const char *name);
 
-/* query-qmp-schema's return value: QEMU 7.2's SchemaInfo list. */
+/* query-qmp-schema's return value: QEMU 7.2's SchemaInfo list (commands
+ * without a registered handler left out, as query-commands does). */
 QblkJson *qmp_schema_introspect(void);
 
 #endif

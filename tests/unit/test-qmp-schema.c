@@ -30,12 +30,22 @@ static const char test_schema[] =
     "{ 'command': 'query', 'returns': [ 'Info' ] }"
     "{ 'event': 'CHANGED', 'data': { 'id': 'str', 'status': 'OnError' } }";
 
+static QblkJson *coroutine_fn qmp_co_nothing(const QblkJson *args, GError **errp)
+{
+    return qblk_json_object();
+}
+
 static void setup(void)
 {
+    static const QmpCommand cmds[] = {
+        { "add", qmp_co_nothing }, { "stream", qmp_co_nothing }, { "query", qmp_co_nothing },
+    };
     static bool done;
 
     if (!done) {
         qmp_schema_add(test_schema);
+        qmp_schema_add("{ 'command': 'unimplemented' }");
+        qmp_register_commands(cmds, G_N_ELEMENTS(cmds));
         qmp_schema_finish();
         done = true;
     }
@@ -183,6 +193,7 @@ static void test_introspect(void)
     g_assert_cmpuint(qblk_json_size(qblk_json_get(e, "variants")), ==, 3);
     e = find(list, qblk_json_get_string(qblk_json_get(find(list, "query"), "ret-type")));
     g_assert_cmpstr(qblk_json_get_string(qblk_json_get(e, "meta-type")), ==, "array");
+    g_assert_null(find(list, "unimplemented"));
     e = find(list, "CHANGED");
     g_assert_cmpstr(qblk_json_get_string(qblk_json_get(e, "meta-type")), ==, "event");
 }

@@ -89,6 +89,14 @@ void daemon_cli_scan(int argc, char **argv, DaemonOptions *opts)
         case 'V':
             printf("%s version %s\n", qblk_progname(), QBLK_VERSION);
             exit(0);
+        case 'T':
+            /* "list" prints the trace points; like QEMU's "help", then exit. */
+            if (!strcmp(optarg, "list") || !strcmp(optarg, "help") ||
+                !strcmp(optarg, "enable=list") || !strcmp(optarg, "enable=help")) {
+                qblk_trace_enable(optarg);
+                exit(0);
+            }
+            break;
         case OPT_DAEMONIZE:
             opts->daemonize = true;
             break;
@@ -295,9 +303,8 @@ bool daemon_cli_process(int argc, char **argv)
 
         switch (c) {
         case 'T':
-            if (!qblk_trace_enable(optarg)) {
-                return false;
-            }
+            /* A pattern that matches nothing is a warning, as in QEMU. */
+            qblk_trace_enable(optarg);
             continue;
         case OPT_BLOCKDEV:
             name = "--blockdev";
