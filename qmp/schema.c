@@ -93,6 +93,9 @@ static GPtrArray *read_members(const QblkJson *data, const char *where)
 {
     GPtrArray *members = g_ptr_array_new();
 
+    if (!data) {
+        return members;            /* { 'struct': 'Empty' } */
+    }
     if (qblk_json_type(data) != QBLK_JSON_OBJECT) {
         schema_bug("members must be an object in", where);
     }
