@@ -26,6 +26,9 @@
  * by these and the splitter's limits. */
 #define QMP_MAX_QUEUED_REQUESTS 8
 #define QMP_MAX_PENDING_OUTPUT  (1u << 20)
+/* Events keep coming to a client that stopped reading altogether; past
+ * this much unsent output it is dropped rather than let grow without end. */
+#define QMP_MAX_UNREAD_OUTPUT   (64u << 20)
 
 typedef struct QmpChardev {
     char *id;
@@ -154,6 +157,10 @@ static void client_send(QmpClient *c, const QblkJson *msg)
     text = qblk_json_to_string(msg, false);
     g_string_append(c->out, text);
     g_string_append(c->out, "\r\n");
+    if (c->out->len > QMP_MAX_UNREAD_OUTPUT) {
+        client_disconnect(c);
+        return;
+    }
     if (c->out_watch || !client_flush(c)) {
         return;
     }
