@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qmp/dispatch.h"
+#include "util/cutils.h"
 
 /* ----- Registration and argument readers ----- */
 
@@ -221,14 +222,54 @@ static bool check_members(GPtrArray *members, const QblkJson *obj, const char *p
     return true;
 }
 
-static bool has_member(GPtrArray *members, const char *name)
+/* An object's keys in the order QEMU's QDict iterates them (which picks
+ * the member QEMU complains about first in a request). Free with g_free. */
+static const char **keys_in_qdict_order(const QblkJson *obj, guint *n)
 {
-    for (guint i = 0; members && i < members->len; i++) {
-        if (!strcmp(((QmpMember *)members->pdata[i])->name, name)) {
-            return true;
+    const char **keys;
+
+    *n = qblk_json_size(obj);
+    keys = g_new0(const char *, *n + 1);
+    for (guint i = 0; i < *n; i++) {
+        qblk_json_nth(obj, i, &keys[i]);
+    }
+    qblk_qdict_order(keys, *n);
+    return keys;
+}
+
+/* Which undeclared member QEMU names: its visitor puts the object's keys
+ * into a GHashTable in QDict order, removes each member as it reads it
+ * (declared members in schema order), and names the first key the table
+ * then iterates. The same GLib table, fed the same way, picks the same
+ * key (removals may shrink and rehash it, so they are replayed too). */
+static const char *first_unexpected(const QblkJson *obj, GPtrArray *members, GPtrArray *variant)
+{
+    g_autoptr(GHashTable) left = g_hash_table_new(g_str_hash, g_str_equal);
+    GPtrArray *lists[] = { members, variant };
+    guint n;
+    g_autofree const char **keys = keys_in_qdict_order(obj, &n);
+    GHashTableIter iter;
+    gpointer key;
+
+    for (guint i = 0; i < n; i++) {
+        g_hash_table_add(left, (gpointer)keys[i]);
+    }
+    for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+        for (guint i = 0; lists[l] && i < lists[l]->len; i++) {
+            g_hash_table_remove(left, ((QmpMember *)lists[l]->pdata[i])->name);
         }
     }
-    return false;
+    g_hash_table_iter_init(&iter, left);
+    if (!g_hash_table_iter_next(&iter, &key, NULL)) {
+        return NULL;
+    }
+    /* The key's storage is the object's, which outlives the table. */
+    for (guint i = 0; i < n; i++) {
+        if (!strcmp(keys[i], key)) {
+            return keys[i];
+        }
+    }
+    return NULL;
 }
 
 /* A struct's or union's members (base, then the variant the discriminator
@@ -237,6 +278,7 @@ static bool check_object(const QmpType *t, const QblkJson *obj, const char *pref
                          GError **errp)
 {
     GPtrArray *variant = NULL;
+    const char *unexpected;
 
     if (!check_members(t->members, obj, prefix, errp)) {
         return false;
@@ -253,13 +295,10 @@ static bool check_object(const QmpType *t, const QblkJson *obj, const char *pref
             return false;
         }
     }
-    for (guint i = 0; i < qblk_json_size(obj); i++) {
-        const char *key;
-        qblk_json_nth(obj, i, &key);
-        if (!has_member(t->members, key) && !has_member(variant, key)) {
-            qblk_error_set(errp, "Parameter '%s%s' is unexpected", prefix, key);
-            return false;
-        }
+    unexpected = first_unexpected(obj, t->members, variant);
+    if (unexpected) {
+        qblk_error_set(errp, "Parameter '%s%s' is unexpected", prefix, unexpected);
+        return false;
     }
     return true;
 }
@@ -316,10 +355,12 @@ static const char *check_request(QmpSession *session, const QblkJson *req, bool 
                                  GError **errp)
 {
     const char *name = NULL;
+    guint n;
+    g_autofree const char **keys = keys_in_qdict_order(req, &n);
 
-    for (guint i = 0; i < qblk_json_size(req); i++) {
-        const char *key;
-        QblkJson *v = qblk_json_nth(req, i, &key);
+    for (guint i = 0; i < n; i++) {
+        const char *key = keys[i];
+        QblkJson *v = qblk_json_get(req, key);
         if (!strcmp(key, "execute") || (!strcmp(key, "exec-oob") && session->oob)) {
             if (qblk_json_type(v) != QBLK_JSON_STRING) {
                 qblk_error_set(errp, "QMP input member '%s' must be a string", key);
@@ -385,8 +426,14 @@ QblkJson *coroutine_fn qmp_co_dispatch(QmpSession *session, QblkJson *request,
         return error_reply(err, id);
     }
     if (session->negotiated && !strcmp(name, "qmp_capabilities")) {
-        qblk_error_set_code(&err, QBLK_ERROR_COMMAND_NOT_FOUND,
-                            "Capabilities negotiation is already complete, command ignored");
+        /* QEMU checks the arguments before it says so. */
+        const QmpCommandDef *cmd = qmp_schema_command(name);
+        g_autoptr(QblkJson) empty = qblk_json_object();
+        const QblkJson *args = qblk_json_get(req, "arguments");
+        if (qmp_check_args(cmd, args ? args : empty, &err)) {
+            qblk_error_set_code(&err, QBLK_ERROR_COMMAND_NOT_FOUND,
+                                "Capabilities negotiation is already complete, command ignored");
+        }
         return error_reply(err, id);
     }
     ret = qmp_co_run_command(name, qblk_json_get(req, "arguments"), &err);

@@ -541,7 +541,10 @@ static void splitter_feed_char(QmpJsonSplitter *s, char c)
         break;
     case LEX_STRING:
         g_string_append_c(s->text, c);
-        if ((unsigned char)c < 0x20) {
+        /* Control characters, and bytes no UTF-8 text holds (0xC0, 0xC1,
+         * 0xF5..0xFF), end the string as QEMU's lexer does. */
+        if ((unsigned char)c < 0x20 || (unsigned char)c == 0xC0 || (unsigned char)c == 0xC1 ||
+            (unsigned char)c >= 0xF5) {
             splitter_stray(s);
         } else if (s->escape) {
             s->escape = false;

@@ -67,6 +67,7 @@ static const struct {
     { "{\"e\":\"\\ud83d\"}", "ERR: JSON parse error, \\ud83d is not a valid Unicode character" },
     { "{\"e\":\"a\\qb\"}", "ERR: JSON parse error, invalid escape sequence in string" },
     { "{\"e\":\"\xc3\x28\"}", "ERR: JSON parse error, invalid UTF-8 sequence in string" },
+    { "\"\xff\"", "ERR: JSON parse error, stray '\"\xff'" },
     /* a stray byte ends the message; the lexer skips to a delimiter */
     { "{\"e\":\"a\x01" "b\"}\n{}", "ERR: JSON parse error, stray '\"a\x01' | "
                                   "ERR: JSON parse error, expecting value | {}" },

@@ -131,6 +131,8 @@ static const struct {
       "Parameter 'cache.bog' is unexpected" },
     { "add", "{'driver': 'qed', 'file': 'x', 'size': 1}", "Parameter 'size' is unexpected" },
     { "query", "{'a': 1}", "Parameter 'a' is unexpected" },
+    /* several undeclared: the one qsd 7.2 names (its GHashTable's order) */
+    { "query", "{'b': 1, 'a': 2, 'zz': 3, 'device': 4}", "Parameter 'zz' is unexpected" },
 };
 
 static void test_check(void)
