@@ -367,7 +367,7 @@ bool qmp_monitor_add(const char *chardev_id, GError **errp)
         return false;
     }
     if (cd->watch) {
-        qblk_error_set(errp, "Chardev '%s' is busy", chardev_id);
+        qblk_error_set(errp, "Device '%s' is in use", chardev_id);
         return false;
     }
     qmp_schema_finish();
