@@ -352,7 +352,8 @@ bool qmp_chardev_add_socket(const char *id, const char *path, GError **errp)
     }
     cd = g_new0(QmpChardev, 1);
     cd->id = g_strdup(id);
-    cd->path = g_strdup(path);
+    /* Absolute, so that removal at exit works after --daemonize's chdir. */
+    cd->path = g_canonicalize_filename(path, NULL);
     cd->fd = fd;
     g_ptr_array_add(chardevs, cd);
     return true;

@@ -34,18 +34,25 @@ void daemon_fork(void)
         exit(1);
     }
     if (pid > 0) {
-        /* Parent: one byte means the child is ready; EOF means it failed
+        /* Parent: one byte means the daemon is ready; EOF means it failed
          * and has said why on the stderr we share. */
         close(fds[1]);
-        if (read(fds[0], &ok, 1) == 1) {
-            exit(0);
-        }
         waitpid(pid, NULL, 0);
-        exit(1);
+        exit(read(fds[0], &ok, 1) == 1 ? 0 : 1);
     }
+    /* As QEMU: a new session, then a second fork so that the daemon is no
+     * session leader and never gets a controlling terminal. */
     close(fds[0]);
-    ready_fd = fds[1];
     setsid();
+    pid = fork();
+    if (pid < 0) {
+        error_report("cannot daemonize: %s", strerror(errno));
+        _exit(1);
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    ready_fd = fds[1];
 }
 
 void daemon_ready(void)

@@ -20,11 +20,12 @@ void daemon_cli_scan(int argc, char **argv, DaemonOptions *opts);
  * ("<option> <arg>: <message>") and returns false. */
 bool daemon_cli_process(int argc, char **argv);
 
-/* Forks; the parent waits until the child calls daemon_ready() and exits
- * 0 then, or 1 if the child dies first (it reported its error). */
+/* Forks twice (new session, no session leader); the parent waits until
+ * the daemon calls daemon_ready() and exits 0 then, or 1 if the daemon
+ * dies first (it reported its error on the shared stderr). */
 void daemon_fork(void);
-/* Startup done: the daemonized child detaches (setsid done at fork,
- * chdir "/", stdio to /dev/null) and lets the parent exit. */
+/* Startup done: the daemon detaches (chdir "/", stdio to /dev/null) and
+ * lets the parent exit. */
 void daemon_ready(void);
 /* Writes and locks the pidfile (absolute path kept for removal). */
 bool daemon_write_pidfile(const char *path, GError **errp);
