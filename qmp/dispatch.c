@@ -334,6 +334,8 @@ QblkJson *coroutine_fn qmp_co_run_command(const char *name, const QblkJson *args
 {
     const QmpCommandDef *cmd = qmp_schema_command(name);
     g_autoptr(QblkJson) empty = qblk_json_object();
+    g_autoptr(GError) err = NULL;
+    QblkJson *ret;
 
     if (!cmd || !cmd->fn) {
         qblk_error_set_code(errp, QBLK_ERROR_COMMAND_NOT_FOUND,
@@ -346,7 +348,15 @@ QblkJson *coroutine_fn qmp_co_run_command(const char *name, const QblkJson *args
     if (!qmp_check_args(cmd, args, errp)) {
         return NULL;
     }
-    return cmd->fn(args, errp);
+    ret = cmd->fn(args, &err);
+    if (!ret && !err) {
+        /* A handler bug; the client still gets a well-formed error. */
+        qblk_error_set(&err, "The command %s failed without a reason", name);
+    }
+    if (!ret) {
+        g_propagate_error(errp, g_steal_pointer(&err));
+    }
+    return ret;
 }
 
 /* The top level of a request: QEMU's checks, in QEMU's order. Returns the
