@@ -10,10 +10,11 @@
 #include "util/error.h"
 #include "util/json.h"
 
-/* QEMU's limits: one token at most 64 MiB, one message at most 2 Mi
- * tokens, nesting at most 1024 levels. Past one of them the message so far
- * is dropped with an error and splitting goes on with the next byte, so a
- * client's memory use stays bounded by the limits. */
+/* QEMU's limits: a message's tokens at most 64 MiB in all (so one token
+ * too), at most 2 Mi tokens, nesting at most 1024 levels. Past one of them
+ * the message so far is dropped with QEMU's error ("JSON token size limit
+ * exceeded", "... count ...", "JSON nesting depth limit exceeded") and
+ * splitting goes on, so a client's memory use stays bounded. */
 #define QMP_JSON_MAX_TOKEN_SIZE  (64u << 20)
 #define QMP_JSON_MAX_TOKEN_COUNT (2u << 20)
 #define QMP_JSON_MAX_NESTING     1024

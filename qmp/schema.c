@@ -305,11 +305,6 @@ static void resolve_type(QmpType *t)
     }
 }
 
-static void resolve_one(gpointer key, gpointer value, gpointer opaque)
-{
-    resolve_type(value);
-}
-
 void qmp_schema_finish(void)
 {
     schema_init();
@@ -338,7 +333,7 @@ void qmp_schema_finish(void)
     {
         g_autoptr(GList) types = g_hash_table_get_values(schema.types);
         for (GList *l = types; l; l = l->next) {
-            resolve_one(NULL, l->data, NULL);
+            resolve_type(l->data);
         }
     }
     for (guint i = 0; i < schema.anon_types->len; i++) {
