@@ -195,6 +195,48 @@ static bool opts_take_onoff(QblkOpts *opts, const char *key, int *out, GError **
     return true;
 }
 
+/* --chardev's QemuOpts syntax: a first element without '=' is the
+ * backend; later ones are flags ("server", "nowait"), short forms QEMU 7.2
+ * still takes with a deprecation warning, worded as QEMU's. */
+static bool chardev_opts_parse(QblkOpts *opts, const char *arg, GError **errp)
+{
+    const char *p = arg;
+
+    if (!qblk_opts_valid_list(arg)) {
+        qblk_error_set(errp, "Invalid option list: %s", arg);
+        return false;
+    }
+    for (bool first = true; *p; first = false) {
+        size_t len = strcspn(p, "=,");
+        bool flag = p[len] != '=';
+        g_autofree char *key = NULL, *value = NULL;
+
+        if (first && flag) {
+            /* The backend name, ",," standing for a comma. */
+            GString *name = g_string_new(NULL);
+            while (*p && (*p != ',' || p[1] == ',')) {
+                g_string_append_c(name, *p);
+                p += *p == ',' ? 2 : 1;
+            }
+            key = g_string_free(name, FALSE);
+            qblk_opts_set(opts, "backend", key);
+        } else {
+            p = qblk_opts_next_element(p, &key, &value);
+            if (flag) {
+                g_autofree char *written = g_strndup(p - len, len);
+                fprintf(stderr, "%s: --chardev %s: warning: short-form boolean option '%s' "
+                        "deprecated\nPlease use %s=%s instead\n", qblk_progname(), arg,
+                        written, key, value);
+            }
+            qblk_opts_set(opts, key, value);
+        }
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return true;
+}
+
 static bool process_chardev(const char *arg, GError **errp)
 {
     g_autoptr(QblkOpts) opts = qblk_opts_new();
@@ -203,7 +245,7 @@ static bool process_chardev(const char *arg, GError **errp)
     guint n;
     g_autofree const char **keys = NULL;
 
-    if (!qblk_opts_parse(opts, arg, "backend", errp)) {
+    if (!chardev_opts_parse(opts, arg, errp)) {
         return false;
     }
     backend = qblk_opts_take(opts, "backend");
@@ -223,8 +265,18 @@ static bool process_chardev(const char *arg, GError **errp)
         return false;
     }
     if (!backend || strcmp(backend, "socket") != 0) {
-        qblk_error_set(errp, "chardev backend '%s' is not supported (only 'socket')",
-                       backend ? backend : "");
+        static const char *const qemu_backends[] = {
+            "braille", "dbus", "file", "memory", "msmouse", "mux", "null", "parallel",
+            "pipe", "pty", "qemu-vdagent", "ringbuf", "serial", "spiceport", "spicevmc",
+            "stdio", "testdev", "udp", "vc", NULL,
+        };
+        if (backend && g_strv_contains(qemu_backends, backend)) {
+            qblk_error_set(errp, "chardev backend '%s' is not supported (only 'socket')",
+                           backend);
+        } else {
+            qblk_error_set(errp, "'%s' is not a valid char driver name",
+                           backend ? backend : "");
+        }
         return false;
     }
     if (!path) {
