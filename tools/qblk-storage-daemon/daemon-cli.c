@@ -260,23 +260,25 @@ static bool process_chardev(const char *arg, GError **errp)
         qblk_error_set(errp, "Invalid parameter '%s'", keys[0]);
         return false;
     }
-    if (!id) {
-        qblk_error_set(errp, "chardev: no id specified");
-        return false;
-    }
     if (!backend || strcmp(backend, "socket") != 0) {
         static const char *const qemu_backends[] = {
             "braille", "dbus", "file", "memory", "msmouse", "mux", "null", "parallel",
             "pipe", "pty", "qemu-vdagent", "ringbuf", "serial", "spiceport", "spicevmc",
             "stdio", "testdev", "udp", "vc", NULL,
         };
-        if (backend && g_strv_contains(qemu_backends, backend)) {
-            qblk_error_set(errp, "chardev backend '%s' is not supported (only 'socket')",
-                           backend);
-        } else {
+        if (!backend || !g_strv_contains(qemu_backends, backend)) {
             qblk_error_set(errp, "'%s' is not a valid char driver name",
                            backend ? backend : "");
+            return false;
         }
+    }
+    /* QEMU's order: the backend's name, the id, then the backend's options. */
+    if (!id) {
+        qblk_error_set(errp, "chardev: no id specified");
+        return false;
+    }
+    if (strcmp(backend, "socket") != 0) {
+        qblk_error_set(errp, "chardev backend '%s' is not supported (only 'socket')", backend);
         return false;
     }
     if (!path) {
