@@ -12,17 +12,11 @@
 #include "qmp/schema.h"
 #include "util/main-loop.h"
 
-/* The job core may not be linked in yet (it lands on its own branch):
- * a weak reference is NULL then, and shutdown has no jobs to cancel. */
-#pragma weak job_co_cancel_all
-
 static void coroutine_fn shutdown_co_entry(void *opaque)
 {
     bool *done = opaque;
 
-    if (job_co_cancel_all) {
-        job_co_cancel_all();
-    }
+    job_co_cancel_all();
     qmp_co_blockdev_close_all();
     *done = true;
 }
