@@ -221,6 +221,9 @@ def test_cli():
         (['--bogus'], b"unrecognized option '--bogus'"),
         (['extra'], b'extra: Unexpected argument'),
         (['--blockdev', '{'], b'--blockdev {: JSON parse error, premature EOI'),
+        # the JSON form goes through blockdev-add's schema check
+        (['--blockdev', '{"driver":"raw","file":{"driver":"file","filename":"x","bogus":1}}'],
+         b"Parameter 'file.bogus' is unexpected"),
     ]
     for args, msg in cases:
         r = subprocess.run([DAEMON, *args], stderr=subprocess.PIPE, timeout=20)
@@ -231,7 +234,41 @@ def test_cli():
     check(r.returncode == 0 and b'--blockdev' in r.stdout, '-h')
 
 
+def test_blockdev():
+    """Both --blockdev forms, then a client that hangs up right after a
+    blockdev-add (a command that yields), then SIGTERM with nodes open."""
+    img = os.path.join(TMP, 'n.raw')
+    img1 = os.path.join(TMP, 'n1.raw')
+    for path in (img, img1):
+        with open(path, 'wb') as f:
+            f.truncate(1 << 20)
+    proc, sock = start('--blockdev', 'driver=file,node-name=f0,filename=%s' % img,
+                       '--blockdev', '{"driver": "raw", "node-name": "r0", "file": "f0"}')
+    a = Client(sock)
+    a.recv()
+    a.cmd('qmp_capabilities')
+    names = [n['node-name'] for n in a.cmd('query-named-block-nodes')['return']]
+    check(sorted(names) == ['f0', 'r0'], '--blockdev nodes: %r' % names)
+    b = Client(sock)
+    b.recv()
+    b.cmd('qmp_capabilities')
+    # started as soon as it is read, so it runs when the hang-up is seen
+    b.send_raw(b'{"execute":"blockdev-add","arguments":'
+               b'{"driver":"file","node-name":"f1","filename":"%s"}}' % img1.encode())
+    b.close()
+    names = []
+    for _ in range(100):
+        names = [n['node-name'] for n in a.cmd('query-named-block-nodes')['return']]
+        if 'f1' in names:
+            break
+        time.sleep(0.02)
+    check('f1' in names, 'the command of a client that hung up completed: %r' % names)
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=20) == 0, 'SIGTERM with nodes open exits 0')
+
+
 test_protocol()
+test_blockdev()
 test_daemonize()
 test_signals()
 test_cli()
