@@ -161,6 +161,16 @@ static int stream_handle_failures(StreamJob *s, int *error)
     return 0;
 }
 
+/* Before the job idles (a rate-limit sleep, a pause), what it copied is
+ * made durable and referenced: formats batch the table updates of copied
+ * clusters until a flush, and a daemon killed while the job idles must
+ * not leave those clusters leaked. A failure here is the next flush's to
+ * report. */
+static void coroutine_fn stream_co_settle(StreamJob *s)
+{
+    bdrv_co_flush(s->top);
+}
+
 static int coroutine_fn stream_run(Job *job, GError **errp)
 {
     StreamJob *s = (StreamJob *)job;
@@ -194,6 +204,9 @@ static int coroutine_fn stream_run(Job *job, GError **errp)
             stream_co_wait_workers(s, 0);
             if (s->failed->len) {
                 continue;
+            }
+            if (job_should_pause(job)) {
+                stream_co_settle(s);
             }
         }
         if (job_is_cancelled(job)) {
@@ -243,6 +256,7 @@ static int coroutine_fn stream_run(Job *job, GError **errp)
             }
             job_progress_update(job, r.bytes);
             job_ratelimit_account(job, r.bytes);
+            stream_co_settle(s);
             job_co_ratelimit_sleep(job);
         } else {
             stream_co_dispatch(s, r);
