@@ -127,6 +127,9 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$ASAN_BUILD tests/diff/run" \
              "$BUILD python3 tests/fuzz/never-worse.py $BUILD 1 40" \
              "$ASAN_BUILD python3 tests/fuzz/never-worse.py $ASAN_BUILD 1001 1015" \
+             "$BUILD python3 tests/daemon/smoke.py $BUILD/qblk-storage-daemon" \
+             "$ASAN_BUILD python3 tests/daemon/smoke.py $ASAN_BUILD/qblk-storage-daemon" \
+             "$BUILD python3 tests/qmp/check" "$ASAN_BUILD python3 tests/qmp/check" \
              "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
@@ -143,6 +146,14 @@ for fmt in raw qed qcow2; do
         skip=$((skip + 1))
     fi
 done
+
+# The QMP goldens were made with qemu-storage-daemon 7.2: rerun them with it.
+if [ -x /usr/bin/qemu-storage-daemon ]; then
+    run_suite "$BUILD" python3 tests/qmp/check -oracle
+else
+    echo "== tests/qmp/check -oracle: skipped, QEMU's qemu-storage-daemon not installed"
+    skip=$((skip + 1))
+fi
 
 # The fuzz targets' corpora, replayed by both builds, one test per file
 # (libFuzzer itself runs with `make fuzz`, clang only). tests/fuzz/found
