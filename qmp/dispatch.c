@@ -1,13 +1,12 @@
 /* The dispatcher: checks a request's shape and its arguments against the
  * schema with QEMU 7.2's messages and paths, runs the command's handler
- * and builds the reply. Also the registration entry point and the
- * argument readers the command files use. */
+ * and builds the reply. Also the registration entry point. */
 #include <string.h>
 
 #include "qmp/dispatch.h"
 #include "util/cutils.h"
 
-/* ----- Registration and argument readers ----- */
+/* ----- Registration ----- */
 
 void qmp_register_commands(const QmpCommand *cmds, size_t n)
 {
@@ -18,44 +17,6 @@ void qmp_register_commands(const QmpCommand *cmds, size_t n)
         }
         def->fn = cmds[i].fn;
     }
-}
-
-bool qmp_arg_has(const QblkJson *args, const char *name)
-{
-    return qblk_json_get(args, name) != NULL;
-}
-
-const char *qmp_arg_str(const QblkJson *args, const char *name)
-{
-    QblkJson *v = qblk_json_get(args, name);
-
-    return v && qblk_json_type(v) == QBLK_JSON_STRING ? qblk_json_get_string(v) : NULL;
-}
-
-int64_t qmp_arg_int(const QblkJson *args, const char *name, int64_t def)
-{
-    QblkJson *v = qblk_json_get(args, name);
-
-    return v ? qblk_json_get_int(v) : def;
-}
-
-bool qmp_arg_bool(const QblkJson *args, const char *name, bool def)
-{
-    QblkJson *v = qblk_json_get(args, name);
-
-    return v ? qblk_json_get_bool(v) : def;
-}
-
-int qmp_arg_enum(const QblkJson *args, const char *name, const char *const *names, int def)
-{
-    const char *s = qmp_arg_str(args, name);
-
-    for (int i = 0; s && names[i]; i++) {
-        if (!strcmp(names[i], s)) {
-            return i;
-        }
-    }
-    return def;
 }
 
 /* ----- The argument check ----- */
