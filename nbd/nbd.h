@@ -1,0 +1,58 @@
+/* The NBD server: exports (a named view of a node) and a server listening
+ * on a unix socket or TCP address, serving clients on the event loop. */
+#ifndef QBLK_NBD_H
+#define QBLK_NBD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include "qblk/block.h"
+
+typedef struct NbdServer NbdServer;
+typedef struct NbdExport NbdExport;
+
+typedef struct NbdExportOptions {
+    const char *name;           /* required; "" is a valid name */
+    const char *description;    /* NULL: none */
+    bool writable;
+    bool allocation_depth;      /* offer qemu:allocation-depth */
+    bool writethrough;          /* every write is FUA (cache=writethrough) */
+    /* Copy-on-read for the export's life (qblk's own): every READ reads
+     * through the node (holes too) so its overlay fills. CACHE requests
+     * copy up in any case where the node can (QEMU's prefetch). */
+    bool copy_on_read;
+} NbdExportOptions;
+
+typedef struct NbdServerOptions {
+    const char *unix_path;      /* one of unix_path or host/port */
+    const char *host;           /* NULL: any */
+    const char *port;           /* NULL: 10809 */
+    int max_connections;        /* 0: unlimited */
+    /* Called (in the loop) when a client disconnects and none is left;
+     * qblk-nbd without --persistent exits there. */
+    void (*last_client_gone)(void *opaque);
+    void *opaque;
+} NbdServerOptions;
+
+/* Starts listening. NULL with *errp set on failure. */
+NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp);
+/* Disconnects every client (their requests in flight finish first, in the
+ * event loop), removes every export and stops listening. Must not be
+ * called from a coroutine of this server. */
+void nbd_server_stop(NbdServer *srv);
+/* Clients connected now. */
+unsigned nbd_server_client_count(NbdServer *srv);
+
+/* Adds an export of bs (takes a reference to bs). NULL with *errp set if
+ * the name is taken or too long, or writable on a read-only node. */
+NbdExport *nbd_export_add(NbdServer *srv, BlockDriverState *bs,
+                          const NbdExportOptions *opts, GError **errp);
+NbdExport *nbd_export_find(NbdServer *srv, const char *name);
+/* Whether clients use the export now (block-export-del "safe" refuses). */
+bool nbd_export_in_use(NbdExport *exp);
+/* Removes the export: new clients no longer find it; the clients using it
+ * are disconnected (hard), and its node reference is dropped when the last
+ * of them is gone. */
+void nbd_export_remove(NbdExport *exp);
+
+#endif

@@ -1,0 +1,457 @@
+/* NBD transmission: the receive loop of one client and one coroutine per
+ * request, replies (simple or structured) sent as requests finish, so a
+ * connection's requests are answered out of order. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include "nbd/internal.h"
+
+typedef struct NbdRequestCtx {
+    NbdClient *c;
+    NbdRequest req;
+    uint8_t *data;          /* WRITE payload */
+} NbdRequestCtx;
+
+/* errno to the wire, as QEMU 7.2 maps it. */
+static uint32_t wire_errno(int err)
+{
+    switch (err) {
+    case 0: return 0;
+    case EPERM: case EROFS: return NBD_EPERM;
+    case EIO: return NBD_EIO;
+    case ENOMEM: return NBD_ENOMEM;
+    case EDQUOT: case EFBIG: case ENOSPC: return NBD_ENOSPC;
+    case EOVERFLOW: return NBD_EOVERFLOW;
+    case ENOTSUP: return NBD_ENOTSUP;
+    case ESHUTDOWN: return NBD_ESHUTDOWN;
+    default: return NBD_EINVAL;
+    }
+}
+
+static int coroutine_fn send_locked(NbdClient *c, const void *h, size_t hl,
+                                    const void *d, size_t dl)
+{
+    int ret;
+
+    qco_mutex_lock(&c->send_lock);
+    ret = nbd_co_send(c, h, hl, d, dl);
+    qco_mutex_unlock(&c->send_lock);
+    return ret;
+}
+
+static int coroutine_fn send_simple(NbdClient *c, uint64_t handle, int err,
+                                    const void *data, size_t len)
+{
+    uint8_t h[NBD_SIMPLE_REPLY_SIZE];
+
+    nbd_put32(h, NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32(h + 4, wire_errno(err));
+    nbd_put64(h + 8, handle);
+    return send_locked(c, h, sizeof(h), err ? NULL : data, len);
+}
+
+/* One structured chunk: header, then `fixed` (the chunk's own fields),
+ * then data; payload length is their sum. */
+static int coroutine_fn send_chunk(NbdClient *c, uint64_t handle, uint16_t flags,
+                                   uint16_t type, const uint8_t *fixed, size_t flen,
+                                   const void *data, size_t dlen)
+{
+    uint8_t h[NBD_CHUNK_HEADER_SIZE + 16];
+
+    nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+    nbd_put16(h + 4, flags);
+    nbd_put16(h + 6, type);
+    nbd_put64(h + 8, handle);
+    nbd_put32(h + 16, flen + dlen);
+    memcpy(h + NBD_CHUNK_HEADER_SIZE, fixed, flen);
+    return send_locked(c, h, NBD_CHUNK_HEADER_SIZE + flen, data, dlen);
+}
+
+/* A failed request: an ERROR chunk with the message to a structured
+ * client, a simple reply otherwise. */
+static int coroutine_fn send_error(NbdClient *c, uint64_t handle, int err, const char *msg)
+{
+    uint8_t f[6];
+
+    if (!c->structured) {
+        return send_simple(c, handle, err, NULL, 0);
+    }
+    nbd_put32(f, wire_errno(err));
+    nbd_put16(f + 4, strlen(msg));
+    return send_chunk(c, handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, f, 6,
+                      msg, strlen(msg));
+}
+
+static int coroutine_fn send_result(NbdClient *c, uint64_t handle, int ret)
+{
+    if (ret < 0) {
+        return send_error(c, handle, -ret, g_strerror(-ret));
+    }
+    return send_simple(c, handle, 0, NULL, 0);
+}
+
+/* ----- Commands ----- */
+
+/* Structured READ: zero ranges (by block status through the chain) go
+ * out as OFFSET_HOLE unread, the rest as OFFSET_DATA. */
+static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, uint8_t *buf)
+{
+    BlockDriverState *bs = c->exp->bs;
+    uint64_t off = r->offset, end = r->offset + r->length;
+    /* A copy-on-read node must see every read, holes included: that is
+     * what fills its overlay (zeroes as zero clusters). */
+    bool cor = c->exp->copy_on_read;
+    uint8_t f[12];
+    int ret;
+
+    if (r->length == 0) {
+        return send_chunk(c, r->handle, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE,
+                          NULL, 0, NULL, 0);
+    }
+    while (off < end) {
+        int64_t pnum = end - off;
+        bool zero = false;
+        uint16_t done;
+
+        if (!(r->flags & NBD_CMD_FLAG_DF) && !cor) {
+            ret = bdrv_co_block_status_above(bs, NULL, off, end - off, &pnum);
+            if (ret < 0) {
+                return send_error(c, r->handle, -ret, "block status failed");
+            }
+            if (pnum <= 0 || pnum > (int64_t)(end - off)) {
+                pnum = end - off;
+            }
+            zero = ret & BDRV_BLOCK_ZERO;
+        }
+        done = off + pnum == end ? NBD_REPLY_FLAG_DONE : 0;
+        nbd_put64(f, off);
+        if (zero) {
+            nbd_put32(f + 8, pnum);
+            ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_HOLE, f, 12, NULL, 0);
+        } else {
+            uint8_t *p = buf + (off - r->offset);
+            ret = bdrv_co_pread(bs, off, pnum, p, 0);
+            if (ret < 0) {
+                return send_error(c, r->handle, -ret, "reading from file failed");
+            }
+            ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_DATA, f, 8, p, pnum);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        off += pnum;
+    }
+    return 0;
+}
+
+static int coroutine_fn co_read(NbdClient *c, const NbdRequest *r)
+{
+    g_autofree uint8_t *buf = g_try_malloc(r->length ? r->length : 1);
+    int ret;
+
+    if (!buf) {
+        return send_error(c, r->handle, ENOMEM, "out of memory");
+    }
+    if (r->flags & NBD_CMD_FLAG_FUA) {
+        ret = bdrv_co_flush(c->exp->bs);
+        if (ret < 0) {
+            return send_result(c, r->handle, ret);
+        }
+    }
+    if (c->structured) {
+        return co_read_structured(c, r, buf);
+    }
+    ret = bdrv_co_pread(c->exp->bs, r->offset, r->length, buf, 0);
+    return send_simple(c, r->handle, ret < 0 ? -ret : 0, buf, r->length);
+}
+
+/* CACHE: a prefetch read that copies up through copy-on-read where the
+ * node can (QEMU's choice), so an overlay fills without data sent. */
+static int coroutine_fn co_cache(NbdClient *c, const NbdRequest *r)
+{
+    BlockDriverState *bs = c->exp->bs;
+    BlockCapabilities caps;
+    g_autofree uint8_t *buf = g_try_malloc(r->length ? r->length : 1);
+    int ret;
+
+    if (!buf) {
+        return send_error(c, r->handle, ENOMEM, "out of memory");
+    }
+    bdrv_get_capabilities(bs, &caps);
+    ret = bdrv_co_pread(bs, r->offset, r->length, buf,
+                        caps.copy_on_read && !bdrv_is_read_only(bs) ?
+                        BDRV_REQ_COPY_ON_READ : 0);
+    return send_result(c, r->handle, ret);
+}
+
+static int coroutine_fn co_write_zeroes(NbdClient *c, const NbdRequest *r)
+{
+    BdrvRequestFlags flags = 0;
+    BlockCapabilities caps;
+
+    if (!(r->flags & NBD_CMD_FLAG_NO_HOLE)) {
+        flags |= BDRV_REQ_MAY_UNMAP;
+    }
+    if (r->flags & NBD_CMD_FLAG_FUA || c->exp->writethrough) {
+        flags |= BDRV_REQ_FUA;
+    }
+    if (r->flags & NBD_CMD_FLAG_FAST_ZERO) {
+        bdrv_get_capabilities(c->exp->bs, &caps);
+        if (!caps.fast_zero) {
+            return send_error(c, r->handle, ENOTSUP, "writing to file failed");
+        }
+        flags |= BDRV_REQ_NO_FALLBACK;
+    }
+    return send_result(c, r->handle,
+                       bdrv_co_pwrite_zeroes(c->exp->bs, r->offset, r->length, flags));
+}
+
+static int coroutine_fn co_trim(NbdClient *c, const NbdRequest *r)
+{
+    int ret = bdrv_co_pdiscard(c->exp->bs, r->offset, r->length);
+
+    if (ret >= 0 && (r->flags & NBD_CMD_FLAG_FUA)) {
+        ret = bdrv_co_flush(c->exp->bs);
+    }
+    return send_result(c, r->handle, ret);
+}
+
+/* ----- Block status ----- */
+
+/* The allocation depth at off: 1 for bs itself, 2 for its backing, ...,
+ * 0 when no layer has it; *pnum bytes share it. */
+static int coroutine_fn depth_at(BlockDriverState *bs, int64_t off, int64_t bytes,
+                                 int64_t *pnum)
+{
+    int depth = 1;
+
+    for (; bs; bs = bdrv_backing(bs), depth++) {
+        int64_t n;
+        int ret = bdrv_co_is_allocated(bs, off, bytes, &n);
+        if (ret < 0) {
+            return ret;
+        }
+        if (n <= 0) {
+            break;          /* off lies past this layer's end: nothing below counts */
+        }
+        if (ret) {
+            *pnum = n;
+            return depth;
+        }
+        bytes = n;
+    }
+    *pnum = bytes;
+    return 0;
+}
+
+/* Most extents in one BLOCK_STATUS chunk (QEMU caps its replies too). */
+#define NBD_MAX_EXTENTS (1 << 16)
+
+/* Fills extents (length, flags pairs) for one context; merges runs with
+ * equal flags. Returns the count or -errno. */
+static int coroutine_fn collect_extents(NbdClient *c, const NbdRequest *r, bool depth,
+                                        uint8_t *out, int max)
+{
+    BlockDriverState *bs = c->exp->bs;
+    uint64_t off = r->offset, end = MIN(r->offset + (uint64_t)r->length, c->exp->size);
+    int n = 0;
+    uint32_t last_flags = 0;
+
+    while (off < end) {
+        int64_t pnum = 0;
+        uint32_t flags;
+        int ret = depth ? depth_at(bs, off, end - off, &pnum)
+                        : bdrv_co_block_status_above(bs, NULL, off, end - off, &pnum);
+        if (ret < 0) {
+            return ret;
+        }
+        if (pnum <= 0 || pnum > (int64_t)(end - off)) {
+            pnum = end - off;
+        }
+        flags = depth ? (uint32_t)ret
+                      : (ret & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
+                        (ret & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
+        if (n && flags == last_flags) {
+            nbd_put32(out + 8 * (n - 1), nbd_get32(out + 8 * (n - 1)) + pnum);
+        } else if (n == max) {
+            break;
+        } else {
+            nbd_put32(out + 8 * n, pnum);
+            nbd_put32(out + 8 * n + 4, flags);
+            n++;
+            last_flags = flags;
+        }
+        off += pnum;
+        if (r->flags & NBD_CMD_FLAG_REQ_ONE) {
+            break;
+        }
+    }
+    return n;
+}
+
+static int coroutine_fn co_block_status(NbdClient *c, const NbdRequest *r)
+{
+    bool want[2] = { c->meta_base, c->meta_depth };
+    uint32_t ids[2] = { NBD_META_ID_BASE_ALLOCATION, NBD_META_ID_ALLOCATION_DEPTH };
+    int max = r->flags & NBD_CMD_FLAG_REQ_ONE ? 1 : NBD_MAX_EXTENTS;
+    g_autofree uint8_t *ext = g_malloc(8 * (size_t)max);
+    int last = want[1] ? 1 : 0;
+
+    for (int i = 0; i <= last; i++) {
+        uint8_t id[4];
+        int n, ret;
+
+        if (!want[i]) {
+            continue;
+        }
+        n = collect_extents(c, r, i == 1, ext, max);
+        if (n < 0) {
+            return send_error(c, r->handle, -n, "block status failed");
+        }
+        nbd_put32(id, ids[i]);
+        ret = send_chunk(c, r->handle, i == last ? NBD_REPLY_FLAG_DONE : 0,
+                         NBD_REPLY_TYPE_BLOCK_STATUS, id, 4, ext, 8 * (size_t)n);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* ----- Validation and dispatch ----- */
+
+static const uint16_t allowed_flags[] = {
+    [NBD_CMD_READ] = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF,
+    [NBD_CMD_WRITE] = NBD_CMD_FLAG_FUA,
+    [NBD_CMD_DISC] = NBD_CMD_FLAG_FUA,
+    [NBD_CMD_FLUSH] = NBD_CMD_FLAG_FUA,
+    [NBD_CMD_TRIM] = NBD_CMD_FLAG_FUA,
+    [NBD_CMD_CACHE] = NBD_CMD_FLAG_FUA,
+    [NBD_CMD_WRITE_ZEROES] = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO,
+    [NBD_CMD_BLOCK_STATUS] = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE,
+};
+
+/* NULL when the request may run, else the message of its EINVAL (QEMU
+ * 7.2 answers every validation failure with EINVAL). */
+static char *validate(NbdClient *c, const NbdRequest *r)
+{
+    NbdExport *exp = c->exp;
+
+    if (r->type > NBD_CMD_BLOCK_STATUS) {
+        return g_strdup_printf("invalid request type (%u) received", r->type);
+    }
+    if (r->flags & ~allowed_flags[r->type] ||
+        (r->flags & NBD_CMD_FLAG_DF && !c->structured)) {
+        return g_strdup_printf("unsupported flags for command %u (got 0x%x)", r->type,
+                               r->flags);
+    }
+    if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_CACHE) &&
+        r->length > NBD_MAX_BUFFER_SIZE) {
+        return g_strdup_printf("len (%" PRIu32 ") is larger than max len (%u)",
+                               r->length, NBD_MAX_BUFFER_SIZE);
+    }
+    if (!exp->writable && (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM ||
+                           r->type == NBD_CMD_WRITE_ZEROES)) {
+        return g_strdup("Export is read-only");
+    }
+    if (r->type != NBD_CMD_FLUSH && r->type != NBD_CMD_DISC &&
+        (r->offset > exp->size || r->length > exp->size - r->offset)) {
+        return g_strdup_printf("operation past EOF; From: %" PRIu64 ", Len: %" PRIu32
+                               ", Size: %" PRIu64, r->offset, r->length, exp->size);
+    }
+    if (r->type == NBD_CMD_BLOCK_STATUS) {
+        if (!r->length) {
+            return g_strdup("need non-zero length");
+        }
+        if (!c->meta_base && !c->meta_depth) {
+            return g_strdup("CMD_BLOCK_STATUS not negotiated");
+        }
+    }
+    return NULL;
+}
+
+static void coroutine_fn request_co_run(void *opaque)
+{
+    NbdRequestCtx *ctx = opaque;
+    NbdClient *c = ctx->c;
+    const NbdRequest *r = &ctx->req;
+    BlockDriverState *bs = c->exp->bs;
+    g_autofree char *err = validate(c, r);
+
+    if (err) {
+        send_error(c, r->handle, EINVAL, err);
+    } else {
+        switch (r->type) {
+        case NBD_CMD_READ:
+            co_read(c, r);
+            break;
+        case NBD_CMD_WRITE:
+            send_result(c, r->handle, bdrv_co_pwrite(bs, r->offset, r->length, ctx->data,
+                                                     r->flags & NBD_CMD_FLAG_FUA ||
+                                                     c->exp->writethrough ?
+                                                     BDRV_REQ_FUA : 0));
+            break;
+        case NBD_CMD_FLUSH:
+            send_result(c, r->handle, bdrv_co_flush(bs));
+            break;
+        case NBD_CMD_TRIM:
+            co_trim(c, r);
+            break;
+        case NBD_CMD_CACHE:
+            co_cache(c, r);
+            break;
+        case NBD_CMD_WRITE_ZEROES:
+            co_write_zeroes(c, r);
+            break;
+        case NBD_CMD_BLOCK_STATUS:
+            co_block_status(c, r);
+            break;
+        }
+    }
+    g_free(ctx->data);
+    g_free(ctx);
+    c->in_flight--;
+    qco_queue_next(&c->in_flight_queue);
+}
+
+void coroutine_fn nbd_co_transmission(NbdClient *c)
+{
+    uint8_t h[NBD_REQUEST_SIZE];
+
+    for (;;) {
+        NbdRequestCtx *ctx;
+        NbdRequest req;
+
+        while (c->in_flight >= NBD_MAX_IN_FLIGHT) {
+            qco_queue_wait(&c->in_flight_queue, NULL);
+        }
+        if (c->exp->removed || nbd_co_recv(c, h, sizeof(h)) < 0 ||
+            !nbd_decode_request(h, &req) || req.type == NBD_CMD_DISC) {
+            break;
+        }
+        ctx = g_new0(NbdRequestCtx, 1);
+        ctx->c = c;
+        ctx->req = req;
+        if (req.type == NBD_CMD_WRITE) {
+            /* A payload over 32 MiB is not read: the stream is lost, the
+             * client dropped (as QEMU). */
+            if (req.length > NBD_MAX_BUFFER_SIZE) {
+                g_free(ctx);
+                break;
+            }
+            ctx->data = g_malloc(req.length ? req.length : 1);
+            if (nbd_co_recv(c, ctx->data, req.length) < 0) {
+                g_free(ctx->data);
+                g_free(ctx);
+                break;
+            }
+        }
+        c->in_flight++;
+        qco_enter(qco_create(request_co_run, ctx));
+    }
+    /* DISC, end of stream or a broken header: the requests in flight
+     * still answer (or fail to), then the connection closes. */
+    while (c->in_flight) {
+        qco_queue_wait(&c->in_flight_queue, NULL);
+    }
+}
