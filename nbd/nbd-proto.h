@@ -168,18 +168,16 @@ typedef struct NbdRequest {
     uint32_t length;
 } NbdRequest;
 
-/* Decodes 28 bytes; returns false on a bad magic. */
+/* Decodes 28 bytes (all fields, so a bad request can still be answered
+ * by its handle); returns false on a bad magic. */
 static inline bool nbd_decode_request(const uint8_t *p, NbdRequest *req)
 {
-    if (nbd_get32(p) != NBD_REQUEST_MAGIC) {
-        return false;
-    }
     req->flags = nbd_get16(p + 4);
     req->type = nbd_get16(p + 6);
     req->handle = nbd_get64(p + 8);
     req->offset = nbd_get64(p + 16);
     req->length = nbd_get32(p + 24);
-    return true;
+    return nbd_get32(p) == NBD_REQUEST_MAGIC;
 }
 
 #endif

@@ -377,7 +377,9 @@ static int coroutine_fn opt_meta(NbdClient *c, uint32_t opt, const uint8_t *data
     g_autofree char *name = NULL;
     NbdExport *exp;
 
-    if (!c->structured) {
+    /* QEMU 7.2 lists contexts to any client; setting them needs
+     * structured replies. */
+    if (!list && !c->structured) {
         return send_rep_err(c, opt, NBD_REP_ERR_INVALID,
                             "request option '%s' when structured reply is not negotiated",
                             list ? "list meta context" : "set meta context");

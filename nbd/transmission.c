@@ -247,8 +247,9 @@ static int coroutine_fn depth_at(BlockDriverState *bs, int64_t off, int64_t byte
 /* Most extents in one BLOCK_STATUS chunk (QEMU caps its replies too). */
 #define NBD_MAX_EXTENTS (1 << 16)
 
-/* Fills extents (length, flags pairs) for one context; merges runs with
- * equal flags. Returns the count or -errno. */
+/* Fills at most max extents (length, flags pairs) for one context,
+ * merging runs with equal flags (so REQ_ONE's one extent covers the whole
+ * first run, as QEMU's). Returns the count or -errno. */
 static int coroutine_fn collect_extents(NbdClient *c, const NbdRequest *r, bool depth,
                                         uint8_t *out, int max)
 {
@@ -282,9 +283,6 @@ static int coroutine_fn collect_extents(NbdClient *c, const NbdRequest *r, bool 
             last_flags = flags;
         }
         off += pnum;
-        if (r->flags & NBD_CMD_FLAG_REQ_ONE) {
-            break;
-        }
     }
     return n;
 }
@@ -331,6 +329,13 @@ static const uint16_t allowed_flags[] = {
     [NBD_CMD_BLOCK_STATUS] = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE,
 };
 
+/* QEMU 7.2's text, its stray space included (seen on the wire). */
+static char *too_long_message(uint32_t len)
+{
+    return g_strdup_printf("len (%" PRIu32 " ) is larger than max len (%u)", len,
+                           NBD_MAX_BUFFER_SIZE);
+}
+
 /* NULL when the request may run, else the message of its EINVAL (QEMU
  * 7.2 answers every validation failure with EINVAL). */
 static char *validate(NbdClient *c, const NbdRequest *r)
@@ -346,9 +351,8 @@ static char *validate(NbdClient *c, const NbdRequest *r)
                                r->flags);
     }
     if ((r->type == NBD_CMD_READ || r->type == NBD_CMD_CACHE) &&
-        r->length > NBD_MAX_BUFFER_SIZE) {
-        return g_strdup_printf("len (%" PRIu32 ") is larger than max len (%u)",
-                               r->length, NBD_MAX_BUFFER_SIZE);
+        r->length > NBD_MAX_BUFFER_SIZE) {   /* WRITE's was refused on receipt */
+        return too_long_message(r->length);
     }
     if (!exp->writable && (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM ||
                            r->type == NBD_CMD_WRITE_ZEROES)) {
@@ -425,20 +429,29 @@ void coroutine_fn nbd_co_transmission(NbdClient *c)
         while (c->in_flight >= NBD_MAX_IN_FLIGHT) {
             qco_queue_wait(&c->in_flight_queue, NULL);
         }
-        if (c->exp->removed || nbd_co_recv(c, h, sizeof(h)) < 0 ||
-            !nbd_decode_request(h, &req) || req.type == NBD_CMD_DISC) {
+        if (c->exp->removed || nbd_co_recv(c, h, sizeof(h)) < 0) {
+            break;
+        }
+        /* After a bad magic or a WRITE payload over 32 MiB (left unread)
+         * the stream is lost: EINVAL, then the client is dropped (QEMU). */
+        if (!nbd_decode_request(h, &req)) {
+            g_autofree char *msg = g_strdup_printf("invalid magic (got 0x%" PRIx32 ")",
+                                                   nbd_get32(h));
+            send_error(c, req.handle, EINVAL, msg);
+            break;
+        }
+        if (req.type == NBD_CMD_DISC) {
+            break;
+        }
+        if (req.type == NBD_CMD_WRITE && req.length > NBD_MAX_BUFFER_SIZE) {
+            g_autofree char *msg = too_long_message(req.length);
+            send_error(c, req.handle, EINVAL, msg);
             break;
         }
         ctx = g_new0(NbdRequestCtx, 1);
         ctx->c = c;
         ctx->req = req;
         if (req.type == NBD_CMD_WRITE) {
-            /* A payload over 32 MiB is not read: the stream is lost, the
-             * client dropped (as QEMU). */
-            if (req.length > NBD_MAX_BUFFER_SIZE) {
-                g_free(ctx);
-                break;
-            }
             ctx->data = g_malloc(req.length ? req.length : 1);
             if (nbd_co_recv(c, ctx->data, req.length) < 0) {
                 g_free(ctx->data);

@@ -319,6 +319,7 @@ int main(int argc, char **argv)
         if (null >= 0) {
             dup2(null, STDIN_FILENO);
             dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
             close(null);
         }
     }
