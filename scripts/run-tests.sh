@@ -130,6 +130,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$BUILD python3 tests/daemon/smoke.py $BUILD/qblk-storage-daemon" \
              "$ASAN_BUILD python3 tests/daemon/smoke.py $ASAN_BUILD/qblk-storage-daemon" \
              "$BUILD python3 tests/qmp/check" "$ASAN_BUILD python3 tests/qmp/check" \
+             "$BUILD tests/nbd/run" "$ASAN_BUILD tests/nbd/run" \
              "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
