@@ -24,6 +24,8 @@ struct NbdExport {
     unsigned users;         /* clients in transmission on it */
     uint64_t size;          /* node size rounded down to 512, as QEMU */
     uint32_t min_block;     /* the node's request alignment */
+    void (*deleted)(void *opaque);
+    void *opaque;
 };
 
 struct NbdServer {
@@ -34,6 +36,7 @@ struct NbdServer {
     GHashTable *exports;    /* name -> NbdExport */
     GList *clients;
     unsigned nclients;
+    CoQueue stop_waiters;   /* nbd_co_server_stop waits for the clients */
 };
 
 typedef struct NbdClient {

@@ -21,6 +21,11 @@ typedef struct NbdExportOptions {
      * through the node (holes too) so its overlay fills. CACHE requests
      * copy up in any case where the node can (QEMU's prefetch). */
     bool copy_on_read;
+    /* Called once the export is gone for good (after nbd_export_remove,
+     * when its last client has left, or at server stop): the daemon's
+     * BLOCK_EXPORT_DELETED. May be NULL. */
+    void (*deleted)(void *opaque);
+    void *opaque;
 } NbdExportOptions;
 
 typedef struct NbdServerOptions {
@@ -36,10 +41,12 @@ typedef struct NbdServerOptions {
 
 /* Starts listening. NULL with *errp set on failure. */
 NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp);
-/* Disconnects every client (their requests in flight finish first, in the
- * event loop), removes every export and stops listening. Must not be
- * called from a coroutine of this server. */
+/* Stops listening, disconnects every client (their requests in flight
+ * finish first), removes every export and frees the server. The first
+ * runs the event loop and must not be called in a coroutine; the second
+ * is for coroutines (a QMP handler) that are not the server's own. */
 void nbd_server_stop(NbdServer *srv);
+void coroutine_fn nbd_co_server_stop(NbdServer *srv);
 /* Clients connected now. */
 unsigned nbd_server_client_count(NbdServer *srv);
 
@@ -48,6 +55,10 @@ unsigned nbd_server_client_count(NbdServer *srv);
 NbdExport *nbd_export_add(NbdServer *srv, BlockDriverState *bs,
                           const NbdExportOptions *opts, GError **errp);
 NbdExport *nbd_export_find(NbdServer *srv, const char *name);
+/* The exports now (query-block-exports); g_list_free the list only. */
+GList *nbd_server_exports(NbdServer *srv);
+const char *nbd_export_name(NbdExport *exp);
+BlockDriverState *nbd_export_bs(NbdExport *exp);
 /* Whether clients use the export now (block-export-del "safe" refuses). */
 bool nbd_export_in_use(NbdExport *exp);
 /* Removes the export: new clients no longer find it; the clients using it

@@ -123,6 +123,8 @@ NbdExport *nbd_export_add(NbdServer *srv, BlockDriverState *bs,
     exp->allocation_depth = opts->allocation_depth;
     exp->writethrough = opts->writethrough;
     exp->copy_on_read = opts->copy_on_read;
+    exp->deleted = opts->deleted;
+    exp->opaque = opts->opaque;
     if (exp->copy_on_read) {
         bdrv_enable_copy_on_read(bs);
     }
@@ -134,6 +136,21 @@ NbdExport *nbd_export_add(NbdServer *srv, BlockDriverState *bs,
     exp->bs = bs;
     g_hash_table_insert(srv->exports, exp->name, exp);
     return exp;
+}
+
+GList *nbd_server_exports(NbdServer *srv)
+{
+    return g_hash_table_get_values(srv->exports);
+}
+
+const char *nbd_export_name(NbdExport *exp)
+{
+    return exp->name;
+}
+
+BlockDriverState *nbd_export_bs(NbdExport *exp)
+{
+    return exp->bs;
 }
 
 bool nbd_export_in_use(NbdExport *exp)
@@ -152,6 +169,9 @@ static void export_free(NbdExport *exp)
         bdrv_co_unref(exp->bs);
     } else {
         bdrv_unref(exp->bs);
+    }
+    if (exp->deleted) {
+        exp->deleted(exp->opaque);
     }
     g_free(exp->name);
     g_free(exp->description);
@@ -583,6 +603,10 @@ static void coroutine_fn client_co_run(void *opaque)
     srv->nclients--;
     g_free(c->meta_export);
     g_free(c);
+    if (srv->listen_fd < 0) {           /* stopping */
+        qco_queue_restart_all(&srv->stop_waiters);
+        return;
+    }
     server_update_accepting(srv);
     if (!srv->nclients && srv->opts.last_client_gone) {
         srv->opts.last_client_gone(srv->opts.opaque);
@@ -717,17 +741,18 @@ NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp)
     srv->opts.host = srv->opts.port = NULL;
     srv->listen_fd = fd;
     srv->exports = g_hash_table_new(g_str_hash, g_str_equal);
+    qco_queue_init(&srv->stop_waiters);
     server_update_accepting(srv);
     return srv;
 }
 
-void nbd_server_stop(NbdServer *srv)
+/* Stops accepting and asks every client to go (shutdown wakes its
+ * coroutine, which finishes the requests in flight and frees it). */
+static void server_begin_stop(NbdServer *srv)
 {
-    GHashTableIter it;
-    gpointer v;
-
     if (srv->accept_watch) {
         g_source_remove(srv->accept_watch);
+        srv->accept_watch = 0;
     }
     close(srv->listen_fd);
     srv->listen_fd = -1;
@@ -738,9 +763,13 @@ void nbd_server_stop(NbdServer *srv)
     for (GList *l = srv->clients; l; l = l->next) {
         shutdown(((NbdClient *)l->data)->fd, SHUT_RDWR);
     }
-    while (srv->clients) {
-        qblk_loop_iterate(true);
-    }
+}
+
+static void server_free(NbdServer *srv)
+{
+    GHashTableIter it;
+    gpointer v;
+
     g_hash_table_iter_init(&it, srv->exports);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         export_free(v);
@@ -748,4 +777,22 @@ void nbd_server_stop(NbdServer *srv)
     g_hash_table_destroy(srv->exports);
     g_free(srv->unix_path);
     g_free(srv);
+}
+
+void nbd_server_stop(NbdServer *srv)
+{
+    server_begin_stop(srv);
+    while (srv->clients) {
+        qblk_loop_iterate(true);
+    }
+    server_free(srv);
+}
+
+void coroutine_fn nbd_co_server_stop(NbdServer *srv)
+{
+    server_begin_stop(srv);
+    while (srv->clients) {
+        qco_queue_wait(&srv->stop_waiters, NULL);
+    }
+    server_free(srv);
 }
