@@ -5,12 +5,12 @@
 #include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include "nbd/internal.h"
 #include "util/error.h"
 #include "util/main-loop.h"
+#include "util/sockets.h"
 
 /* ----- Coroutine socket I/O ----- */
 
@@ -659,35 +659,6 @@ unsigned nbd_server_client_count(NbdServer *srv)
 
 /* ----- Listening ----- */
 
-static int listen_unix(const char *path, GError **errp)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int fd;
-
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        qblk_error_set(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to create Unix socket");
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, SOMAXCONN) < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to listen on socket");
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static int listen_inet(const char *host, const char *port, GError **errp)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -729,7 +700,7 @@ NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp)
     int fd;
 
     qblk_loop_init();
-    fd = opts->unix_path ? listen_unix(opts->unix_path, errp)
+    fd = opts->unix_path ? qblk_listen_unix(opts->unix_path, SOMAXCONN, errp)
                          : listen_inet(opts->host, opts->port ? opts->port : "10809", errp);
     if (fd < 0) {
         return NULL;

@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
 
@@ -19,6 +18,7 @@
 #include "qmp/json-parse.h"
 #include "qmp/monitor.h"
 #include "util/main-loop.h"
+#include "util/sockets.h"
 
 /* A client may have this many parsed requests waiting before the monitor
  * stops reading from it (QEMU's queue length), or this much unsent
@@ -316,7 +316,6 @@ static QmpChardev *chardev_find(const char *id)
 
 bool qmp_chardev_add_socket(const char *id, const char *path, GError **errp)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     QmpChardev *cd;
     int fd;
 
@@ -325,26 +324,8 @@ bool qmp_chardev_add_socket(const char *id, const char *path, GError **errp)
         qblk_error_set(errp, "duplicate yank instance");
         return false;
     }
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        qblk_error_set(errp, "UNIX socket path '%s' is too long", path);
-        return false;
-    }
-    strcpy(addr.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = qblk_listen_unix(path, 1, errp);
     if (fd < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to create Unix socket");
-        return false;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return false;
-    }
-    if (listen(fd, 1) < 0) {
-        qblk_error_set_errno(errp, errno, "Failed to listen on socket");
-        close(fd);
-        unlink(path);
         return false;
     }
     if (!chardevs) {
