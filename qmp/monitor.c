@@ -34,8 +34,14 @@ typedef struct QmpChardev {
     char *id;
     char *path;
     int fd;
-    guint watch;                   /* accepting: a monitor is attached */
+    bool monitored;                /* a monitor is attached */
+    guint watch;                   /* accepting clients */
 } QmpChardev;
+
+/* Clients are accepted only once qmp_monitors_start() ran: until then the
+ * daemon is still opening the command line's nodes (in coroutines, with
+ * the loop running), and a command must not see a node half opened. */
+static bool monitors_started;
 
 typedef struct QmpRequest {
     QblkJson *value;
@@ -348,13 +354,28 @@ bool qmp_monitor_add(const char *chardev_id, GError **errp)
         qblk_error_set(errp, "chardev \"%s\" not found", chardev_id);
         return false;
     }
-    if (cd->watch) {
+    if (cd->monitored) {
         qblk_error_set(errp, "Device '%s' is in use", chardev_id);
         return false;
     }
     qmp_schema_finish();
-    cd->watch = g_unix_fd_add(cd->fd, G_IO_IN, chardev_accept, cd);
+    cd->monitored = true;
+    if (monitors_started) {
+        cd->watch = g_unix_fd_add(cd->fd, G_IO_IN, chardev_accept, cd);
+    }
     return true;
+}
+
+void qmp_monitors_start(void)
+{
+    monitors_started = true;
+    for (guint i = 0; chardevs && i < chardevs->len; i++) {
+        QmpChardev *cd = chardevs->pdata[i];
+
+        if (cd->monitored && !cd->watch) {
+            cd->watch = g_unix_fd_add(cd->fd, G_IO_IN, chardev_accept, cd);
+        }
+    }
 }
 
 /* ----- Events ----- */

@@ -13,8 +13,12 @@
  * replaced), as --chardev socket,id=..,path=..,server=on,wait=off. */
 bool qmp_chardev_add_socket(const char *id, const char *path, GError **errp);
 /* Serves QMP on chardev id: every client that connects gets the greeting
- * and a monitor of its own. */
+ * and a monitor of its own, from qmp_monitors_start() on (connections
+ * before it wait in the socket's backlog). */
 bool qmp_monitor_add(const char *chardev_id, GError **errp);
+/* Starts accepting clients on every monitor: the daemon calls it once its
+ * command line is processed, as QEMU's monitors serve only then. */
+void qmp_monitors_start(void);
 
 /* quit (and the daemon's signals) ask for shutdown through this; the
  * daemon's main loop polls it. */

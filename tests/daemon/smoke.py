@@ -239,6 +239,34 @@ def test_cli():
     check(r.returncode == 0 and b'--blockdev' in r.stdout, '-h')
 
 
+def test_monitor_waits_for_command_line():
+    """A client that connects at once is served only after every --blockdev
+    is open: opening yields to the event loop, and a command run in that
+    window saw nodes half opened (a stream found no backing yet)."""
+    n = 24
+    base = os.path.join(TMP, 'wb.raw')
+    with open(base, 'wb') as f:
+        f.truncate(1 << 20)
+    args = ['--blockdev', 'driver=file,node-name=wbf,filename=%s,read-only=on' % base,
+            '--blockdev', 'driver=raw,node-name=wb,file=wbf,read-only=on']
+    for i in range(n):
+        img = os.path.join(TMP, 'w%d.qcow2' % i)
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw',
+                        img], check=True)
+        args += ['--blockdev', 'driver=qcow2,node-name=w%d,backing=wb,'
+                 'file.driver=file,file.filename=%s' % (i, img)]
+    proc, sock = start(*args)
+    a = Client(sock)
+    a.recv()
+    a.cmd('qmp_capabilities')
+    nodes = a.cmd('query-named-block-nodes', {'flat': True})['return']
+    tops = [x for x in nodes if x['node-name'].startswith('w') and x['drv'] == 'qcow2']
+    check(len(tops) == n and all(x.get('backing_file') for x in tops),
+          'the first command sees every --blockdev node complete (%d of %d)' % (len(tops), n))
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=20) == 0, 'SIGTERM exits 0')
+
+
 def test_blockdev():
     """Both --blockdev forms, then a client that hangs up right after a
     blockdev-add (a command that yields), then SIGTERM with nodes open."""
@@ -273,6 +301,7 @@ def test_blockdev():
 
 
 test_protocol()
+test_monitor_waits_for_command_line()
 test_blockdev()
 test_daemonize()
 test_signals()

@@ -46,6 +46,7 @@ static void setup(void)
     sock_path = g_build_filename(dir, "qmp.sock", NULL);
     g_assert_true(qmp_chardev_add_socket("m0", sock_path, &err));
     g_assert_true(qmp_monitor_add("m0", &err));
+    qmp_monitors_start();
 }
 
 static int client_connect(void)

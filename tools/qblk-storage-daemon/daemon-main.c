@@ -60,6 +60,7 @@ int main(int argc, char **argv)
         daemon_shutdown();
         return 1;
     }
+    qmp_monitors_start();
     daemon_ready();
 
     while (!qmp_shutdown_requested()) {
