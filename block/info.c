@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "qblk/block_int.h"
+#include "qblk/info-json.h"
 
 void bdrv_image_info_free(BdrvImageInfo *info)
 {
@@ -60,4 +61,63 @@ BdrvImageInfo *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
         info->nb_snapshots = 0;
     }
     return info;
+}
+
+QblkJson *bdrv_snapshots_to_json(const BdrvSnapshotInfo *list, int n)
+{
+    QblkJson *arr = qblk_json_array();
+
+    for (int i = 0; i < n; i++) {
+        const BdrvSnapshotInfo *sn = &list[i];
+        QblkJson *o = qblk_json_object();
+
+        if (sn->icount != UINT64_MAX) {
+            qblk_json_set_int(o, "icount", (int64_t)sn->icount);
+        }
+        qblk_json_set_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
+        qblk_json_set_str(o, "name", sn->name);
+        qblk_json_set_int(o, "date-sec", sn->date_sec);
+        qblk_json_set_int(o, "date-nsec", sn->date_nsec);
+        qblk_json_set_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
+        qblk_json_set_str(o, "id", sn->id);
+        qblk_json_set_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
+        qblk_json_append(arr, o);
+    }
+    return arr;
+}
+
+QblkJson *bdrv_image_info_to_json(const BdrvImageInfo *info)
+{
+    QblkJson *obj = qblk_json_object();
+
+    qblk_json_set_str(obj, "filename", info->filename);
+    qblk_json_set_str(obj, "format", info->format);
+    if (info->has_dirty_flag) {
+        qblk_json_set_bool(obj, "dirty-flag", info->dirty_flag);
+    }
+    if (info->has_actual_size) {
+        qblk_json_set_int(obj, "actual-size", info->actual_size);
+    }
+    qblk_json_set_int(obj, "virtual-size", info->virtual_size);
+    if (info->has_cluster_size) {
+        qblk_json_set_int(obj, "cluster-size", info->cluster_size);
+    }
+    if (info->backing_filename) {
+        qblk_json_set_str(obj, "backing-filename", info->backing_filename);
+    }
+    if (info->full_backing_filename) {
+        qblk_json_set_str(obj, "full-backing-filename", info->full_backing_filename);
+    }
+    if (info->backing_filename_format) {
+        qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
+    }
+    if (info->format_specific) {
+        qblk_json_set(obj, "format-specific",
+                      qblk_json_from_specific_info(info->format_specific));
+    }
+    if (info->nb_snapshots) {
+        qblk_json_set(obj, "snapshots",
+                      bdrv_snapshots_to_json(info->snapshots, info->nb_snapshots));
+    }
+    return obj;
 }

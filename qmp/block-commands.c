@@ -9,6 +9,7 @@
 #include "qmp/qmp.h"
 #include "qmp/block-schema.h"
 #include "qblk/block.h"
+#include "qblk/info-json.h"
 #include "qblk/job.h"
 
 /* The nodes blockdev-add and --blockdev opened, each holding the open's
@@ -258,30 +259,6 @@ void coroutine_fn qmp_co_blockdev_close_all(void)
 
 /* ----- query-named-block-nodes ----- */
 
-/* SnapshotInfo list, members inserted as qemu-img's (same QAPI type). */
-static QblkJson *snapshots_json(const BdrvSnapshotInfo *list, int n)
-{
-    QblkJson *arr = qblk_json_array();
-
-    for (int i = 0; i < n; i++) {
-        const BdrvSnapshotInfo *sn = &list[i];
-        QblkJson *o = qblk_json_object();
-
-        if (sn->icount != UINT64_MAX) {
-            qblk_json_set_int(o, "icount", (int64_t)sn->icount);
-        }
-        qblk_json_set_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
-        qblk_json_set_str(o, "name", sn->name);
-        qblk_json_set_int(o, "date-sec", sn->date_sec);
-        qblk_json_set_int(o, "date-nsec", sn->date_nsec);
-        qblk_json_set_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
-        qblk_json_set_str(o, "id", sn->id);
-        qblk_json_set_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
-        qblk_json_append(arr, o);
-    }
-    return arr;
-}
-
 /* Whether bs is a filter (its data is its file child's). */
 static bool is_filter_node(BlockDriverState *bs)
 {
@@ -357,45 +334,20 @@ static QblkJson *image_info_json(BlockDriverState *bs, bool chain, int *depth)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(BdrvImageInfo) info = bdrv_query_image_info(bs, &err);
-    QblkJson *obj = qblk_json_object();
     BlockDriverState *backing = is_filter_node(bs) ? bdrv_file_child(bs) : bdrv_backing(bs);
     g_autofree char *filename = node_display_filename(bs);
+    QblkJson *obj;
 
     if (!info) {
-        return obj;
+        return qblk_json_object();
     }
+    obj = bdrv_image_info_to_json(info);
     qblk_json_set_str(obj, "filename", filename);
-    qblk_json_set_str(obj, "format", info->format);
-    if (info->has_dirty_flag) {
-        qblk_json_set_bool(obj, "dirty-flag", info->dirty_flag);
-    }
-    if (info->has_actual_size) {
-        qblk_json_set_int(obj, "actual-size", info->actual_size);
-    }
     /* QEMU counts lengths in 512-byte sectors, rounding a file's size up. */
     qblk_json_set_int(obj, "virtual-size", (info->virtual_size + 511) & ~(int64_t)511);
-    if (info->has_cluster_size) {
-        qblk_json_set_int(obj, "cluster-size", info->cluster_size);
-    }
-    if (info->backing_filename) {
-        qblk_json_set_str(obj, "backing-filename", info->backing_filename);
-    }
-    if (info->full_backing_filename) {
-        qblk_json_set_str(obj, "full-backing-filename", info->full_backing_filename);
-    }
-    if (info->backing_filename_format) {
-        qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
-    }
-    if (info->nb_snapshots) {
-        qblk_json_set(obj, "snapshots", snapshots_json(info->snapshots, info->nb_snapshots));
-    }
     if (chain && backing) {
         (*depth)++;
         qblk_json_set(obj, "backing-image", image_info_json(backing, true, depth));
-    }
-    if (info->format_specific) {
-        qblk_json_set(obj, "format-specific",
-                      qblk_json_from_specific_info(info->format_specific));
     }
     return obj;
 }

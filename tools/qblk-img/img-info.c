@@ -17,47 +17,12 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "qblk/info-json.h"
 #include "util/cutils.h"
 #include "tools/common/report.h"
 #include "util/error.h"
 #include "util/json.h"
 #include "qblk-img.h"
-
-static QblkJson *image_info_to_json(const BdrvImageInfo *info)
-{
-    QblkJson *obj = qblk_json_object();
-
-    qblk_json_set_str(obj, "filename", info->filename);
-    qblk_json_set_str(obj, "format", info->format);
-    if (info->has_dirty_flag) {
-        qblk_json_set_bool(obj, "dirty-flag", info->dirty_flag);
-    }
-    if (info->has_actual_size) {
-        qblk_json_set_int(obj, "actual-size", info->actual_size);
-    }
-    qblk_json_set_int(obj, "virtual-size", info->virtual_size);
-    if (info->has_cluster_size) {
-        qblk_json_set_int(obj, "cluster-size", info->cluster_size);
-    }
-    if (info->backing_filename) {
-        qblk_json_set_str(obj, "backing-filename", info->backing_filename);
-    }
-    if (info->full_backing_filename) {
-        qblk_json_set_str(obj, "full-backing-filename", info->full_backing_filename);
-    }
-    if (info->backing_filename_format) {
-        qblk_json_set_str(obj, "backing-filename-format", info->backing_filename_format);
-    }
-    if (info->format_specific) {
-        qblk_json_set(obj, "format-specific",
-                      qblk_json_from_specific_info(info->format_specific));
-    }
-    if (info->nb_snapshots) {
-        qblk_json_set(obj, "snapshots", img_snapshots_to_json(info->snapshots,
-                                                             info->nb_snapshots));
-    }
-    return obj;
-}
 
 static void print_human(const BdrvImageInfo *info)
 {
@@ -223,7 +188,7 @@ int img_info(int argc, char **argv)
 
         for (guint i = 0; i < infos->len; i++) {
             BdrvImageInfo *info = g_ptr_array_index(infos, i);
-            QblkJson *obj = image_info_to_json(info);
+            QblkJson *obj = bdrv_image_info_to_json(info);
 
             if (chain) {
                 qblk_json_append(doc, obj);

@@ -38,29 +38,6 @@ void img_print_snapshot_table(const BdrvSnapshotInfo *list, int n)
     }
 }
 
-QblkJson *img_snapshots_to_json(const BdrvSnapshotInfo *list, int n)
-{
-    QblkJson *arr = qblk_json_array();
-
-    for (int i = 0; i < n; i++) {
-        const BdrvSnapshotInfo *sn = &list[i];
-        QblkJson *o = qblk_json_object();
-
-        if (sn->icount != UINT64_MAX) {
-            qblk_json_set_int(o, "icount", (int64_t)sn->icount);
-        }
-        qblk_json_set_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
-        qblk_json_set_str(o, "name", sn->name);
-        qblk_json_set_int(o, "date-sec", sn->date_sec);
-        qblk_json_set_int(o, "date-nsec", sn->date_nsec);
-        qblk_json_set_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
-        qblk_json_set_str(o, "id", sn->id);
-        qblk_json_set_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
-        qblk_json_append(arr, o);
-    }
-    return arr;
-}
-
 typedef enum { SNAPSHOT_LIST, SNAPSHOT_APPLY, SNAPSHOT_CREATE, SNAPSHOT_DELETE } SnapshotAction;
 
 int img_snapshot(int argc, char **argv)

@@ -73,6 +73,5 @@ bool img_parse_output(const char *output, bool *json);
 int img_common_option(int c, char **argv);
 
 /* info's "snapshots" array. */
-QblkJson *img_snapshots_to_json(const BdrvSnapshotInfo *list, int n);
 
 #endif
