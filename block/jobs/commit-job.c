@@ -50,6 +50,24 @@ static void coroutine_fn commit_after_chunk(void *opaque, int64_t bytes, bool co
     }
 }
 
+/* on-error for one failed chunk, as QEMU's commit: report ends the job,
+ * stop pauses it (resume copies the chunk again), ignore goes on and
+ * fails the job at the end (as the stream does). */
+static int coroutine_fn commit_chunk_error(void *opaque, int ret, bool is_read)
+{
+    Job *job = opaque;
+
+    switch (job_error_action(job, is_read, -ret)) {
+    case BLOCK_ERROR_ACTION_STOP:
+        job_co_pause_point(job);
+        return job_is_cancelled(job) ? -ECANCELED : 0;
+    case BLOCK_ERROR_ACTION_IGNORE:
+        return 1;
+    default:
+        return ret;
+    }
+}
+
 static int coroutine_fn commit_run(Job *job, GError **errp)
 {
     CommitJob *s = (CommitJob *)job;
@@ -58,6 +76,7 @@ static int coroutine_fn commit_run(Job *job, GError **errp)
         .opaque = job,
         .cancel = &job->cancelled,
         .after_chunk = commit_after_chunk,
+        .chunk_error = commit_chunk_error,
     };
     int64_t len = bdrv_getlength(s->top);
     int ret;
@@ -68,11 +87,6 @@ static int coroutine_fn commit_run(Job *job, GError **errp)
     if (ret == -ECANCELED && job_is_cancelled(job)) {
         g_clear_error(errp);
         return 0;
-    }
-    if (ret < 0) {
-        /* bdrv_co_commit stops at the first error: every action but the
-         * event itself is "report". */
-        job_error_action(job, false, -ret);
     }
     return ret;
 }

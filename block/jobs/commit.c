@@ -41,17 +41,21 @@ static void coroutine_fn commit_co_release_writable_base(BlockDriverState *base,
     bdrv_co_unref(rw);
 }
 
-/* Copies one chunk [off, off+n) that is allocated above base. */
+/* Copies one chunk [off, off+n) that is allocated above base; on failure
+ * *is_read says whether reading the top failed. */
 static int coroutine_fn commit_co_chunk(BlockDriverState *top, BlockDriverState *dst,
-                                        int64_t off, int64_t n, int status, uint8_t *buf)
+                                        int64_t off, int64_t n, int status, uint8_t *buf,
+                                        bool *is_read)
 {
     int ret;
 
+    *is_read = false;
     if (status & BDRV_BLOCK_ZERO) {
         return bdrv_co_pwrite_zeroes(dst, off, n, BDRV_REQ_MAY_UNMAP);
     }
     ret = bdrv_co_pread(top, off, n, buf, 0);
     if (ret < 0) {
+        *is_read = true;
         return ret;
     }
     return buffer_is_zero(buf, n) ? bdrv_co_pwrite_zeroes(dst, off, n, BDRV_REQ_MAY_UNMAP)
@@ -65,10 +69,13 @@ static int coroutine_fn commit_co_copy(BlockDriverState *top, BlockDriverState *
 {
     int64_t chunk = opts->chunk_size > 0 ? opts->chunk_size : COMMIT_DEFAULT_CHUNK;
     g_autofree uint8_t *buf = g_malloc(chunk);
+    int skipped_error = 0;
+    int64_t skipped_at = 0;
 
     for (int64_t off = 0; off < len;) {
         int64_t n;
         int st, ret = 0;
+        bool is_read = false;
 
         if (opts->cancel && *opts->cancel) {
             qblk_error_set_errno(errp, ECANCELED, "Commit cancelled at offset %" PRId64, off);
@@ -82,7 +89,23 @@ static int coroutine_fn commit_co_copy(BlockDriverState *top, BlockDriverState *
         }
         n = MIN(n, chunk);
         if (st & BDRV_BLOCK_ALLOCATED) {
-            ret = commit_co_chunk(top, dst, off, n, st, buf);
+            ret = commit_co_chunk(top, dst, off, n, st, buf, &is_read);
+        }
+        if (ret < 0 && opts->chunk_error) {
+            int action = opts->chunk_error(opts->opaque, ret, is_read);
+
+            if (action == 0) {
+                continue;                      /* the same chunk again */
+            }
+            if (action > 0) {
+                if (!skipped_error) {
+                    skipped_error = ret;
+                    skipped_at = off;
+                }
+                ret = 0;
+            } else {
+                ret = action;
+            }
         }
         if (ret < 0) {
             qblk_error_set(errp, "Error while committing at offset %" PRId64 ": %s", off,
@@ -96,6 +119,11 @@ static int coroutine_fn commit_co_copy(BlockDriverState *top, BlockDriverState *
         if (opts->after_chunk) {
             opts->after_chunk(opts->opaque, n, (st & BDRV_BLOCK_ALLOCATED) != 0);
         }
+    }
+    if (skipped_error) {
+        qblk_error_set(errp, "Error while committing at offset %" PRId64 ": %s", skipped_at,
+                       strerror(-skipped_error));
+        return skipped_error;
     }
     return 0;
 }

@@ -622,6 +622,12 @@ typedef struct BdrvCommitOptions {
      * it covered and whether it copied anything; may yield (a job's pause
      * point and rate-limit sleep). NULL: none. */
     void coroutine_fn (*after_chunk)(void *opaque, int64_t bytes, bool copied);
+    /* Called in the commit's coroutine when a chunk failed (ret < 0,
+     * is_read: reading the top, else writing the base); may yield (a job
+     * paused until resumed). Returns 0 to copy the chunk again, 1 to skip
+     * it (the commit then fails at the end with the first such error), or
+     * a negative errno to stop now. NULL: stop at the first error. */
+    int coroutine_fn (*chunk_error)(void *opaque, int ret, bool is_read);
 } BdrvCommitOptions;
 /* Writes everything allocated above base in top's chain (top down to,
  * not including, base) into base, growing base to top's length first;

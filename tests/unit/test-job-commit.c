@@ -144,6 +144,72 @@ static void test_commit_intermediate(void)
     unit_tmpdir_remove(g_steal_pointer(&dir));
 }
 
+/* on-error with a write fault on the base: stop pauses the job (io-status
+ * failed) and the resume copies the chunk again, so the commit completes
+ * with the whole layer in base; report fails it at once; ignore goes on and
+ * fails at the end. The chain is rewired only on success. */
+static void run_commit_on_error(BlockdevOnError on_error, const char *want)
+{
+    g_autofree char *dir = unit_tmpdir_new("qblk-commitjob-XXXXXX");
+    g_autofree char *base = unit_create(dir, "raw", "base.raw", "size=4M");
+    g_autofree char *mo = g_strdup_printf("size=4M,backing_file=%s,backing_fmt=raw", base);
+    g_autofree char *mid = unit_create(dir, "qcow2", "mid.qcow2", mo);
+    g_autofree char *to = g_strdup_printf("size=4M,backing_file=%s,backing_fmt=qcow2", mid);
+    g_autofree char *top = unit_create(dir, "qed", "top.qed", to);
+    g_autofree char *optstr = g_strdup_printf("driver=qed,file.filename=%s,"
+                                              "backing.driver=qcow2,"
+                                              "backing.file.filename=%s,"
+                                              "backing.backing.driver=raw,"
+                                              "backing.backing.file.driver=blkdebug,"
+                                              "backing.backing.file.inject=write:1:EIO:once,"
+                                              "backing.backing.file.image.filename=%s",
+                                              top, mid, base);
+    g_autofree uint8_t *buf = g_malloc(MiB);
+    bool stops = on_error == BLOCKDEV_ON_ERROR_STOP;
+    BlockDriverState *bs, *t, *m, *b;
+    Start s = { 0 };
+    JobInfo info;
+
+    bs = bdrv_open(mid, NULL, BDRV_O_RDWR, NULL, NULL);
+    memset(buf, 0x22, MiB);
+    g_assert_cmpint(bdrv_pwrite(bs, MiB, MiB, buf, 0), ==, 0);
+    bdrv_unref(bs);
+    t = unit_open_opts(optstr, BDRV_O_RDWR);
+    m = bdrv_backing(t);
+    b = bdrv_backing(m);
+    g_string_truncate(event_log, 0);
+    s.commit = (CommitJobOptions) { .job = { .id = "ce", .auto_finalize = true,
+                                             .auto_dismiss = true, .on_error = on_error },
+                                    .top = m, .base = b };
+    bdrv_run_co(start_entry, &s);
+    g_assert_no_error(s.err);
+    if (stops) {
+        run_until("ce", JOB_STATUS_PAUSED);
+        job_query(s.job, &info);
+        g_assert_cmpint(info.io_status, ==, JOB_IO_STATUS_FAILED);
+        g_assert_true(info.paused);
+        g_assert_true(job_user_resume(s.job, NULL));
+    }
+    run_until("ce", JOB_STATUS_NULL);
+    g_assert_cmpstr(event_log->str, ==, want);
+    g_assert_true(stops ? bdrv_backing(t) == b : bdrv_backing(t) == m);
+    g_assert_cmpint(bdrv_pread(b, MiB, MiB, buf, 0), ==, 0);
+    g_assert_cmpint(buf[0], ==, stops ? 0x22 : 0);
+    bdrv_unref(t);
+    unit_tmpdir_remove(g_steal_pointer(&dir));
+}
+
+static void test_commit_on_error(void)
+{
+    run_commit_on_error(BLOCKDEV_ON_ERROR_STOP,
+                        "created running ERROR paused running waiting pending COMPLETED "
+                        "concluded null ");
+    run_commit_on_error(BLOCKDEV_ON_ERROR_REPORT,
+                        "created running ERROR aborting COMPLETED concluded null ");
+    run_commit_on_error(BLOCKDEV_ON_ERROR_IGNORE,
+                        "created running ERROR aborting COMPLETED concluded null ");
+}
+
 static void test_create(void)
 {
     g_autofree char *dir = unit_tmpdir_new("qblk-createjob-XXXXXX");
@@ -208,6 +274,7 @@ int main(int argc, char **argv)
     event_log = g_string_new(NULL);
     job_set_event_handler(record_event, NULL);
     g_test_add_func("/job-commit/intermediate", test_commit_intermediate);
+    g_test_add_func("/job-commit/on-error", test_commit_on_error);
     g_test_add_func("/job-create/file-qcow2-failure", test_create);
     return g_test_run();
 }
