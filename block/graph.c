@@ -5,6 +5,7 @@
 #include <string.h>
 #include "block/internal.h"
 #include "qblk/job.h"
+#include "util/cutils.h"
 
 /* Every node from bdrv_graph_add_node to bdrv_graph_remove_node, oldest
  * first (not only fully open ones: a name is taken from the start). */
@@ -38,6 +39,17 @@ BlockDriverState *bdrv_lookup_node(const char *name, GError **errp)
     return bs;
 }
 
+BlockDriverState *bdrv_lookup_bs(const char *device, const char *node, GError **errp)
+{
+    BlockDriverState *bs = node ? bdrv_find_node(node) : NULL;
+
+    if (!bs) {
+        qblk_error_set(errp, "Cannot find device='%s' nor node-name='%s'",
+                       device ? device : "", node ? node : "");
+    }
+    return bs;
+}
+
 BlockDriverState *bdrv_next_node(BlockDriverState *bs)
 {
     GList *l = bs ? g_list_find(graph_nodes, bs) : graph_nodes;
@@ -48,23 +60,9 @@ BlockDriverState *bdrv_next_node(BlockDriverState *bs)
     return l ? l->data : NULL;
 }
 
-/* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
-static bool name_wellformed(const char *name)
-{
-    if (!g_ascii_isalpha(name[0])) {
-        return false;
-    }
-    for (const char *p = name + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 bool bdrv_check_node_name(const char *name, GError **errp)
 {
-    if (!name_wellformed(name)) {
+    if (!qblk_id_wellformed(name)) {
         qblk_error_set(errp, "Invalid node-name: '%s'", name);
         return false;
     }

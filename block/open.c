@@ -254,13 +254,11 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
  * is none. */
 static BlockDriverState *take_node_reference(const char *name, GError **errp)
 {
-    BlockDriverState *bs = bdrv_find_node(name);
+    BlockDriverState *bs = bdrv_lookup_bs(name, name, errp);
 
-    if (!bs) {
-        qblk_error_set(errp, "Cannot find device='%s' nor node-name='%s'", name, name);
-        return NULL;
+    if (bs) {
+        bdrv_ref(bs);
     }
-    bdrv_ref(bs);
     return bs;
 }
 

@@ -412,24 +412,10 @@ static QblkJson *coroutine_fn qmp_query_named_block_nodes(const QblkJson *args,
 
 /* ----- block_resize ----- */
 
-/* QEMU's lookup by device or node name: qblk has no devices (BlockBackend
- * names), so only node-name finds anything; both appear in the error. */
-static BlockDriverState *lookup_device_or_node(const char *device, const char *node,
-                                               GError **errp)
-{
-    BlockDriverState *bs = node ? bdrv_find_node(node) : NULL;
-
-    if (!bs) {
-        qblk_error_set(errp, "Cannot find device='%s' nor node-name='%s'",
-                       device ? device : "", node ? node : "");
-    }
-    return bs;
-}
-
 static QblkJson *coroutine_fn qmp_block_resize(const QblkJson *args, GError **errp)
 {
     const char *device = qmp_arg_str(args, "device");
-    BlockDriverState *bs = lookup_device_or_node(device, qmp_arg_str(args, "node-name"), errp);
+    BlockDriverState *bs = bdrv_lookup_bs(device, qmp_arg_str(args, "node-name"), errp);
     int64_t size = qmp_arg_int(args, "size", 0);
     g_autoptr(GError) busy = NULL;
     BdrvUser *u;
@@ -460,11 +446,6 @@ static QblkJson *coroutine_fn qmp_block_resize(const QblkJson *args, GError **er
 
 /* ----- blockdev-snapshot, change-backing-file ----- */
 
-static BlockDriverState *lookup_same_name(const char *name, GError **errp)
-{
-    return lookup_device_or_node(name, name, errp);
-}
-
 /* The node a backing child of another node cannot be snapshotted or
  * changed under it (QEMU's op blockers). */
 static bool check_not_backing(BlockDriverState *bs, GError **errp)
@@ -483,7 +464,7 @@ static QblkJson *coroutine_fn qmp_blockdev_snapshot(const QblkJson *args, GError
 {
     BlockDriverState *old_bs, *overlay;
 
-    old_bs = lookup_same_name(qmp_arg_str(args, "node"), errp);
+    old_bs = bdrv_lookup_bs(qmp_arg_str(args, "node"), qmp_arg_str(args, "node"), errp);
     if (!old_bs || !check_not_backing(old_bs, errp)) {
         return NULL;
     }
@@ -491,7 +472,7 @@ static QblkJson *coroutine_fn qmp_blockdev_snapshot(const QblkJson *args, GError
         qblk_error_set(errp, "Could not flush '%s'", bdrv_get_node_name(old_bs));
         return NULL;
     }
-    overlay = lookup_same_name(qmp_arg_str(args, "overlay"), errp);
+    overlay = bdrv_lookup_bs(qmp_arg_str(args, "overlay"), qmp_arg_str(args, "overlay"), errp);
     if (!overlay) {
         return NULL;
     }
@@ -553,7 +534,7 @@ static QblkJson *coroutine_fn qmp_change_backing_file(const QblkJson *args, GErr
 {
     const char *device = qmp_arg_str(args, "device");
     const char *backing_file = qmp_arg_str(args, "backing-file");
-    BlockDriverState *bs = lookup_same_name(device, errp), *image;
+    BlockDriverState *bs = bdrv_lookup_bs(device, device, errp), *image;
     g_autoptr(GError) local_err = NULL;
     bool ro;
     int ret;
@@ -565,7 +546,7 @@ static QblkJson *coroutine_fn qmp_change_backing_file(const QblkJson *args, GErr
         qblk_error_set(errp, "Need a root block node");
         return NULL;
     }
-    image = lookup_device_or_node(NULL, qmp_arg_str(args, "image-node-name"), errp);
+    image = bdrv_lookup_bs(NULL, qmp_arg_str(args, "image-node-name"), errp);
     if (!image) {
         return NULL;
     }

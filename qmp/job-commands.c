@@ -80,17 +80,6 @@ static const char *const on_error_names[] = {
 
 /* ----- Lookups with QEMU's texts ----- */
 
-/* bdrv_lookup_bs(device, node): "Cannot find device='x' nor node-name='y'". */
-static BlockDriverState *lookup_node(const char *device, const char *node, GError **errp)
-{
-    BlockDriverState *bs = bdrv_find_node(node);
-
-    if (!bs) {
-        qblk_error_set(errp, "Cannot find device='%s' nor node-name='%s'", device, node);
-    }
-    return bs;
-}
-
 static bool chain_contains(BlockDriverState *top, BlockDriverState *bs)
 {
     for (BlockDriverState *p = top; p; p = bdrv_backing(p)) {
@@ -178,7 +167,7 @@ static QblkJson *coroutine_fn qmp_block_stream(const QblkJson *args, GError **er
         qblk_error_set(errp, "'bottom' and 'base-node' cannot be specified at the same time");
         return NULL;
     }
-    bs = lookup_node(device, device, errp);
+    bs = bdrv_lookup_bs(device, device, errp);
     if (!bs) {
         return NULL;
     }
@@ -195,7 +184,7 @@ static QblkJson *coroutine_fn qmp_block_stream(const QblkJson *args, GError **er
         }
     }
     if (base_node) {
-        base_bs = lookup_node("", base_node, errp);
+        base_bs = bdrv_lookup_bs("", base_node, errp);
         if (!base_bs) {
             return NULL;
         }
@@ -205,7 +194,7 @@ static QblkJson *coroutine_fn qmp_block_stream(const QblkJson *args, GError **er
         }
     }
     if (bottom) {
-        BlockDriverState *bottom_bs = lookup_node("", bottom, errp);
+        BlockDriverState *bottom_bs = bdrv_lookup_bs("", bottom, errp);
 
         if (!bottom_bs) {
             return NULL;
@@ -275,7 +264,7 @@ static QblkJson *coroutine_fn qmp_block_commit(const QblkJson *args, GError **er
         qblk_error_set(errp, "'top-node' and 'top' are mutually exclusive");
         return NULL;
     } else if (top_node) {
-        top_bs = lookup_node("", top_node, errp);
+        top_bs = bdrv_lookup_bs("", top_node, errp);
         if (!top_bs) {
             return NULL;
         }
@@ -294,7 +283,7 @@ static QblkJson *coroutine_fn qmp_block_commit(const QblkJson *args, GError **er
         qblk_error_set(errp, "'base-node' and 'base' are mutually exclusive");
         return NULL;
     } else if (base_node) {
-        base_bs = lookup_node("", base_node, errp);
+        base_bs = bdrv_lookup_bs("", base_node, errp);
         if (!base_bs) {
             return NULL;
         }
@@ -390,13 +379,14 @@ static QblkJson *coroutine_fn qmp_blockdev_create(const QblkJson *args, GError *
         o.filename = qmp_arg_str(options, "filename");
     } else {
         const char *file = qmp_arg_str(options, "file");
-        BlockDriverState *file_bs = bdrv_find_node(file);
+        g_autoptr(GError) not_found = NULL;
+        BlockDriverState *file_bs = bdrv_lookup_bs(file, file, &not_found);
 
         o.fmt = driver;
         if (file_bs) {
             o.filename = bdrv_filename(file_bs);
         } else {
-            fail = g_strdup_printf("Cannot find device='%s' nor node-name='%s'", file, file);
+            fail = g_strdup(not_found->message);
             o.fail_message = fail;
         }
         set_opt(opts, "backing_file", options, "backing-file");

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glib.h>
 
 /* ---- qemu_strtosz ------------------------------------------------------- */
 
@@ -184,4 +185,17 @@ void qblk_qdict_order(const char **keys, size_t n)
         }
         keys[j] = key;
     }
+}
+
+bool qblk_id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id + 1; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "block/jobs/job-internal.h"
+#include "util/cutils.h"
 #include "util/main-loop.h"
 
 #define JOB_SLICE_NS 100000000LL   /* rate-limit slice: 100 ms, as QEMU's */
@@ -189,20 +190,6 @@ static void job_unref(Job *job)
     g_free(job);
 }
 
-/* QEMU's id_wellformed. */
-static bool id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 Job *job_find(const char *id)
 {
     for (GList *l = jobs; l; l = l->next) {
@@ -234,7 +221,7 @@ Job *job_create(const JobDriver *driver, const JobOptions *opts, GError **errp)
         qblk_error_set(errp, "An explicit job ID is required");
         return NULL;
     }
-    if (!id_wellformed(opts->id)) {
+    if (!qblk_id_wellformed(opts->id)) {
         qblk_error_set(errp, "Invalid job ID '%s'", opts->id);
         return NULL;
     }

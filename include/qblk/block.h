@@ -315,6 +315,11 @@ BlockDriverState *bdrv_find_node(const char *name);
 /* bdrv_find_node, with QEMU's error when there is none: "Failed to find
  * node with node-name='X'". */
 BlockDriverState *bdrv_lookup_node(const char *name, GError **errp);
+/* QEMU's bdrv_lookup_bs: a node by device or node name. qblk has no
+ * devices (BlockBackend names), so only node finds one; both names (NULL
+ * shown as '') are in the error, "Cannot find device='x' nor
+ * node-name='y'". */
+BlockDriverState *bdrv_lookup_bs(const char *device, const char *node, GError **errp);
 /* Iterates over every open node, oldest first: bdrv_next_node(NULL) is
  * the first, NULL after the last. */
 BlockDriverState *bdrv_next_node(BlockDriverState *bs);

@@ -21,6 +21,9 @@ int qblk_strtosz(const char *str, int64_t *result, bool *hex_with_suffix);
 int qblk_strtosz_u64(const char *str, uint64_t *result, bool *hex_with_suffix);
 
 /* The QDict bucket (0..511) of key, which decides where qemu-img prints it. */
+/* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'
+ * (node names, job ids). */
+bool qblk_id_wellformed(const char *id);
 unsigned qblk_qdict_bucket(const char *key);
 
 /* Reorders distinct keys, given in insertion order, into qemu-img's print
