@@ -361,34 +361,30 @@ static int coroutine_fn set_backing(BlockDriverState *bs, BlockDriverState *nb, 
         ret = -EPERM;
         goto undo;
     }
-    if (!header) {
-        bdrv_co_drained_end(bs);
-        if (old) {
-            bdrv_graph_unlink(old);
-            bdrv_refresh_perms(old_bs, NULL);
-            bdrv_co_unref(old_bs);
+    if (header) {
+        ret = bs->drv->co_change_backing_file(bs, file, fmt);
+        if (ret < 0) {
+            qblk_error_set_errno(errp, -ret, "Could not change the backing file of '%s'",
+                                 bs->node_name);
+            goto undo;
         }
-        return 0;
+        g_free(bs->backing_file);
+        g_free(bs->backing_format);
+        g_free(bs->full_backing_filename);
+        bs->backing_file = g_strdup(file);
+        bs->backing_format = g_strdup(fmt);
+        bs->full_backing_filename = g_strdup(file);
+        g_free(bs->auto_backing_file);
+        bs->auto_backing_file = g_strdup(file);
     }
-    ret = bs->drv->co_change_backing_file(bs, file, fmt);
-    if (ret < 0) {
-        qblk_error_set_errno(errp, -ret, "Could not change the backing file of '%s'",
-                             bs->node_name);
-        goto undo;
-    }
-    g_free(bs->backing_file);
-    g_free(bs->backing_format);
-    g_free(bs->full_backing_filename);
-    bs->backing_file = g_strdup(file);
-    bs->backing_format = g_strdup(fmt);
-    bs->full_backing_filename = g_strdup(file);
-    g_free(bs->auto_backing_file);
-    bs->auto_backing_file = g_strdup(file);
     bdrv_co_drained_end(bs);
     if (old) {
         bdrv_graph_unlink(old);   /* already out of old_bs's parents */
         bdrv_refresh_perms(old_bs, NULL);
         bdrv_co_unref(old_bs);
+    }
+    if (!header) {
+        return 0;
     }
     ret = bdrv_co_flush(bs);
     if (ret < 0) {
@@ -423,6 +419,22 @@ int coroutine_fn bdrv_co_attach_backing(BlockDriverState *bs, BlockDriverState *
 
 /* ----- Putting a node in another's place ----- */
 
+/* Points link c (into from) at to: the nodes' parent lists and, for a
+ * parent node, its file or backing field. References are the caller's. */
+static void retarget_link(BdrvChild *c, BlockDriverState *from, BlockDriverState *to)
+{
+    from->parents = g_slist_remove(from->parents, c);
+    to->parents = g_slist_prepend(to->parents, c);
+    c->bs = to;
+    if (c->parent) {
+        if (c == c->parent->file_link) {
+            c->parent->file = to;
+        } else {
+            c->parent->backing = to;
+        }
+    }
+}
+
 bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState *to,
                                        GError **errp)
 {
@@ -444,15 +456,8 @@ bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState 
             ok = false;
             break;
         }
-        from->parents = g_slist_remove(from->parents, c);
-        to->parents = g_slist_prepend(to->parents, c);
-        c->bs = to;
+        retarget_link(c, from, to);
         if (c->parent) {
-            if (c == c->parent->file_link) {
-                c->parent->file = to;
-            } else {
-                c->parent->backing = to;
-            }
             bdrv_ref(to);
         }
         moved = g_slist_prepend(moved, c);
@@ -471,15 +476,8 @@ bool coroutine_fn bdrv_co_replace_node(BlockDriverState *from, BlockDriverState 
     for (GSList *l = moved; l; l = l->next) {
         BdrvChild *c = l->data;
 
-        to->parents = g_slist_remove(to->parents, c);
-        from->parents = g_slist_prepend(from->parents, c);
-        c->bs = from;
+        retarget_link(c, to, from);
         if (c->parent) {
-            if (c == c->parent->file_link) {
-                c->parent->file = from;
-            } else {
-                c->parent->backing = from;
-            }
             bdrv_co_unref(to);
         }
     }

@@ -602,13 +602,8 @@ bool job_user_cancel(Job *job, bool force, GError **errp)
     }
     job->cancelled = true;
     job->force_cancel |= force;
-    if (!job->started) {
-        job_ref(job);
-        job->finalizing = true;
-        job_co_finalize_single(job);
-        job_unref(job);
-    } else if (job->deferred) {
-        /* Waiting for job-finalize: abort here and now. */
+    if (!job->started || job->deferred) {
+        /* Never started, or waiting for job-finalize: abort here and now. */
         job_ref(job);
         job->finalizing = true;
         job_co_finalize_single(job);
