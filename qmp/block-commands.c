@@ -209,6 +209,10 @@ static bool check_deletable(BlockDriverState *bs, GError **errp)
     if (!bdrv_check_not_in_use_by_job(bs, errp)) {
         return false;
     }
+    if (qmp_node_is_exported(bs)) {
+        qblk_error_set(errp, "Node %s is in use", name);
+        return false;
+    }
     for (c = bdrv_next_parent(bs, NULL); c; c = bdrv_next_parent(bs, c)) {
         if (!bdrv_child_parent(c)) {
             qblk_error_set(errp, "Node %s is in use", name);

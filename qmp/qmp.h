@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <glib.h>
 
+#include "qblk/block.h"
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -79,6 +80,7 @@ int qmp_arg_enum(const QblkJson *args, const char *name, const char *const *name
 void qmp_register_control_commands(void);   /* qmp_capabilities, query-*, quit */
 void qmp_register_block_commands(void);     /* blockdev-*, query-named-block-nodes, ... */
 void qmp_register_job_commands(void);       /* block-stream, block-commit, job verbs */
+void qmp_register_export_commands(void);    /* nbd-server-*, block-export-* */
 
 /* ----- Hooks of the block command file for the daemon's main ----- */
 
@@ -89,5 +91,17 @@ bool coroutine_fn qmp_co_blockdev_add_opts(QblkOpts *opts, GError **errp);
 /* Shutdown: drops every monitor-owned node (flushed and closed once the
  * last user is gone). */
 void coroutine_fn qmp_co_blockdev_close_all(void);
+
+/* ----- Hooks of the export command file ----- */
+
+/* --nbd-server (NbdServerOptions: flat SocketAddress) and --export
+ * (BlockExportOptions), dotted keys or JSON, as qemu-storage-daemon. */
+bool qmp_cli_nbd_server(const char *arg, GError **errp);
+bool qmp_cli_export(const char *arg, GError **errp);
+/* Whether an export serves bs (blockdev-del refuses "Node %s is in use"). */
+bool qmp_node_is_exported(BlockDriverState *bs);
+/* Shutdown: stops the NBD server (its clients' requests finish first) and
+ * removes every export, before the nodes close. */
+void coroutine_fn qmp_co_exports_close_all(void);
 
 #endif

@@ -218,8 +218,16 @@ def test_signals():
 
 def test_cli():
     cases = [
-        (['--nbd-server', 'addr.type=unix,addr.path=/tmp/x'], b'--nbd-server'),
-        (['--export', 'type=nbd,id=e,node-name=n'], b'--export'),
+        (['--nbd-server', 'addr.type=unix'],
+         b"--nbd-server addr.type=unix: Parameter 'addr.path' is missing"),
+        (['--nbd-server', 'addr.type=unix,addr.path=/nonexistent/n.sock'],
+         b'Failed to bind socket to /nonexistent/n.sock'),
+        (['--export', 'type=nbd,id=e,node-name=n'], b'--export type=nbd,id=e,node-name=n: '
+         b'NBD server not running'),
+        (['--nbd-server', 'addr.type=unix,addr.path=%s' % os.path.join(TMP, 'cli.sock'),
+          '--export', 'type=nbd,id=e,node-name=nosuch'],
+         b"Cannot find device='' nor node-name='nosuch'"),
+        (['--object', 'secret,id=s0,data=x'], b'--object secret,id=s0,data=x: --object is not'),
         (['--monitor', 'chardev=nosuch'], b'--monitor chardev=nosuch: chardev "nosuch" not found'),
         (['--monitor', 'mode=control'], b"Parameter 'chardev' is missing"),
         (['--chardev', 'socket,path=/tmp/x,server=on,wait=off'], b'chardev: no id specified'),
@@ -300,7 +308,61 @@ def test_blockdev():
     check(proc.wait(timeout=20) == 0, 'SIGTERM with nodes open exits 0')
 
 
+def test_nbd_exports():
+    """--nbd-server and --export (dotted keys and JSON) serve NBD clients;
+    shutdown removes the NBD socket and leaves the image clean."""
+    img = os.path.join(TMP, 'x.qcow2')
+    nsock = os.path.join(TMP, 'nbd.sock')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', img, '4M'], check=True)
+    proc, sock = start('--blockdev', 'driver=file,node-name=xf,filename=%s' % img,
+                       '--blockdev', 'driver=qcow2,node-name=x,file=xf',
+                       '--nbd-server', 'addr.type=unix,addr.path=%s,max-connections=4' % nsock,
+                       '--export', 'nbd,id=e0,node-name=x,name=disk,writable=on,'
+                       'description=hello,allocation-depth=yes',
+                       '--export', '{"type": "nbd", "id": "e1", "node-name": "x", "name": "ro"}')
+    a = Client(sock)
+    a.recv()
+    a.cmd('qmp_capabilities')
+    exports = a.cmd('query-block-exports')['return']
+    check(sorted(e['id'] for e in exports) == ['e0', 'e1'], 'query-block-exports: %r' % exports)
+    r = subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x42 64k 64k',
+                        'nbd+unix:///disk?socket=%s' % nsock], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=20)
+    check(r.returncode == 0 and b'wrote 65536/65536' in r.stdout, 'write over NBD: %r' % r.stdout)
+    r = subprocess.run(['nbdinfo', '--list', 'nbd+unix:///?socket=%s' % nsock],
+                       stdout=subprocess.PIPE, timeout=20)
+    out = r.stdout.decode()
+    check('description: hello' in out and 'qemu:allocation-depth' in out and
+          'export="ro"' in out, 'nbdinfo --list: %r' % out)
+    check('can_multi_conn: true' in out, 'multi-conn with max-connections=4')
+    r = subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write 0 512',
+                        'nbd+unix:///ro?socket=%s' % nsock], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=20)
+    check(r.returncode != 0, 'read-only export refuses a writer: %r' % r.stdout)
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=20) == 0, 'SIGTERM with exports exits 0')
+    check(not os.path.exists(nsock), 'NBD socket removed at exit')
+    r = subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'read -P 0x42 64k 64k', img],
+                       stdout=subprocess.PIPE, timeout=20)
+    check(b'read 65536/65536' in r.stdout, 'written data in the image: %r' % r.stdout)
+    r = subprocess.run(['qemu-img', 'check', '-q', img], timeout=20)
+    check(r.returncode == 0, 'image clean after shutdown')
+    # max-connections=1 withdraws multi-conn (QEMU 5.2 on)
+    proc, sock = start('--blockdev', 'driver=file,node-name=xf,filename=%s' % img,
+                       '--blockdev', 'driver=qcow2,node-name=x,file=xf',
+                       '--nbd-server', '{"addr": {"type": "unix", "path": "%s"}, '
+                       '"max-connections": 1}' % nsock,
+                       '--export', 'type=nbd,id=e0,node-name=x,writable=on')
+    r = subprocess.run(['nbdinfo', 'nbd+unix:///x?socket=%s' % nsock], stdout=subprocess.PIPE,
+                       timeout=20)
+    check(b'can_multi_conn: false' in r.stdout, 'no multi-conn with max-connections=1: %r'
+          % r.stdout)
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=20) == 0, 'second daemon exits 0')
+
+
 test_protocol()
+test_nbd_exports()
 test_monitor_waits_for_command_line()
 test_blockdev()
 test_daemonize()

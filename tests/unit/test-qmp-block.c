@@ -37,6 +37,13 @@ void qmp_event_emit(const char *name, QblkJson *data)
     qblk_json_free(data);
 }
 
+/* The export command file is not linked: no node is exported here. */
+bool qmp_node_is_exported(BlockDriverState *bs)
+{
+    (void)bs;
+    return false;
+}
+
 /* ----- Running a command ----- */
 
 static QblkJson *from_node(JsonNode *n)

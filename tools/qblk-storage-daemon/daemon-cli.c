@@ -69,9 +69,20 @@ static void usage(void)
            "  --monitor [chardev=]name[,mode=control]\n"
            "                         configure a QMP monitor\n"
            "\n"
+           "  --export [type=]nbd,id=<id>,node-name=<node-name>[,name=<export-name>]\n"
+           "           [,writable=on|off][,writethrough=on|off][,description=<text>]\n"
+           "           [,allocation-depth=on|off]\n"
+           "                         export the specified block node over NBD\n"
+           "                         (requires --nbd-server)\n"
+           "\n"
+           "  --nbd-server addr.type=inet,addr.host=<host>,addr.port=<port>\n"
+           "               [,max-connections=<n>]\n"
+           "  --nbd-server addr.type=unix,addr.path=<path>[,max-connections=<n>]\n"
+           "                         start an NBD server for exporting block nodes\n"
+           "\n"
            "  --pidfile <path>       write process ID to a file after startup\n"
            "\n"
-           "--nbd-server, --export and --object are not supported yet.\n",
+           "--object is not supported.\n",
            qblk_progname());
 }
 
@@ -373,11 +384,17 @@ bool daemon_cli_process(int argc, char **argv)
             ok = process_monitor(optarg, &err);
             break;
         case OPT_NBD_SERVER:
+            name = "--nbd-server";
+            ok = qmp_cli_nbd_server(optarg, &err);
+            break;
         case OPT_EXPORT:
+            name = "--export";
+            ok = qmp_cli_export(optarg, &err);
+            break;
         case OPT_OBJECT:
-            name = c == OPT_NBD_SERVER ? "--nbd-server" : c == OPT_EXPORT ? "--export" : "--object";
-            qblk_error_set(&err, "%s is not supported yet by qblk-storage-daemon "
-                           "(NBD exports and objects come in a later release)", name);
+            name = "--object";
+            qblk_error_set(&err, "--object is not supported by qblk-storage-daemon "
+                           "(it has no TLS, secrets or iothreads)");
             ok = false;
             break;
         default:

@@ -17,6 +17,7 @@ static void coroutine_fn shutdown_co_entry(void *opaque)
     bool *done = opaque;
 
     job_co_cancel_all();
+    qmp_co_exports_close_all();
     qmp_co_blockdev_close_all();
     *done = true;
 }
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
     qmp_register_control_commands();
     qmp_register_block_commands();
     qmp_register_job_commands();
+    qmp_register_export_commands();
     qmp_schema_finish();
 
     if (!daemon_cli_process(argc, argv)) {
