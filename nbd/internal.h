@@ -20,6 +20,10 @@ struct NbdExport {
     bool allocation_depth;
     bool writethrough;
     bool copy_on_read;
+    /* Every READ must reach the node, holes included, because reading is
+     * what fills an overlay: copy_on_read, or a copy-on-read filter node
+     * exported (the daemon's guest copy-on-read). */
+    bool reads_populate;
     bool removed;           /* no longer found by name */
     unsigned users;         /* clients in transmission on it */
     uint64_t size;          /* node size rounded down to 512, as QEMU */

@@ -128,6 +128,8 @@ NbdExport *nbd_export_add(NbdServer *srv, BlockDriverState *bs,
     if (exp->copy_on_read) {
         bdrv_enable_copy_on_read(bs);
     }
+    exp->reads_populate = exp->copy_on_read ||
+                          g_strcmp0(bdrv_format_name(bs), "copy-on-read") == 0;
     exp->size = (uint64_t)len & ~511ULL;
     /* QED's request alignment is 512, raw's and qcow2's 1 (formats.md
      * §3.11); the block layer does not publish alignment otherwise. */

@@ -100,7 +100,7 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
     uint64_t off = r->offset, end = r->offset + r->length;
     /* A copy-on-read node must see every read, holes included: that is
      * what fills its overlay (zeroes as zero clusters). */
-    bool cor = c->exp->copy_on_read;
+    bool cor = c->exp->reads_populate;
     uint8_t f[12];
     int ret;
 
