@@ -1,16 +1,14 @@
 /* qblk-nbd: serves one image over NBD with qemu-nbd's command line (and
  * -C, copy-on-read, qblk's own). */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <glib-unix.h>
 #include "nbd/nbd.h"
+#include "tools/common/server-process.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 
@@ -60,10 +58,9 @@ static void last_client_gone(void *opaque)
     quit = true;
 }
 
-static gboolean on_signal(gpointer opaque)
+static void on_stop_signal(void)
 {
     quit = true;
-    return G_SOURCE_CONTINUE;
 }
 
 enum {
@@ -234,36 +231,6 @@ static BlockDriverState *open_image(const char *file, ToolOptions *t)
     return bs;
 }
 
-/* --fork: the parent waits for the child to listen (one byte on a pipe:
- * 0 ready, else failed) and exits with that status. Returns the pipe's
- * write end in the child. */
-static int fork_server(void)
-{
-    int fds[2];
-    pid_t pid;
-    char st = 1;
-
-    if (pipe(fds) < 0) {
-        error_report("Failed to create pipe: %s", g_strerror(errno));
-        exit(EXIT_FAILURE);
-    }
-    pid = fork();
-    if (pid < 0) {
-        error_report("Failed to fork: %s", g_strerror(errno));
-        exit(EXIT_FAILURE);
-    }
-    if (pid > 0) {
-        close(fds[1]);
-        if (read(fds[0], &st, 1) != 1) {
-            st = 1;
-        }
-        exit(st ? EXIT_FAILURE : EXIT_SUCCESS);
-    }
-    close(fds[0]);
-    setsid();
-    return fds[1];
-}
-
 int main(int argc, char **argv)
 {
     ToolOptions t = { 0 };
@@ -271,8 +238,7 @@ int main(int argc, char **argv)
     BlockDriverState *bs;
     NbdServer *srv;
     GError *err = NULL;
-    int status, ready_fd = -1;
-    char ok = 0;
+    int status;
 
     qblk_set_progname(argv[0]);
     file = parse_args(argc, argv, &t, &status);
@@ -280,7 +246,7 @@ int main(int argc, char **argv)
         return status;
     }
     if (t.fork_process) {
-        ready_fd = fork_server();
+        server_process_fork();
     }
     qblk_loop_init();
     bs = open_image(file, &t);
@@ -298,37 +264,19 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     bdrv_unref(bs);     /* the export holds it */
-    if (t.pid_file) {
-        g_autofree char *pid = g_strdup_printf("%d\n", getpid());
-        if (!g_file_set_contents(t.pid_file, pid, -1, &err)) {
-            error_report("Failed to write pid file: %s", err->message);
-            g_clear_error(&err);
-            nbd_server_stop(srv);
-            return EXIT_FAILURE;
-        }
+    if (t.pid_file && !server_pidfile_write(t.pid_file, &err)) {
+        error_report("Failed to write pid file: %s", err->message);
+        g_clear_error(&err);
+        nbd_server_stop(srv);
+        return EXIT_FAILURE;
     }
-    g_unix_signal_add(SIGTERM, on_signal, NULL);
-    g_unix_signal_add(SIGINT, on_signal, NULL);
-    g_unix_signal_add(SIGHUP, on_signal, NULL);
-    if (ready_fd >= 0) {
-        int null = open("/dev/null", O_RDWR);
-        if (write(ready_fd, &ok, 1) != 1) {
-            /* the parent is gone; serve anyway */
-        }
-        close(ready_fd);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-            close(null);
-        }
-    }
+    server_process_stop_signals(on_stop_signal);
+    /* qemu-nbd keeps its working directory. */
+    server_process_ready(false);
     while (!quit) {
         qblk_loop_iterate(true);
     }
     nbd_server_stop(srv);
-    if (t.pid_file) {
-        unlink(t.pid_file);
-    }
+    server_pidfile_remove();
     return EXIT_SUCCESS;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "daemon.h"
+#include "tools/common/server-process.h"
 #include "qblk/job.h"
 #include "qmp/monitor.h"
 #include "qmp/qmp.h"
@@ -31,7 +32,7 @@ static void daemon_shutdown(void)
         qblk_loop_iterate(true);
     }
     qmp_monitor_close_all();
-    daemon_remove_pidfile();
+    server_pidfile_remove();
 }
 
 int main(int argc, char **argv)
@@ -42,10 +43,10 @@ int main(int argc, char **argv)
     qblk_set_progname(argv[0]);
     daemon_cli_scan(argc, argv, &opts);
     if (opts.daemonize) {
-        daemon_fork();
+        server_process_fork();
     }
     qblk_loop_init();
-    daemon_install_signals();
+    server_process_stop_signals(qmp_request_shutdown);
 
     qmp_register_control_commands();
     qmp_register_block_commands();
@@ -57,13 +58,13 @@ int main(int argc, char **argv)
         daemon_shutdown();
         return 1;
     }
-    if (opts.pidfile && !daemon_write_pidfile(opts.pidfile, &err)) {
+    if (opts.pidfile && !server_pidfile_write(opts.pidfile, &err)) {
         error_report("cannot create PID file: %s", err->message);
         daemon_shutdown();
         return 1;
     }
     qmp_monitors_start();
-    daemon_ready();
+    server_process_ready(true);
 
     while (!qmp_shutdown_requested()) {
         qblk_loop_iterate(true);

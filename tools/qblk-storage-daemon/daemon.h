@@ -1,6 +1,6 @@
-/* qblk-storage-daemon's parts: the command line (daemon-cli.c), the
- * process set-up (daemon-process.c: daemonize, pidfile, signals) and
- * main (daemon-main.c: run the loop, shut down). */
+/* qblk-storage-daemon's parts: the command line (daemon-cli.c) and main
+ * (daemon-main.c: run the loop, shut down); the process set-up it shares
+ * with qblk-nbd is tools/common/server-process.c. */
 #ifndef QBLK_DAEMON_H
 #define QBLK_DAEMON_H
 
@@ -19,18 +19,5 @@ void daemon_cli_scan(int argc, char **argv, DaemonOptions *opts);
  * order, as qemu-storage-daemon runs them. Reports the first error
  * ("<option> <arg>: <message>") and returns false. */
 bool daemon_cli_process(int argc, char **argv);
-
-/* Forks twice (new session, no session leader); the parent waits until
- * the daemon calls daemon_ready() and exits 0 then, or 1 if the daemon
- * dies first (it reported its error on the shared stderr). */
-void daemon_fork(void);
-/* Startup done: the daemon detaches (chdir "/", stdio to /dev/null) and
- * lets the parent exit. */
-void daemon_ready(void);
-/* Writes and locks the pidfile (absolute path kept for removal). */
-bool daemon_write_pidfile(const char *path, GError **errp);
-void daemon_remove_pidfile(void);
-/* SIGTERM, SIGINT, SIGHUP ask for shutdown; SIGPIPE is ignored. */
-void daemon_install_signals(void);
 
 #endif

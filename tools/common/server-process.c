@@ -1,5 +1,5 @@
-/* The daemon's process set-up: --daemonize (the parent leaves only once
- * the child's monitors listen), --pidfile, and the signals that stop it. */
+/* The servers' process set-up: --daemonize / --fork (the parent leaves
+ * only once the child serves), --pidfile / --pid-file, stop signals. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,43 +10,42 @@
 #include <unistd.h>
 #include <glib-unix.h>
 
-#include "daemon.h"
-#include "qmp/monitor.h"
+#include "server-process.h"
 #include "util/error.h"
 
 static int ready_fd = -1;          /* child: write end of the parent's pipe */
 static char *pidfile_path;         /* absolute, set once written */
 static int pidfile_fd = -1;
 
-void daemon_fork(void)
+void server_process_fork(void)
 {
     int fds[2];
     pid_t pid;
     char ok;
 
     if (pipe(fds) < 0) {
-        error_report("cannot daemonize: %s", strerror(errno));
+        error_report("cannot fork into the background: %s", strerror(errno));
         exit(1);
     }
     pid = fork();
     if (pid < 0) {
-        error_report("cannot daemonize: %s", strerror(errno));
+        error_report("cannot fork into the background: %s", strerror(errno));
         exit(1);
     }
     if (pid > 0) {
-        /* Parent: one byte means the daemon is ready; EOF means it failed
+        /* Parent: one byte means the server is ready; EOF means it failed
          * and has said why on the stderr we share. */
         close(fds[1]);
         waitpid(pid, NULL, 0);
         exit(read(fds[0], &ok, 1) == 1 ? 0 : 1);
     }
-    /* As QEMU: a new session, then a second fork so that the daemon is no
+    /* As QEMU: a new session, then a second fork so that the server is no
      * session leader and never gets a controlling terminal. */
     close(fds[0]);
     setsid();
     pid = fork();
     if (pid < 0) {
-        error_report("cannot daemonize: %s", strerror(errno));
+        error_report("cannot fork into the background: %s", strerror(errno));
         _exit(1);
     }
     if (pid > 0) {
@@ -55,16 +54,16 @@ void daemon_fork(void)
     ready_fd = fds[1];
 }
 
-void daemon_ready(void)
+void server_process_ready(bool chdir_root)
 {
     int devnull;
 
     if (ready_fd < 0) {
         return;
     }
-    /* As QEMU: no hold on the cwd, no terminal. Paths given so far are
-     * already open or absolute (pidfile, sockets). */
-    if (chdir("/") < 0) {
+    /* As qemu-storage-daemon: no hold on the cwd (qemu-nbd keeps it).
+     * Paths given so far are already open or absolute. */
+    if (chdir_root && chdir("/") < 0) {
         /* "/" always exists; nothing sensible to do otherwise. */
     }
     devnull = open("/dev/null", O_RDWR);
@@ -77,13 +76,13 @@ void daemon_ready(void)
         }
     }
     if (write(ready_fd, "", 1) != 1) {
-        /* The parent is gone; the daemon runs on regardless. */
+        /* The parent is gone; the server runs on regardless. */
     }
     close(ready_fd);
     ready_fd = -1;
 }
 
-bool daemon_write_pidfile(const char *path, GError **errp)
+bool server_pidfile_write(const char *path, GError **errp)
 {
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
@@ -112,7 +111,7 @@ bool daemon_write_pidfile(const char *path, GError **errp)
     return true;
 }
 
-void daemon_remove_pidfile(void)
+void server_pidfile_remove(void)
 {
     if (pidfile_path) {
         unlink(pidfile_path);
@@ -122,14 +121,17 @@ void daemon_remove_pidfile(void)
     }
 }
 
+static void (*stop_callback)(void);
+
 static gboolean on_stop_signal(gpointer opaque)
 {
-    qmp_request_shutdown();
+    stop_callback();
     return G_SOURCE_CONTINUE;
 }
 
-void daemon_install_signals(void)
+void server_process_stop_signals(void (*stop)(void))
 {
+    stop_callback = stop;
     signal(SIGPIPE, SIG_IGN);
     g_unix_signal_add(SIGTERM, on_stop_signal, NULL);
     g_unix_signal_add(SIGINT, on_stop_signal, NULL);
