@@ -99,3 +99,23 @@ run "$QIMG" map "$stop"
 echo "  overlay allocated on disk: $(( $(stat -c %b "$stop") * $(stat -c %B "$stop") / 1024 )) KiB for 9 MiB of data"
 run "$QIMG" compare "$sbase" "$stop"
 run "$QIMG" check "$stop"
+
+echo "== guest copy-on-read over NBD: a client's reads fill the overlay =="
+gtop=$dir/guest-top.qed
+nsock=$dir/nbd.sock
+run "$QIMG" create -f qed -b "$sbase" -F raw "$gtop"
+run "$QSD" --daemonize --pidfile "$dir/qsd.pid" \
+    --blockdev "driver=qed,node-name=top,file.driver=file,file.filename=$gtop" \
+    --blockdev driver=copy-on-read,node-name=cor,file=top \
+    --nbd-server "addr.type=unix,addr.path=$nsock" \
+    --export type=nbd,id=e0,node-name=cor,name=disk,allocation-depth=on \
+    --chardev "socket,id=mon0,path=$sock,server=on,wait=off" --monitor chardev=mon0
+echo "An NBD client (nbdcopy, as a guest would) reads the whole disk once:"
+run nbdcopy "nbd+unix:///disk?socket=$nsock" null:
+run nbdinfo --map=qemu:allocation-depth "nbd+unix:///disk?socket=$nsock"
+run scripts/qmp-client.py "$sock" '{"execute": "query-block-exports"}' '{"execute": "quit"}'
+for _ in $(seq 50); do [ -e "$dir/qsd.pid" ] || break; sleep 0.1; done
+echo "Every range is now in the overlay (\"local\" above), the zeroes as zero clusters (map lists data only):"
+run "$QIMG" map "$gtop"
+echo "  overlay allocated on disk: $(( $(stat -c %b "$gtop") * $(stat -c %B "$gtop") / 1024 )) KiB for 9 MiB of data"
+run "$QIMG" compare "$sbase" "$gtop"
