@@ -658,6 +658,16 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs)
     return bs->file;
 }
 
+bool bdrv_is_filter(BlockDriverState *bs)
+{
+    return bs->drv->is_filter && bs->file;
+}
+
+BlockDriverState *bdrv_filtered_or_backing(BlockDriverState *bs)
+{
+    return bdrv_is_filter(bs) ? bs->file : bs->backing;
+}
+
 const char *bdrv_backing_file(BlockDriverState *bs)
 {
     return bs->backing_file;

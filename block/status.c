@@ -125,11 +125,15 @@ int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverSta
     int64_t n = bytes;
 
     /* The first layer that decides the start of the range wins; the run
-     * ends where any layer above it changes its answer. */
-    for (BlockDriverState *p = bs; p && p != base; p = p->backing) {
+     * ends where any layer above it changes its answer. A filter decides
+     * nothing: the chain goes on through its file. */
+    for (BlockDriverState *p = bs; p && p != base; p = bdrv_filtered_or_backing(p)) {
         int64_t len = bdrv_getlength(p), cur;
         int ret;
 
+        if (bdrv_is_filter(p)) {
+            continue;
+        }
         if (len < 0) {
             return (int)len;
         }
@@ -158,13 +162,17 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverSta
     int64_t n = bytes;
 
     /* Unlike allocation, content stops at a shorter layer's end: reads
-     * there return zeroes without looking further down. */
+     * there return zeroes without looking further down. A filter shows
+     * the chain below it. */
     BlockDriverState *p;
 
-    for (p = bs; p && p != base; p = p->backing) {
+    for (p = bs; p && p != base; p = bdrv_filtered_or_backing(p)) {
         int64_t len = bdrv_getlength(p), cur;
         int ret;
 
+        if (bdrv_is_filter(p)) {
+            continue;
+        }
         if (len < 0) {
             return (int)len;
         }

@@ -225,9 +225,15 @@ static int coroutine_fn depth_at(BlockDriverState *bs, int64_t off, int64_t byte
 {
     int depth = 1;
 
-    for (; bs; bs = bdrv_backing(bs), depth++) {
+    /* A filter counts as a layer (QEMU's depths) but allocates nothing. */
+    for (; bs; bs = bdrv_filtered_or_backing(bs), depth++) {
         int64_t n;
-        int ret = bdrv_co_is_allocated(bs, off, bytes, &n);
+        int ret;
+
+        if (bdrv_is_filter(bs)) {
+            continue;
+        }
+        ret = bdrv_co_is_allocated(bs, off, bytes, &n);
         if (ret < 0) {
             return ret;
         }
@@ -244,6 +250,68 @@ static int coroutine_fn depth_at(BlockDriverState *bs, int64_t off, int64_t byte
     return 0;
 }
 
+/* What one BLOCK_STATUS may copy up (below), in reads of this size. */
+#define NBD_POPULATE_MAX   (64 << 20)
+#define NBD_POPULATE_CHUNK (4 << 20)
+
+/*
+ * On an export whose reads populate its overlay, BLOCK_STATUS first
+ * copies up the ranges it would report as zeroes coming from below the
+ * overlay: clients that skip zero ranges (nbdcopy, qemu-img convert)
+ * never read them, yet they belong in the overlay, as zero clusters (a
+ * copy-on-read of zeroes stores them so, metadata only). Bounded per
+ * request: returns where it stopped (the reply then covers less, as the
+ * spec allows), or -errno.
+ */
+static int64_t coroutine_fn co_populate_zeroes(NbdClient *c, uint64_t off, uint64_t end)
+{
+    BlockDriverState *top = c->exp->bs;
+    g_autofree uint8_t *buf = NULL;
+    uint64_t budget = NBD_POPULATE_MAX;
+
+    while (bdrv_is_filter(top)) {
+        top = bdrv_file_child(top);
+    }
+    if (bdrv_is_read_only(top) || !bdrv_backing(top)) {
+        return end;
+    }
+    while (off < end) {
+        int64_t pnum, zero_len;
+        int ret = bdrv_co_is_allocated(top, off, end - off, &pnum);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (pnum <= 0) {
+            break;
+        }
+        if (!ret) {
+            ret = bdrv_co_block_status_above(top, NULL, off, pnum, &zero_len);
+            if (ret < 0) {
+                return ret;
+            }
+            pnum = MIN(pnum, MAX(zero_len, 1));
+            if (ret & BDRV_BLOCK_ZERO) {
+                pnum = MIN(pnum, NBD_POPULATE_CHUNK);
+                if ((uint64_t)pnum > budget) {
+                    return off;
+                }
+                if (!buf) {
+                    buf = g_malloc(NBD_POPULATE_CHUNK);
+                }
+                ret = bdrv_co_pread(c->exp->bs, off, pnum, buf,
+                                    c->exp->copy_on_read ? BDRV_REQ_COPY_ON_READ : 0);
+                if (ret < 0) {
+                    return ret;
+                }
+                budget -= pnum;
+            }
+        }
+        off += pnum;
+    }
+    return end;
+}
+
 /* Most extents in one BLOCK_STATUS chunk (QEMU caps its replies too). */
 #define NBD_MAX_EXTENTS (1 << 16)
 
@@ -258,6 +326,13 @@ static int coroutine_fn collect_extents(NbdClient *c, const NbdRequest *r, bool 
     int n = 0;
     uint32_t last_flags = 0;
 
+    if (!depth && c->exp->reads_populate) {
+        int64_t upto = co_populate_zeroes(c, off, end);
+        if (upto < 0) {
+            return upto;
+        }
+        end = upto;
+    }
     while (off < end) {
         int64_t pnum = 0;
         uint32_t flags;

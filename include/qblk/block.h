@@ -171,6 +171,11 @@ int64_t bdrv_getlength(BlockDriverState *bs);  /* bytes or -errno; no I/O, so co
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
 BlockDriverState *bdrv_backing(BlockDriverState *bs);
 BlockDriverState *bdrv_file_child(BlockDriverState *bs);
+/* Whether bs is a filter (copy-on-read, blkdebug): it shows its file's
+ * contents unchanged, so a chain's contents continue below it. */
+bool bdrv_is_filter(BlockDriverState *bs);
+/* The next layer down a chain: a filter's file, else the backing node. */
+BlockDriverState *bdrv_filtered_or_backing(BlockDriverState *bs);
 const char *bdrv_backing_file(BlockDriverState *bs); /* as stored, or NULL */
 const char *bdrv_backing_format(BlockDriverState *bs);
 /* Copy-on-read users are counted, so a stream job and a copy-on-read

@@ -335,6 +335,26 @@ def test_nbd_exports():
     check('description: hello' in out and 'qemu:allocation-depth' in out and
           'export="ro"' in out, 'nbdinfo --list: %r' % out)
     check('can_multi_conn: true' in out, 'multi-conn with max-connections=4')
+    # safe removal refuses while a client is connected; hard removal drops it
+    mark = os.path.join(TMP, 'connected')
+    holder = subprocess.Popen(['/usr/bin/python3', '-m', 'nbd', '-u', 'nbd+unix:///ro?socket=%s' % nsock, '-c',
+                               'open(%r, "w").close(); import time; time.sleep(30)' % mark],
+                              stderr=subprocess.DEVNULL)
+    started.append(holder)
+    check(wait_for(lambda: os.path.exists(mark)), 'nbdsh connected')
+    r = a.cmd('block-export-del', {'id': 'e1'})
+    check(err(r) == ('GenericError', "export 'e1' still in use"),
+          'block-export-del safe refuses an export in use: %r' % r)
+    r = a.cmd('block-export-del', {'id': 'e1', 'mode': 'hard'})
+    check(r.get('return') == {}, 'block-export-del hard: %r' % r)
+    msgs = []
+    while not any(m.get('event') == 'BLOCK_EXPORT_DELETED' for m in msgs):
+        msgs.append(a.recv())
+    check(msgs[-1].get('data') == {'id': 'e1'}, 'BLOCK_EXPORT_DELETED e1: %r' % msgs)
+    exports = a.cmd('query-block-exports')['return']
+    check([e['id'] for e in exports] == ['e0'], 'e1 gone: %r' % exports)
+    holder.kill()
+    holder.wait()
     r = subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write 0 512',
                         'nbd+unix:///ro?socket=%s' % nsock], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=20)
@@ -353,12 +373,41 @@ def test_nbd_exports():
                        '--nbd-server', '{"addr": {"type": "unix", "path": "%s"}, '
                        '"max-connections": 1}' % nsock,
                        '--export', 'type=nbd,id=e0,node-name=x,writable=on')
+    check(wait_for(lambda: os.path.exists(nsock)), 'NBD socket appears')
     r = subprocess.run(['nbdinfo', 'nbd+unix:///x?socket=%s' % nsock], stdout=subprocess.PIPE,
                        timeout=20)
     check(b'can_multi_conn: false' in r.stdout, 'no multi-conn with max-connections=1: %r'
           % r.stdout)
     proc.send_signal(signal.SIGTERM)
     check(proc.wait(timeout=20) == 0, 'second daemon exits 0')
+    # guest copy-on-read: a copy-on-read filter's export populates the
+    # overlay on every read, the ranges that read as zeroes too
+    base = os.path.join(TMP, 'gbase.raw')
+    top = os.path.join(TMP, 'gtop.qed')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', base, '8M'], check=True)
+    subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x5a 0 2M', '-c',
+                    'write -P 0x11 6M 1M', base], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qed', '-b', base, '-F', 'raw', top],
+                   check=True)
+    proc, sock = start('--blockdev', 'driver=file,node-name=bf,filename=%s,read-only=on' % base,
+                       '--blockdev', 'driver=raw,node-name=base,file=bf,read-only=on',
+                       '--blockdev', 'driver=qed,node-name=top,backing=base,'
+                       'file.driver=file,file.filename=%s' % top,
+                       '--blockdev', 'driver=copy-on-read,node-name=cor,file=top',
+                       '--nbd-server', 'addr.type=unix,addr.path=%s' % nsock,
+                       '--export', 'type=nbd,id=e0,node-name=cor,name=disk')
+    check(wait_for(lambda: os.path.exists(nsock)), 'NBD socket appears')
+    r = subprocess.run(['nbdcopy', 'nbd+unix:///disk?socket=%s' % nsock, 'null:'], timeout=60)
+    check(r.returncode == 0, 'nbdcopy through the copy-on-read export')
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=20) == 0, 'copy-on-read daemon exits 0')
+    m = json.loads(subprocess.run(['qemu-img', 'map', '--output=json', top],
+                                  stdout=subprocess.PIPE, timeout=20).stdout)
+    check(all(e['depth'] == 0 for e in m), 'every range read is in the overlay: %r' % m)
+    check(sum(e['length'] for e in m if e['data']) == 3 << 20,
+          'zeroes stored as zero clusters, only the 3 MiB of data as data: %r' % m)
+    r = subprocess.run(['qemu-img', 'compare', '-q', top, base], timeout=20)
+    check(r.returncode == 0, 'overlay reads as the base')
 
 
 test_protocol()
