@@ -119,6 +119,8 @@ EOF
 suite_targets() {
     case $1 in
     unit:*) local t=${1#unit:}; echo "tests/unit/${t%%:*}" ;;
+    qmp:*|daemon-smoke) echo "qblk-storage-daemon qblk-io qblk-img" ;;
+    nbd) echo "qblk-nbd qblk-io qblk-img" ;;
     *) echo "qblk-io qblk-img" ;;
     esac
 }
@@ -145,6 +147,17 @@ run_suite() {
         [ "$tests" = "$rest" ] && tests=
         QBLK_BUILD=$build timeout -k 5 "$SUITE_TIMEOUT" "$src/tests/iotests/check" -"$fmt" \
             ${tests//,/ } >"$out" 2>&1
+        rc=$? ;;
+    qmp:*)
+        QBLK_BUILD=$build timeout -k 5 "$SUITE_TIMEOUT" "$src/tests/qmp/check" \
+            ${spec#qmp:} >"$out" 2>&1
+        rc=$? ;;
+    daemon-smoke)
+        timeout -k 5 "$SUITE_TIMEOUT" python3 "$src/tests/daemon/smoke.py" \
+            "$build/qblk-storage-daemon" >"$out" 2>&1
+        rc=$? ;;
+    nbd)
+        timeout -k 5 "$SUITE_TIMEOUT" python3 "$src/tests/nbd/run" "$build" >"$out" 2>&1
         rc=$? ;;
     compat|img-run)
         local script=run

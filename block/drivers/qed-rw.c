@@ -153,11 +153,12 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
 
 /* Whole clusters only (the core sends unaligned heads and tails as plain
  * writes). Unallocated clusters become zero clusters, metadata only.
- * Allocated clusters keep their L2 entry and their host range is punched
- * out of the file: no data is written, the space goes back to the host,
- * and the cluster stays referenced, so qemu-img check stays clean (an L2
- * value of 1 would leave the freed cluster as a leak, since QED has no
- * free list). */
+ * Allocated clusters keep their L2 entry and their host range is zeroed
+ * in the file (punched out when the caller allows unmapping, so the space
+ * goes back to the host; kept allocated otherwise, as an NBD client's
+ * NO_HOLE asks): the cluster stays referenced, so qemu-img check stays
+ * clean (an L2 value of 1 would leave the freed cluster as a leak, since
+ * QED has no free list). */
 int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                       BdrvRequestFlags flags)
 {
@@ -189,7 +190,7 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
             }
         } else if (state == QED_DATA) {
             ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),
-                                        BDRV_REQ_MAY_UNMAP);
+                                        flags & BDRV_REQ_MAY_UNMAP);
         }
         done += n;
     }
