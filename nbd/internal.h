@@ -37,6 +37,7 @@ struct NbdServer {
     char *unix_path;
     int listen_fd;
     guint accept_watch;
+    bool paused;            /* nbd_server_set_accepting(false) */
     GHashTable *exports;    /* name -> NbdExport */
     GList *clients;
     unsigned nclients;

@@ -49,6 +49,10 @@ void nbd_server_stop(NbdServer *srv);
 void coroutine_fn nbd_co_server_stop(NbdServer *srv);
 /* Clients connected now. */
 unsigned nbd_server_client_count(NbdServer *srv);
+/* Leaves new clients in the listen backlog (false) or takes them again:
+ * the daemon pauses while its command line runs (opening nodes runs the
+ * event loop), so a client that connects at once finds every export. */
+void nbd_server_set_accepting(NbdServer *srv, bool accepting);
 
 /* Adds an export of bs (takes a reference to bs). NULL with *errp set if
  * the name is taken or too long, or writable on a read-only node. */

@@ -640,8 +640,8 @@ static gboolean server_accept(gint fd, GIOCondition cond, gpointer opaque)
  * in the listen backlog until one leaves, as with QEMU. */
 static void server_update_accepting(NbdServer *srv)
 {
-    bool full = srv->opts.max_connections > 0 &&
-                srv->nclients >= (unsigned)srv->opts.max_connections;
+    bool full = srv->paused || (srv->opts.max_connections > 0 &&
+                                srv->nclients >= (unsigned)srv->opts.max_connections);
 
     if (srv->listen_fd < 0) {
         return;
@@ -657,6 +657,12 @@ static void server_update_accepting(NbdServer *srv)
 unsigned nbd_server_client_count(NbdServer *srv)
 {
     return srv->nclients;
+}
+
+void nbd_server_set_accepting(NbdServer *srv, bool accepting)
+{
+    srv->paused = !accepting;
+    server_update_accepting(srv);
 }
 
 /* ----- Listening ----- */

@@ -396,10 +396,22 @@ bool qmp_cli_nbd_server(const char *arg, GError **errp)
 {
     g_autoptr(QblkJson) opts = qmp_keyval_parse(arg, NULL, "NbdServerOptions", errp);
 
-    return opts && nbd_server_start_addr(qblk_json_get(opts, "addr"),
-                                         qmp_arg_str(opts, "tls-creds"),
-                                         qmp_arg_str(opts, "tls-authz"),
-                                         qmp_arg_int(opts, "max-connections", 0), errp);
+    if (!opts || !nbd_server_start_addr(qblk_json_get(opts, "addr"),
+                                        qmp_arg_str(opts, "tls-creds"),
+                                        qmp_arg_str(opts, "tls-authz"),
+                                        qmp_arg_int(opts, "max-connections", 0), errp)) {
+        return false;
+    }
+    /* Clients wait until the whole command line is done (its exports). */
+    nbd_server_set_accepting(nbd_server, false);
+    return true;
+}
+
+void qmp_cli_done(void)
+{
+    if (nbd_server) {
+        nbd_server_set_accepting(nbd_server, true);
+    }
 }
 
 bool qmp_cli_export(const char *arg, GError **errp)

@@ -98,6 +98,8 @@ void coroutine_fn qmp_co_blockdev_close_all(void);
  * (BlockExportOptions), dotted keys or JSON, as qemu-storage-daemon. */
 bool qmp_cli_nbd_server(const char *arg, GError **errp);
 bool qmp_cli_export(const char *arg, GError **errp);
+/* The command line is done: the NBD server it started takes clients. */
+void qmp_cli_done(void);
 /* Whether an export serves bs (blockdev-del refuses "Node %s is in use"). */
 bool qmp_node_is_exported(BlockDriverState *bs);
 /* Shutdown: stops the NBD server (its clients' requests finish first) and

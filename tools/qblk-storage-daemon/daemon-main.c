@@ -63,6 +63,7 @@ int main(int argc, char **argv)
         daemon_shutdown();
         return 1;
     }
+    qmp_cli_done();
     qmp_monitors_start();
     server_process_ready(true);
 
