@@ -396,7 +396,10 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
                 qblk_error_set(errp, "A block device must be specified for \"%s\"", key);
                 return NULL;
             }
-            file = open_node(child_name ? NULL : fname, child_opts, flags, true, NULL, errp);
+            /* As QEMU, a file child opened here may unmap whatever its
+             * parent's policy: the parent decides what it passes down. */
+            file = open_node(child_name ? NULL : fname, child_opts, flags | BDRV_O_UNMAP,
+                             true, NULL, errp);
             if (!file) {
                 return NULL;
             }

@@ -189,6 +189,7 @@ static int coroutine_fn co_write_zeroes(NbdClient *c, const NbdRequest *r)
     BdrvRequestFlags flags = 0;
     BlockCapabilities caps;
 
+    /* Whether a hole is made is each node's discard policy below. */
     if (!(r->flags & NBD_CMD_FLAG_NO_HOLE)) {
         flags |= BDRV_REQ_MAY_UNMAP;
     }

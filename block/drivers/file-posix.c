@@ -418,7 +418,9 @@ static int coroutine_fn file_co_pwrite_zeroes(BlockDriverState *bs, int64_t offs
     FileState *s = bs->opaque;
     int ret;
 
-    if (flags & BDRV_REQ_MAY_UNMAP) {
+    /* A hole only where this node's discard policy is unmap (a node of
+     * its own defaults to ignore, one a format opened to unmap). */
+    if ((flags & BDRV_REQ_MAY_UNMAP) && bs->discard_unmap) {
         ret = file_co_punch_zeroes(s, offset, bytes);
         if (ret != -ENOTSUP) {
             return ret;

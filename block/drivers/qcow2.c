@@ -570,7 +570,9 @@ static int coroutine_fn qcow2_co_open(BlockDriverState *bs, QblkOpts *options, i
     bs->bl.request_alignment = 1;
     bs->bl.pwrite_zeroes_alignment = s->cluster_size;
     bs->bl.pdiscard_alignment = s->cluster_size;
-    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP;
+    /* Zero writes never write data here (-ENOTSUP instead), so a fast
+     * zero (NO_FALLBACK) is honoured as it is. */
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
     bs->supported_write_flags = BDRV_REQ_WRITE_COMPRESSED;
     return 0;
 }

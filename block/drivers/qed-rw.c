@@ -190,7 +190,7 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
             }
         } else if (state == QED_DATA) {
             ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),
-                                        flags & BDRV_REQ_MAY_UNMAP);
+                                        flags & (BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));
         }
         done += n;
     }

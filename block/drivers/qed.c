@@ -385,7 +385,8 @@ static int coroutine_fn qed_co_open(BlockDriverState *bs, QblkOpts *options, int
     }
     bs->bl.request_alignment = 1;
     bs->bl.pwrite_zeroes_alignment = s->header.cluster_size;
-    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_WRITE_UNCHANGED;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_WRITE_UNCHANGED |
+                               BDRV_REQ_NO_FALLBACK;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED;
     return 0;
 }

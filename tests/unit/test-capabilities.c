@@ -76,8 +76,9 @@ static void test_file_and_raw(void)
 }
 
 /* qcow2 implements discard (the old cap_discard said NONE), caches its
- * metadata in this process, and declares no NO_FALLBACK. v2 and v3 report
- * the same: v2 declines zero writes request by request (under a backing
+ * metadata in this process, and honours NO_FALLBACK (its zero writes never
+ * write data: -ENOTSUP instead), so zeroing is fast. v2 and v3 report the
+ * same: v2 declines zero writes request by request (under a backing
  * file), which NATIVE allows. */
 static void test_qcow2(void)
 {
@@ -89,7 +90,7 @@ static void test_qcow2(void)
                                                 compat[i], base);
         g_autofree char *path = unit_create(tmpdir, "qcow2", "caps.qcow2", opts);
         BlockDriverState *bs = open_image("qcow2", path, RW_UNMAP);
-        Want w = { Y, false, E, Y, Y, BDRV_MULTI_WRITER_PROCESS, true };
+        Want w = { Y, true, E, Y, Y, BDRV_MULTI_WRITER_PROCESS, true };
 
         assert_caps(bs, w);
         /* v2 under a backing file declines; v3 writes zero clusters. */
@@ -111,8 +112,9 @@ static void test_qed(void)
     g_autofree char *path = unit_create(tmpdir, "qed", "caps.qed", "size=1M");
     BlockDriverState *bs = open_image("qed", path, RW_UNMAP);
 
-    /* QED has no discard; its zero writes may reach the file's fallback. */
-    assert_caps(bs, (Want) { Y, false, E, N, Y, BDRV_MULTI_WRITER_PROCESS, true });
+    /* QED has no discard; its zero writes are zero clusters or the file's
+     * own cheap zeroing, NO_FALLBACK passed down, so zeroing is fast. */
+    assert_caps(bs, (Want) { Y, true, E, N, Y, BDRV_MULTI_WRITER_PROCESS, true });
     bdrv_unref(bs);
     g_unlink(path);
 }

@@ -211,7 +211,16 @@ static void test_zero(void)
     assert_bytes(bs, MiB + 100, 1000, 0);
     assert_bytes(bs, MiB + 1100, 1000, 0xaa);
 
-    /* With MAY_UNMAP the blocks are released. */
+    /* MAY_UNMAP on a node whose discard policy is ignore (a file node of
+     * its own, opened without BDRV_O_UNMAP): the blocks stay. */
+    before = allocated(path);
+    g_assert_cmpint(bdrv_pwrite_zeroes(bs, MiB, MiB, BDRV_REQ_MAY_UNMAP), ==, 0);
+    assert_bytes(bs, MiB, MiB, 0);
+    g_assert_cmpint(allocated(path), >=, before);
+    bdrv_unref(bs);
+    bs = open_ok(path, BDRV_O_RDWR | BDRV_O_UNMAP, NULL);
+
+    /* With MAY_UNMAP and discard=unmap the blocks are released. */
     before = allocated(path);
     g_assert_cmpint(bdrv_pwrite_zeroes(bs, MiB, MiB, BDRV_REQ_MAY_UNMAP), ==, 0);
     assert_bytes(bs, MiB, MiB, 0);
@@ -231,7 +240,7 @@ static void test_zero_extends(void)
 {
     const int64_t head[] = { 0, 64 * KiB };
     g_autofree char *path = make_file("grow.raw", 64 * KiB, 0x33, head, 1);
-    BlockDriverState *bs = open_ok(path, BDRV_O_RDWR, NULL);
+    BlockDriverState *bs = open_ok(path, BDRV_O_RDWR | BDRV_O_UNMAP, NULL);
     int64_t before;
 
     bs->growable = true;
@@ -259,7 +268,7 @@ static void test_zero_extends(void)
 static void test_zero_huge(void)
 {
     g_autofree char *path = make_file("huge.raw", 0, 0, NULL, 0);
-    BlockDriverState *bs = open_ok(path, BDRV_O_RDWR, NULL);
+    BlockDriverState *bs = open_ok(path, BDRV_O_RDWR | BDRV_O_UNMAP, NULL);
     int ret;
 
     bs->growable = true;
@@ -512,7 +521,7 @@ static void test_unsupported_memo(void)
         g_test_skip("/dev/shm supports ZERO_RANGE: nothing to remember");
         goto out;
     }
-    bs = open_ok(path, BDRV_O_RDWR, NULL);
+    bs = open_ok(path, BDRV_O_RDWR | BDRV_O_UNMAP, NULL);
     for (int i = 0; i < 3; i++) {
         g_assert_cmpint(bdrv_pwrite_zeroes(bs, 0, 4096, BDRV_REQ_NO_FALLBACK), ==, -ENOTSUP);
     }
