@@ -42,6 +42,7 @@ struct NbdServer {
     GList *clients;
     unsigned nclients;
     CoQueue stop_waiters;   /* nbd_co_server_stop waits for the clients */
+    bool stopping;          /* a detached server has no listen_fd to tell it */
 };
 
 typedef struct NbdClient {

@@ -47,6 +47,12 @@ NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp);
  * is for coroutines (a QMP handler) that are not the server's own. */
 void nbd_server_stop(NbdServer *srv);
 void coroutine_fn nbd_co_server_stop(NbdServer *srv);
+/* A server with no listening socket (opts' socket fields unused), whose
+ * clients come through nbd_server_serve_fd: the fuzzer's and tests'. */
+NbdServer *nbd_server_new_detached(const NbdServerOptions *opts);
+/* Serves one client on fd, a connected stream socket (made non-blocking;
+ * the server owns it and closes it when the client leaves). */
+void nbd_server_serve_fd(NbdServer *srv, int fd);
 /* Clients connected now. */
 unsigned nbd_server_client_count(NbdServer *srv);
 /* Leaves new clients in the listen backlog (false) or takes them again:

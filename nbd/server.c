@@ -605,7 +605,7 @@ static void coroutine_fn client_co_run(void *opaque)
     srv->nclients--;
     g_free(c->meta_export);
     g_free(c);
-    if (srv->listen_fd < 0) {           /* stopping */
+    if (srv->stopping) {
         qco_queue_restart_all(&srv->stop_waiters);
         return;
     }
@@ -615,16 +615,10 @@ static void coroutine_fn client_co_run(void *opaque)
     }
 }
 
-static gboolean server_accept(gint fd, GIOCondition cond, gpointer opaque)
+static void client_start(NbdServer *srv, int cfd)
 {
-    NbdServer *srv = opaque;
-    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    NbdClient *c;
+    NbdClient *c = g_new0(NbdClient, 1);
 
-    if (cfd < 0) {
-        return G_SOURCE_CONTINUE;   /* EAGAIN, ECONNABORTED, EMFILE: try again later */
-    }
-    c = g_new0(NbdClient, 1);
     c->srv = srv;
     c->fd = cfd;
     qco_mutex_init(&c->send_lock);
@@ -632,8 +626,25 @@ static gboolean server_accept(gint fd, GIOCondition cond, gpointer opaque)
     srv->clients = g_list_append(srv->clients, c);
     srv->nclients++;
     qco_enter(qco_create(client_co_run, c));
+}
+
+static gboolean server_accept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    NbdServer *srv = opaque;
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (cfd < 0) {
+        return G_SOURCE_CONTINUE;   /* EAGAIN, ECONNABORTED, EMFILE: try again later */
+    }
+    client_start(srv, cfd);
     server_update_accepting(srv);
     return G_SOURCE_CONTINUE;
+}
+
+void nbd_server_serve_fd(NbdServer *srv, int fd)
+{
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    client_start(srv, fd);
 }
 
 /* At max-connections the server stops accepting: a further client waits
@@ -702,6 +713,19 @@ static int listen_inet(const char *host, const char *port, GError **errp)
     return fd;
 }
 
+NbdServer *nbd_server_new_detached(const NbdServerOptions *opts)
+{
+    NbdServer *srv = g_new0(NbdServer, 1);
+
+    qblk_loop_init();
+    srv->opts = *opts;
+    srv->opts.unix_path = srv->opts.host = srv->opts.port = NULL;
+    srv->listen_fd = -1;
+    srv->exports = g_hash_table_new(g_str_hash, g_str_equal);
+    qco_queue_init(&srv->stop_waiters);
+    return srv;
+}
+
 NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp)
 {
     NbdServer *srv;
@@ -713,14 +737,10 @@ NbdServer *nbd_server_start(const NbdServerOptions *opts, GError **errp)
     if (fd < 0) {
         return NULL;
     }
-    srv = g_new0(NbdServer, 1);
-    srv->opts = *opts;
+    srv = nbd_server_new_detached(opts);
     srv->unix_path = g_strdup(opts->unix_path);
     srv->opts.unix_path = srv->unix_path;
-    srv->opts.host = srv->opts.port = NULL;
     srv->listen_fd = fd;
-    srv->exports = g_hash_table_new(g_str_hash, g_str_equal);
-    qco_queue_init(&srv->stop_waiters);
     server_update_accepting(srv);
     return srv;
 }
@@ -733,8 +753,11 @@ static void server_begin_stop(NbdServer *srv)
         g_source_remove(srv->accept_watch);
         srv->accept_watch = 0;
     }
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
+    }
+    srv->stopping = true;
     if (srv->unix_path) {
         unlink(srv->unix_path);
     }
