@@ -162,8 +162,9 @@ fi
 # kept out of the corpus that seeds `make fuzz`.
 shopt -s nullglob
 for build in "$BUILD" "$ASAN_BUILD"; do
-    for fmt in qed qcow2; do
-        run_suite "$build" "$build/tests/fuzz/fuzz-$fmt" tests/fuzz/corpus/$fmt/* tests/fuzz/found/$fmt/*
+    for target in qed qcow2 nbd; do
+        run_suite "$build" "$build/tests/fuzz/fuzz-$target" tests/fuzz/corpus/$target/* \
+            tests/fuzz/found/$target/*
     done
 done
 shopt -u nullglob
