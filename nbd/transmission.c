@@ -63,7 +63,9 @@ static int coroutine_fn send_chunk(NbdClient *c, uint64_t handle, uint16_t flags
     nbd_put16(h + 6, type);
     nbd_put64(h + 8, handle);
     nbd_put32(h + 16, flen + dlen);
-    memcpy(h + NBD_CHUNK_HEADER_SIZE, fixed, flen);
+    if (flen) {     /* a NONE chunk has no fields: fixed is NULL, memcpy's UB */
+        memcpy(h + NBD_CHUNK_HEADER_SIZE, fixed, flen);
+    }
     return send_locked(c, h, NBD_CHUNK_HEADER_SIZE + flen, data, dlen);
 }
 
