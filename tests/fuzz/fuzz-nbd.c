@@ -17,9 +17,11 @@
  * shuts its write side and drains the replies until the server closes.
  *
  * For each input: no sanitizer report, the session ends within
- * SESSION_LIMIT_S, and afterwards the node still reads whole and, for
- * qcow2/QED, checks clean (no corruption or leak left by any request). */
+ * SESSION_LIMIT_S, the server's replies have the protocol's shapes (see
+ * "The replies" below), and afterwards the node still reads whole and,
+ * for qcow2/QED, checks clean (no corruption or leak left by any request). */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,7 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <glib-unix.h>
-#include "nbd/nbd.h"
+#include "nbd/internal.h"
 #include "qblk/block.h"
 #include "util/main-loop.h"
 
@@ -166,6 +168,253 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* ----- The replies: a streaming check of what the server sends -----
+ *
+ * The greeting, then option replies (or EXPORT_NAME's bare reply), then,
+ * once structured replies are on, every transmission reply: these need no
+ * knowledge of the requests (a simple reply carries data only for a READ,
+ * and a structured client's READs are answered in chunks). With simple
+ * replies only, the check stops at transmission. It holds each message to
+ * its shape: lengths that match the type, extents and holes of non-zero
+ * length inside the export, known error values. */
+
+typedef enum {
+    WANT_GREETING, WANT_OPTION, WANT_OPTION_REPLY, WANT_EXPORT_NAME_TAIL, WANT_TX,
+    WANT_SIMPLE, WANT_CHUNK, WANT_CHUNK_FIELDS, WANT_EXTENT, WANT_NOTHING, UNCHECKED,
+} ReplyState;
+
+typedef struct ReplyCheck {
+    ReplyState state;
+    uint64_t export_size;
+    bool no_zeroes;         /* the client's flag: EXPORT_NAME's reply has no padding */
+    bool structured;        /* the server acknowledged STRUCTURED_REPLY */
+    uint8_t head[28];
+    size_t want, have;      /* head bytes the state needs, and has */
+    uint64_t skip;          /* payload bytes to pass over first */
+    bool skip_zeroes;       /* ... which must be zero */
+    uint16_t chunk_type;
+    uint32_t chunk_len, extents_left;
+    uint64_t extents_sum;
+} ReplyCheck;
+
+static void expect(ReplyCheck *rc, ReplyState state, size_t want)
+{
+    rc->state = state;
+    rc->want = want;
+    rc->have = 0;
+}
+
+static bool known_error(uint32_t e)
+{
+    return e == NBD_EPERM || e == NBD_EIO || e == NBD_ENOMEM || e == NBD_EINVAL ||
+           e == NBD_ENOSPC || e == NBD_EOVERFLOW || e == NBD_ENOTSUP || e == NBD_ESHUTDOWN;
+}
+
+/* A chunk header is in head: its length against its type. */
+static void check_chunk_head(ReplyCheck *rc)
+{
+    uint16_t flags = nbd_get16(rc->head + 4);
+    uint32_t len = nbd_get32(rc->head + 16);
+
+    rc->chunk_type = nbd_get16(rc->head + 6);
+    rc->chunk_len = len;
+    require(!(flags & ~NBD_REPLY_FLAG_DONE), "chunk flags 0x%x", flags);
+    switch (rc->chunk_type) {
+    case NBD_REPLY_TYPE_NONE:
+        require(len == 0 && flags & NBD_REPLY_FLAG_DONE, "NONE chunk of %u bytes, flags %x",
+                len, flags);
+        expect(rc, WANT_TX, 4);
+        return;
+    case NBD_REPLY_TYPE_OFFSET_DATA:
+        require(len > 8 && len - 8 <= NBD_MAX_BUFFER_SIZE, "OFFSET_DATA chunk of %u bytes", len);
+        expect(rc, WANT_CHUNK_FIELDS, 8);
+        return;
+    case NBD_REPLY_TYPE_OFFSET_HOLE:
+        require(len == 12, "OFFSET_HOLE chunk of %u bytes", len);
+        expect(rc, WANT_CHUNK_FIELDS, 12);
+        return;
+    case NBD_REPLY_TYPE_BLOCK_STATUS:
+        require(len >= 12 && (len - 4) % 8 == 0, "BLOCK_STATUS chunk of %u bytes", len);
+        expect(rc, WANT_CHUNK_FIELDS, 4);
+        return;
+    case NBD_REPLY_TYPE_ERROR:
+        require(len >= 6, "ERROR chunk of %u bytes", len);
+        require(flags & NBD_REPLY_FLAG_DONE, "ERROR chunk without DONE");
+        expect(rc, WANT_CHUNK_FIELDS, 6);
+        return;
+    default:
+        require(false, "chunk of unknown type 0x%x", rc->chunk_type);
+    }
+}
+
+/* The fixed fields of a chunk are in head. */
+static void check_chunk_fields(ReplyCheck *rc)
+{
+    uint64_t off;
+    uint32_t n;
+
+    switch (rc->chunk_type) {
+    case NBD_REPLY_TYPE_OFFSET_DATA:
+        off = nbd_get64(rc->head);
+        n = rc->chunk_len - 8;
+        require(off <= rc->export_size && n <= rc->export_size - off,
+                "OFFSET_DATA %" PRIu64 "+%u past the export", off, n);
+        rc->skip = n;
+        break;
+    case NBD_REPLY_TYPE_OFFSET_HOLE:
+        off = nbd_get64(rc->head);
+        n = nbd_get32(rc->head + 8);
+        require(n > 0 && off <= rc->export_size && n <= rc->export_size - off,
+                "OFFSET_HOLE %" PRIu64 "+%u empty or past the export", off, n);
+        break;
+    case NBD_REPLY_TYPE_BLOCK_STATUS:
+        n = nbd_get32(rc->head);
+        require(n == NBD_META_ID_BASE_ALLOCATION || n == NBD_META_ID_ALLOCATION_DEPTH,
+                "BLOCK_STATUS for context id %u", n);
+        rc->extents_left = (rc->chunk_len - 4) / 8;
+        rc->extents_sum = 0;
+        expect(rc, WANT_EXTENT, 8);
+        return;
+    case NBD_REPLY_TYPE_ERROR:
+        n = nbd_get32(rc->head);
+        require(known_error(n), "ERROR chunk with error %u", n);
+        require(nbd_get16(rc->head + 4) == rc->chunk_len - 6,
+                "ERROR chunk's message of %u bytes in %u", nbd_get16(rc->head + 4),
+                rc->chunk_len - 6);
+        rc->skip = rc->chunk_len - 6;
+        break;
+    }
+    expect(rc, WANT_TX, 4);
+}
+
+/* head holds a whole message part of rc->want bytes: check it, say what
+ * comes next. */
+static void reply_step(ReplyCheck *rc)
+{
+    static const uint8_t greeting[18] = {
+        'N', 'B', 'D', 'M', 'A', 'G', 'I', 'C', 'I', 'H', 'A', 'V', 'E', 'O', 'P', 'T',
+        0, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES,
+    };
+    uint32_t opt, type, len;
+
+    switch (rc->state) {
+    case WANT_GREETING:
+        require(memcmp(rc->head, greeting, 18) == 0, "bad greeting");
+        expect(rc, WANT_OPTION, 8);
+        return;
+    case WANT_OPTION:
+        if (nbd_get64(rc->head) != NBD_REP_MAGIC) {     /* EXPORT_NAME's reply */
+            require(nbd_get64(rc->head) == rc->export_size,
+                    "EXPORT_NAME reply (or an option reply with a bad magic)");
+            expect(rc, WANT_EXPORT_NAME_TAIL, 2);
+            return;
+        }
+        rc->want = 20;      /* keep the magic, read the rest of the header */
+        rc->state = WANT_OPTION_REPLY;
+        return;
+    case WANT_OPTION_REPLY:
+        opt = nbd_get32(rc->head + 8);
+        type = nbd_get32(rc->head + 12);
+        len = nbd_get32(rc->head + 16);
+        require(type == NBD_REP_ACK || type == NBD_REP_SERVER || type == NBD_REP_INFO ||
+                type == NBD_REP_META_CONTEXT ||
+                (type >= NBD_REP_ERR_UNSUP && type <= NBD_REP_ERR_TOO_BIG),
+                "option reply type 0x%x", type);
+        require(type != NBD_REP_ACK || len == 0, "ACK with %u bytes", len);
+        require(len <= 2 * NBD_MAX_STRING_SIZE + 64, "option reply of %u bytes", len);
+        rc->skip = len;
+        if (type == NBD_REP_ACK && opt == NBD_OPT_STRUCTURED_REPLY) {
+            rc->structured = true;
+        }
+        if (type == NBD_REP_ACK && opt == NBD_OPT_GO) {
+            expect(rc, rc->structured ? WANT_TX : UNCHECKED, 4);
+        } else if (type == NBD_REP_ACK && opt == NBD_OPT_ABORT) {
+            expect(rc, WANT_NOTHING, 1);
+        } else {
+            expect(rc, WANT_OPTION, 8);
+        }
+        return;
+    case WANT_EXPORT_NAME_TAIL:
+        rc->skip = rc->no_zeroes ? 0 : 124;
+        rc->skip_zeroes = true;
+        expect(rc, rc->structured ? WANT_TX : UNCHECKED, 4);
+        return;
+    case WANT_TX:
+        if (nbd_get32(rc->head) == NBD_SIMPLE_REPLY_MAGIC) {
+            rc->state = WANT_SIMPLE;
+            rc->want = NBD_SIMPLE_REPLY_SIZE;
+            return;
+        }
+        require(nbd_get32(rc->head) == NBD_STRUCTURED_REPLY_MAGIC,
+                "reply magic 0x%08x", nbd_get32(rc->head));
+        rc->state = WANT_CHUNK;
+        rc->want = NBD_CHUNK_HEADER_SIZE;
+        return;
+    case WANT_SIMPLE:
+        /* A structured client's simple replies carry no data. */
+        require(nbd_get32(rc->head + 4) == 0 || known_error(nbd_get32(rc->head + 4)),
+                "simple reply with error %u", nbd_get32(rc->head + 4));
+        expect(rc, WANT_TX, 4);
+        return;
+    case WANT_CHUNK:
+        check_chunk_head(rc);
+        return;
+    case WANT_CHUNK_FIELDS:
+        check_chunk_fields(rc);
+        return;
+    case WANT_EXTENT:
+        len = nbd_get32(rc->head);
+        require(len > 0, "extent of length 0");
+        rc->extents_sum += len;
+        require(rc->extents_sum <= rc->export_size, "extents past the export's size");
+        rc->extents_left--;
+        expect(rc, rc->extents_left ? WANT_EXTENT : WANT_TX, rc->extents_left ? 8 : 4);
+        return;
+    case WANT_NOTHING:
+        require(false, "bytes after the ACK of ABORT");
+        return;
+    case UNCHECKED:
+        return;
+    }
+}
+
+static void replies_feed(ReplyCheck *rc, const uint8_t *buf, size_t n)
+{
+    while (n && rc->state != UNCHECKED) {
+        if (rc->skip) {
+            size_t k = MIN(rc->skip, n);
+            if (rc->skip_zeroes) {
+                for (size_t i = 0; i < k; i++) {
+                    require(buf[i] == 0, "EXPORT_NAME reply's padding is not zero");
+                }
+            }
+            rc->skip -= k;
+            buf += k;
+            n -= k;
+            continue;
+        }
+        rc->skip_zeroes = false;
+        while (n && rc->have < rc->want) {
+            rc->head[rc->have++] = *buf++;
+            n--;
+        }
+        if (rc->have == rc->want) {
+            reply_step(rc);
+        }
+    }
+}
+
+/* At the end of the stream: no message cut short. */
+static void replies_end(ReplyCheck *rc)
+{
+    bool between = rc->skip == 0 && rc->have == 0 &&
+                   (rc->state == WANT_OPTION || rc->state == WANT_TX ||
+                    rc->state == WANT_NOTHING || rc->state == WANT_GREETING);
+
+    require(between || rc->state == UNCHECKED, "the replies end inside a message (state %d)",
+            rc->state);
+}
+
 /* ----- The client: writes the input, drains the replies ----- */
 
 typedef struct FuzzClient {
@@ -175,6 +424,7 @@ typedef struct FuzzClient {
     guint out_watch, in_watch;
     bool eof;           /* the server closed its end */
     FILE *replies;      /* $FUZZ_NBD_REPLIES: where the server's bytes go (seed checks) */
+    ReplyCheck check;
 } FuzzClient;
 
 static gboolean client_out(gint fd, GIOCondition cond, gpointer opaque)
@@ -207,6 +457,7 @@ static gboolean client_in(gint fd, GIOCondition cond, gpointer opaque)
             if (fc->replies) {
                 fwrite(buf, 1, n, fc->replies);
             }
+            replies_feed(&fc->check, buf, n);
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -226,7 +477,7 @@ static gboolean tick(gpointer opaque)
 }
 
 /* Serves the input to one client on a socketpair until both are done. */
-static void run_session(NbdServer *srv, const uint8_t *data, size_t size)
+static void run_session(NbdServer *srv, uint64_t export_size, const uint8_t *data, size_t size)
 {
     int sv[2];
     FuzzClient fc = { .data = data, .len = size };
@@ -236,6 +487,9 @@ static void run_session(NbdServer *srv, const uint8_t *data, size_t size)
 
     require(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
     fc.fd = sv[0];
+    fc.check.export_size = export_size;
+    fc.check.no_zeroes = size >= 4 && data[3] & NBD_FLAG_C_NO_ZEROES;
+    expect(&fc.check, WANT_GREETING, 18);
     if (replies) {
         fc.replies = fopen(replies, "wb");
         require(fc.replies != NULL, "cannot open %s", replies);
@@ -251,6 +505,7 @@ static void run_session(NbdServer *srv, const uint8_t *data, size_t size)
         qblk_loop_iterate(true);
     }
     g_source_remove(ticker);
+    replies_end(&fc.check);
     if (fc.out_watch) {
         g_source_remove(fc.out_watch);
     }
@@ -265,11 +520,15 @@ static void run_session(NbdServer *srv, const uint8_t *data, size_t size)
 static void require_sound(BlockDriverState *bs, uint8_t setup)
 {
     int64_t len = bdrv_getlength(bs);
-    g_autofree uint8_t *buf = g_malloc(len);
+    static uint8_t buf[1 << 16];    /* not one big buffer: fresh pages cost much under ASan */
     BdrvCheckResult res = { 0 };
     int ret;
 
-    require(bdrv_pread(bs, 0, len, buf, 0) == 0, "the node no longer reads whole");
+    for (int64_t at = 0; at < len; at += sizeof(buf)) {
+        int64_t n = MIN((int64_t)sizeof(buf), len - at);
+
+        require(bdrv_pread(bs, at, n, buf, 0) == 0, "the node no longer reads at %" PRId64, at);
+    }
     if (setup & SETUP_FORMAT) {
         ret = bdrv_check(bs, &res, BDRV_FIX_NONE);
         require(ret == 0 && res.corruptions == 0 && res.leaks == 0 && res.check_errors == 0,
@@ -310,7 +569,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             err ? err->message : "?");
     require(nbd_export_add(srv, bs, &side_opts, &err) != NULL, "side export: %s",
             err ? err->message : "?");
-    run_session(srv, size ? data + 1 : data, size ? size - 1 : 0);
+    run_session(srv, bdrv_getlength(bs) & ~511, size ? data + 1 : data, size ? size - 1 : 0);
     nbd_server_stop(srv);
     require_sound(bs, setup);
     bdrv_unref(bs);
