@@ -56,7 +56,8 @@ fuzz: deps
 	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz-,$(FUZZ_TARGETS))
 	for f in $(FUZZ_TARGETS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus-$$f && cp tests/fuzz/corpus/$$f/* $(FUZZ_BUILD)/corpus-$$f/ && \
-	    $(FUZZ_BUILD)/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=60 $(FUZZ_BUILD)/corpus-$$f || exit 1; \
+	    $(FUZZ_BUILD)/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=60 \
+	        $$([ -f tests/fuzz/$$f.dict ] && echo -dict=tests/fuzz/$$f.dict) $(FUZZ_BUILD)/corpus-$$f || exit 1; \
 	done
 
 bench: build
