@@ -10,7 +10,8 @@
  *             raw backing file for the rest;
  *   bit 2 writable, bit 3 copy-on-read, bit 4 qemu:allocation-depth,
  *   bit 5 writethrough, bit 6 a size that is no multiple of 512,
- *   bit 7 max-connections 1.
+ *   bit 7 export a copy-on-read filter node over it (the daemon's guest
+ *   copy-on-read: reads and BLOCK_STATUS populate the overlay).
  * The export is named "" with that setup; a second one, "fz", exports the
  * same node read-only with a description and allocation depth.
  * The rest of the input goes to the server as one stream, then the client
@@ -39,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define IMAGE_SIZE      (4 << 20)
 #define ODD_TAIL        1000        /* bit 6: bytes past the last 512 boundary */
 #define SESSION_LIMIT_S 30          /* a session that runs longer hangs */
+#define NODE_NAME       "fuzz-node"  /* the node under the filter of bit 7 */
 
 enum {
     SETUP_FORMAT = 0x03,
@@ -47,7 +49,7 @@ enum {
     SETUP_DEPTH = 0x10,
     SETUP_WRITETHROUGH = 0x20,
     SETUP_ODD_SIZE = 0x40,
-    SETUP_ONE_CONN = 0x80,
+    SETUP_COR_FILTER = 0x80,
 };
 
 static void G_GNUC_PRINTF(2, 3) require(bool ok, const char *fmt, ...)
@@ -114,6 +116,7 @@ static BlockDriverState *make_overlay(const char *fmt, const char *path, const c
     require(bdrv_create(fmt, path, create, &err) == 0, "create %s: %s", fmt,
             err ? err->message : "?");
     qblk_opts_set(open_opts, "driver", fmt);
+    qblk_opts_set(open_opts, "node-name", NODE_NAME);
     bs = bdrv_open(path, open_opts, BDRV_O_RDWR | BDRV_O_UNMAP, NULL, &err);
     require(bs != NULL, "open %s: %s", path, err ? err->message : "?");
     fill(buf, sizeof(buf), 20);
@@ -124,6 +127,7 @@ static BlockDriverState *make_overlay(const char *fmt, const char *path, const c
         bdrv_unref(bs);
         open_opts = qblk_opts_new();
         qblk_opts_set(open_opts, "driver", fmt);
+        qblk_opts_set(open_opts, "node-name", NODE_NAME);
         bs = bdrv_open(path, open_opts, flags, NULL, &err);
         require(bs != NULL, "reopen %s: %s", path, err ? err->message : "?");
     }
@@ -139,7 +143,8 @@ static BlockDriverState *make_node(const char *dir, uint8_t setup)
     int fmt = setup & SETUP_FORMAT;
     int64_t size = IMAGE_SIZE + (setup & SETUP_ODD_SIZE ? ODD_TAIL : 0);
     /* Copy-on-read needs a node it can write. */
-    int flags = setup & (SETUP_WRITABLE | SETUP_COR) ? BDRV_O_RDWR | BDRV_O_UNMAP : 0;
+    int flags = setup & (SETUP_WRITABLE | SETUP_COR | SETUP_COR_FILTER) ?
+                BDRV_O_RDWR | BDRV_O_UNMAP : 0;
     g_autofree char *raw = g_build_filename(dir, "base.raw", NULL);
     g_autofree char *overlay = g_build_filename(dir, "overlay", NULL);
     g_autoptr(GError) err = NULL;
@@ -152,8 +157,23 @@ static BlockDriverState *make_node(const char *dir, uint8_t setup)
     }
     opts = qblk_opts_new();
     qblk_opts_set(opts, "driver", "raw");
+    qblk_opts_set(opts, "node-name", NODE_NAME);
     bs = bdrv_open(raw, opts, flags, NULL, &err);
     require(bs != NULL, "open %s: %s", raw, err ? err->message : "?");
+    return bs;
+}
+
+/* A copy-on-read filter over the node make_node opened. */
+static BlockDriverState *open_cor_filter(void)
+{
+    QblkOpts *opts = qblk_opts_new();
+    g_autoptr(GError) err = NULL;
+    BlockDriverState *bs;
+
+    qblk_opts_set(opts, "driver", "copy-on-read");
+    qblk_opts_set(opts, "file", NODE_NAME);
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR, NULL, &err);
+    require(bs != NULL, "copy-on-read filter: %s", err ? err->message : "?");
     return bs;
 }
 
@@ -544,7 +564,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                                    : g_get_tmp_dir();
     g_autofree char *tmpl = g_build_filename(base, "fuzz-nbd-XXXXXX", NULL);
     char *dir;
-    NbdServerOptions sopts = { .max_connections = setup & SETUP_ONE_CONN ? 1 : 0 };
+    NbdServerOptions sopts = { 0 };
     NbdExportOptions main_opts = {
         .name = "",
         .writable = setup & SETUP_WRITABLE,
@@ -556,7 +576,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .name = "fz", .description = "fuzz side export", .allocation_depth = true,
     };
     g_autoptr(GError) err = NULL;
-    BlockDriverState *bs;
+    BlockDriverState *bs, *exported;
     NbdServer *srv;
 
     qblk_loop_init();
@@ -564,13 +584,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     require(dir != NULL, "mkdtemp in %s: %s", base, g_strerror(errno));
     bs = make_node(dir, setup);
     remove_dir(dir);
+    exported = setup & SETUP_COR_FILTER ? open_cor_filter() : bs;
     srv = nbd_server_new_detached(&sopts);
-    require(nbd_export_add(srv, bs, &main_opts, &err) != NULL, "export: %s",
+    require(nbd_export_add(srv, exported, &main_opts, &err) != NULL, "export: %s",
             err ? err->message : "?");
-    require(nbd_export_add(srv, bs, &side_opts, &err) != NULL, "side export: %s",
+    require(nbd_export_add(srv, exported, &side_opts, &err) != NULL, "side export: %s",
             err ? err->message : "?");
-    run_session(srv, bdrv_getlength(bs) & ~511, size ? data + 1 : data, size ? size - 1 : 0);
+    run_session(srv, bdrv_getlength(exported) & ~511, size ? data + 1 : data,
+                size ? size - 1 : 0);
     nbd_server_stop(srv);
+    if (exported != bs) {
+        bdrv_unref(exported);
+    }
     require_sound(bs, setup);
     bdrv_unref(bs);
     return 0;

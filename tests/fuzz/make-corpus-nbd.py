@@ -10,7 +10,7 @@ import sys
 
 # Setup byte bits (fuzz-nbd.c).
 RAW, QCOW2, QED, QCOW2_512 = 0, 1, 2, 3
-W, COR, DEPTH, WT, ODD, ONE = 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+W, COR, DEPTH, WT, ODD, FILTER = 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 
 OPTS_MAGIC = 0x49484156454F5054
 REQ_MAGIC = 0x25609513
@@ -182,13 +182,25 @@ seeds["depth-only-export-name"] = (QCOW2 | DEPTH, cflags() + STRUCTURED +
                                    opt(OPT_EXPORT_NAME, b"") + req(BLOCK_STATUS, 0, SIZE) + DISCONNECT)
 seeds["meta-other-export"] = (QCOW2, cflags() + STRUCTURED + meta(OPT_SET_META, "fz", ["base:allocation"]) +
                               go("") + req(BLOCK_STATUS, 0, SIZE) + DISCONNECT)
-seeds["odd-size-writethrough"] = (RAW | W | ODD | WT | ONE, cflags() + opt(OPT_INFO, info_data("")) + go() +
+seeds["odd-size-writethrough"] = (RAW | W | ODD | WT | FILTER, cflags() + opt(OPT_INFO, info_data("")) + go() +
                                   req(WRITE, SIZE - 512, 512, payload=data(512)) +
                                   req(READ, SIZE - 512, 512) + req(READ, SIZE - 512, 1000) +
                                   req(WRITE_ZEROES, SIZE - 4096, 4096, FUA) + DISCONNECT)
 seeds["odd-size-qcow2"] = (QCOW2 | W | ODD | COR, cflags() + STRUCTURED + ALL_META + go() +
                            req(READ, SIZE - 4096, 4096) + req(BLOCK_STATUS, 0, SIZE) +
                            req(TRIM, 0, SIZE) + req(BLOCK_STATUS, 0, SIZE) + DISCONNECT)
+
+# A copy-on-read filter exported (the daemon's guest copy-on-read): reads
+# and BLOCK_STATUS populate the overlay.
+for fmt, label in ((QCOW2, "qcow2"), (QED, "qed"), (QCOW2_512, "qcow2-512")):
+    seeds["cor-filter-" + label] = (fmt | FILTER | DEPTH, cflags() + STRUCTURED + ALL_META + go() +
+                                    req(BLOCK_STATUS, 0, SIZE) + req(BLOCK_STATUS, MiB, 4096, REQ_ONE) +
+                                    req(READ, 0, SIZE // 2) + req(CACHE, SIZE // 2, MiB) +
+                                    req(BLOCK_STATUS, 0, SIZE) + DISCONNECT)
+seeds["cor-filter-writes"] = (QCOW2 | FILTER | W | DEPTH, cflags() + STRUCTURED + ALL_META + go() +
+                              WRITE_CMDS + req(BLOCK_STATUS, 0, SIZE) + DISCONNECT)
+seeds["cor-filter-simple-cor"] = (QED | FILTER | COR, cflags() + go() + req(READ, 0, SIZE) +
+                                  req(READ, MiB - 512, 4096) + DISCONNECT)
 
 
 def main():
