@@ -131,6 +131,13 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$ASAN_BUILD python3 tests/daemon/smoke.py $ASAN_BUILD/qblk-storage-daemon" \
              "$BUILD python3 tests/qmp/check" "$ASAN_BUILD python3 tests/qmp/check" \
              "$BUILD tests/nbd/run" "$ASAN_BUILD tests/nbd/run" \
+             "$BUILD tests/nbd/libnbd-check --oracle --server qblk-nbd" \
+             "$ASAN_BUILD tests/nbd/libnbd-check --oracle --server qblk-nbd" \
+             "$BUILD tests/nbd/libnbd-check --oracle --server qblk-daemon" \
+             "$ASAN_BUILD tests/nbd/libnbd-check --oracle --server qblk-daemon" \
+             "$BUILD tests/nbd/load --server qblk-nbd" "$ASAN_BUILD tests/nbd/load --server qblk-nbd" \
+             "$BUILD tests/nbd/load --server qblk-daemon" \
+             "$ASAN_BUILD tests/nbd/load --server qblk-daemon" \
              "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
