@@ -46,7 +46,8 @@ class Server:
     seq = 0
     live = set()    # running servers, for a watchdog that must break a hang
 
-    def __init__(self, mode, build, workdir, exports, qmp=False, max_connections=None):
+    def __init__(self, mode, build, workdir, exports, qmp=False, max_connections=None,
+                 nbd_server_first=False):
         if isinstance(exports, Export):
             exports = [exports]
         self.mode, self.exports = mode, exports
@@ -58,7 +59,7 @@ class Server:
         self.qmp_sock = self.sock + '.qmp' if qmp else None
         self.daemon = mode.endswith('daemon')
         if self.daemon:
-            args = self._daemon_args(max_connections)
+            args = self._daemon_args(max_connections, nbd_server_first)
         else:
             if len(exports) != 1 or qmp:
                 raise Skip('%s serves one export and has no monitor' % mode)
@@ -90,11 +91,13 @@ class Server:
                                'file.file.driver=file,file.file.filename=%s' % (e.fmt, e.image)]
         return args + ['-f', e.fmt, e.image]
 
-    def _daemon_args(self, max_connections):
+    def _daemon_args(self, max_connections, nbd_server_first):
+        """--blockdev..., --nbd-server, --export... (the server before the
+        exports, which need it); nbd_server_first puts it before the nodes."""
         srv = 'addr.type=unix,addr.path=' + self.sock
         if max_connections:
             srv += ',max-connections=%d' % max_connections
-        args = ['--nbd-server', srv]     # before the exports, which need it
+        args, exports = [], []
         if self.qmp_sock:
             args += ['--chardev', 'socket,id=mon0,path=%s,server=on,wait=off' % self.qmp_sock,
                      '--monitor', 'chardev=mon0']
@@ -116,8 +119,10 @@ class Server:
                 exp += ',description=' + e.description
             if e.allocation_depth:
                 exp += ',allocation-depth=on'
-            args += ['--export', exp]
-        return args
+            exports += ['--export', exp]
+        if nbd_server_first:
+            return ['--nbd-server', srv] + args + exports
+        return args + ['--nbd-server', srv] + exports
 
     def node(self, i=0):
         """The node the stream job runs on for export I (the format node)."""
