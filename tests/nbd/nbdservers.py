@@ -31,10 +31,11 @@ def program(mode, build):
 class Export:
     """One export: IMAGE of format FMT served as NAME; cor puts guest
     copy-on-read in front of it (qblk-nbd -C, a copy-on-read filter node
-    in the daemons)."""
+    in the daemons); discard='unmap' passes trims down (the servers'
+    default ignores them)."""
     def __init__(self, image, fmt, name='disk', writable=True, description=None,
-                 allocation_depth=False, cor=False):
-        self.image, self.fmt, self.name = image, fmt, name
+                 allocation_depth=False, cor=False, discard=None):
+        self.image, self.fmt, self.name, self.discard = image, fmt, name, discard
         self.writable, self.description = writable, description
         self.allocation_depth, self.cor = allocation_depth, cor
 
@@ -83,6 +84,8 @@ class Server:
             args += ['-D', e.description]
         if e.allocation_depth:
             args.append('-A')
+        if e.discard:
+            args.append('--discard=' + e.discard)
         if e.cor:
             if self.mode == 'qblk-nbd':
                 args.append('-C')
@@ -102,11 +105,12 @@ class Server:
             args += ['--chardev', 'socket,id=mon0,path=%s,server=on,wait=off' % self.qmp_sock,
                      '--monitor', 'chardev=mon0']
         for i, e in enumerate(self.exports):
+            discard = {'discard': e.discard} if e.discard else {}
             args += ['--blockdev', json.dumps({'driver': 'file', 'filename': e.image,
-                                               'node-name': 'file%d' % i}),
+                                               'node-name': 'file%d' % i, **discard}),
                      '--blockdev', json.dumps({'driver': e.fmt, 'file': 'file%d' % i,
                                                'node-name': 'fmt%d' % i,
-                                               'read-only': not e.writable})]
+                                               'read-only': not e.writable, **discard})]
             node = 'fmt%d' % i
             if e.cor:
                 args += ['--blockdev', json.dumps({'driver': 'copy-on-read', 'file': node,
