@@ -183,7 +183,16 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        self.stop(check=exc[0] is None)
+        if exc[0] is None:
+            self.stop()
+            return
+        # the test failed: say so if the server crashed, that is the news
+        died = self.p.poll()
+        out = self.stop(check=False)
+        if died or any(w in out for w in ('Sanitizer', 'runtime error', 'Assertion')):
+            print('    %s %s; its output: %s' % (
+                self.mode, 'died with status %s' % died if died else 'was running',
+                out.strip()[-1500:].replace('\n', '\n      ')))
 
 
 def kill_all():
