@@ -46,11 +46,14 @@ class Server:
     is missing or refuses to start (the reason is its output)."""
     seq = 0
     live = set()    # running servers, for a watchdog that must break a hang
+    refuse = False  # set by kill_all: no server starts until cleared
 
     def __init__(self, mode, build, workdir, exports, qmp=False, max_connections=None,
                  nbd_server_first=False):
         if isinstance(exports, Export):
             exports = [exports]
+        if Server.refuse:
+            raise AssertionError('timed out (the watchdog stopped the servers)')
         self.mode, self.exports = mode, exports
         self.prog = program(mode, build)
         if not os.access(self.prog, os.X_OK):
@@ -196,7 +199,9 @@ class Server:
 
 
 def kill_all():
-    """Kills every running server: a client blocked on one gets EOF."""
+    """Kills every running server (a client blocked on one gets EOF), and
+    refuses new ones until Server.refuse is cleared."""
+    Server.refuse = True
     for s in list(Server.live):
         try:
             s.p.kill()
