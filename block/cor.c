@@ -106,7 +106,7 @@ int coroutine_fn bdrv_co_copy_on_read(BlockDriverState *bs, int64_t offset, int6
     trace_bdrv_co_copy_on_read(bs, offset, bytes);
     for (int64_t pos = start; pos < end;) {
         int64_t pnum;
-        int alloc = bdrv_co_is_allocated(bs, pos, end - pos, &pnum);
+        int alloc = bdrv_co_is_allocated_in_request(bs, pos, end - pos, &pnum);
 
         if (alloc < 0) {
             ret = alloc;

@@ -37,6 +37,13 @@ void bdrv_tracked_end(BdrvTrackedRequest *req);
 /* Aligned driver-level transfers, inside an already tracked request. */
 int coroutine_fn bdrv_co_aligned_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                         QIOVector *qiov, BdrvRequestFlags flags);
+/* A flush from inside a request already in flight on bs (emulated FUA):
+ * it must not wait for a drained section to end, since the section waits
+ * for that very request. */
+int coroutine_fn bdrv_co_flush_in_request(BlockDriverState *bs);
+/* The same for an allocation query (a copy-on-read deciding what to copy). */
+int coroutine_fn bdrv_co_is_allocated_in_request(BlockDriverState *bs, int64_t offset,
+                                                 int64_t bytes, int64_t *pnum);
 int coroutine_fn bdrv_co_aligned_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                          QIOVector *qiov, BdrvRequestFlags flags);
 /* Writes any byte range inside an already tracked (and, if unaligned,

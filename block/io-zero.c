@@ -132,7 +132,7 @@ int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
     int ret = do_pwrite_zeroes(bs, offset, bytes, flags & ~BDRV_REQ_FUA);
 
     if (ret == 0 && (flags & BDRV_REQ_FUA)) {
-        ret = bdrv_co_flush(bs);
+        ret = bdrv_co_flush_in_request(bs);
     }
     return ret;
 }

@@ -105,7 +105,7 @@ int coroutine_fn bdrv_co_aligned_pwritev(BlockDriverState *bs, int64_t offset, i
     int ret = driver_transfer(bs, true, offset, bytes, qiov, flags);
 
     if (ret == 0 && (flags & BDRV_REQ_FUA) && bs->caps.fua != BDRV_CAP_NATIVE) {
-        ret = bdrv_co_flush(bs);
+        ret = bdrv_co_flush_in_request(bs);
     }
     return ret;
 }
@@ -308,6 +308,20 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t 
     return ret;
 }
 
+int coroutine_fn bdrv_co_flush_in_request(BlockDriverState *bs)
+{
+    int ret = 0;
+
+    if (bs->drv->co_flush && !(bs->no_flush && bs->drv->is_protocol)) {
+        ret = bs->drv->co_flush(bs);
+        g_assert(ret <= 0);
+    }
+    if (ret == 0 && bs->file) {
+        ret = bdrv_co_flush(bs->file);
+    }
+    return ret;
+}
+
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
 {
     BdrvRequest req;
@@ -317,13 +331,7 @@ int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
         return ret;
     }
     bdrv_co_request_begin(&req, bs, BDRV_REQUEST_FLUSH, 0, 0, 0);
-    if (bs->drv->co_flush && !(bs->no_flush && bs->drv->is_protocol)) {
-        ret = bs->drv->co_flush(bs);
-        g_assert(ret <= 0);
-    }
-    if (ret == 0 && bs->file) {
-        ret = bdrv_co_flush(bs->file);
-    }
+    ret = bdrv_co_flush_in_request(bs);
     bdrv_request_end(&req);
     return ret;
 }

@@ -4,9 +4,12 @@
 #include "block/internal.h"
 #include "trace-events.h"
 
+/* in_request: asked from inside a request already in flight on bs (a
+ * copy-on-read deciding what to copy), which must not wait for a drained
+ * section: the section waits for that request. */
 static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                                      int64_t bytes, int64_t *pnum, int64_t *map,
-                                     BlockDriverState **file)
+                                     BlockDriverState **file, bool in_request)
 {
     int64_t len, local_map = 0;
     BlockDriverState *local_file = NULL;
@@ -40,10 +43,14 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
     } else {
         BdrvRequest req;
 
-        bdrv_co_request_begin(&req, bs, BDRV_REQUEST_BLOCK_STATUS, offset, bytes, 0);
+        if (!in_request) {
+            bdrv_co_request_begin(&req, bs, BDRV_REQUEST_BLOCK_STATUS, offset, bytes, 0);
+        }
         ret = bs->drv->co_block_status(bs, want_zero, offset, bytes, pnum,
                                        &local_map, &local_file);
-        bdrv_request_end(&req);
+        if (!in_request) {
+            bdrv_request_end(&req);
+        }
         if (ret < 0) {
             *pnum = 0;
             return ret;
@@ -57,7 +64,7 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
         /* The driver maps 1:1 onto its file: let the file answer. */
         g_assert((ret & BDRV_BLOCK_OFFSET_VALID) && local_file);
         ret = block_status(local_file, want_zero, local_map, *pnum, pnum,
-                           &local_map, &local_file);
+                           &local_map, &local_file, false);
         if (ret < 0) {
             return ret;
         }
@@ -75,7 +82,7 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
         /* The format stores data here, but its file may know it is a hole. */
         int64_t file_pnum;
         int file_ret = block_status(local_file, want_zero, local_map, *pnum,
-                                    &file_pnum, NULL, NULL);
+                                    &file_pnum, NULL, NULL, false);
 
         /* The answer holds only as far as the file's own answer does. */
         if (file_ret >= 0 && file_pnum > 0) {
@@ -101,22 +108,36 @@ int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
                                       BlockDriverState **file)
 {
     int64_t local_pnum;
-    int ret = block_status(bs, true, offset, bytes, pnum ? pnum : &local_pnum, map, file);
+    int ret = block_status(bs, true, offset, bytes, pnum ? pnum : &local_pnum, map, file,
+                           false);
 
     trace_bdrv_co_block_status(bs, offset, bytes, ret, pnum ? *pnum : local_pnum);
     return ret;
 }
 
-int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
-                                      int64_t bytes, int64_t *pnum)
+static int coroutine_fn is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                     int64_t *pnum, bool in_request)
 {
     int64_t local_pnum;
-    int ret = block_status(bs, false, offset, bytes, pnum ? pnum : &local_pnum, NULL, NULL);
+    int ret = block_status(bs, false, offset, bytes, pnum ? pnum : &local_pnum, NULL, NULL,
+                           in_request);
 
     if (ret < 0) {
         return ret;
     }
     return !!(ret & BDRV_BLOCK_ALLOCATED);
+}
+
+int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum)
+{
+    return is_allocated(bs, offset, bytes, pnum, false);
+}
+
+int coroutine_fn bdrv_co_is_allocated_in_request(BlockDriverState *bs, int64_t offset,
+                                                 int64_t bytes, int64_t *pnum)
+{
+    return is_allocated(bs, offset, bytes, pnum, true);
 }
 
 int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *bs, BlockDriverState *base,
@@ -181,7 +202,7 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs, BlockDriverSta
             *pnum = n;
             return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
         }
-        ret = block_status(p, true, offset, MIN(n, len - offset), &cur, NULL, NULL);
+        ret = block_status(p, true, offset, MIN(n, len - offset), &cur, NULL, NULL, false);
         if (ret < 0) {
             return ret;
         }

@@ -586,6 +586,71 @@ static void test_drain(void)
     bdrv_unref(bs);
 }
 
+typedef struct {
+    BlockDriverState *bs;
+    BdrvRequestFlags flags;
+    bool write;
+    bool done;
+    int ret;
+} NestedCo;
+
+static void coroutine_fn plain_drainer_entry(void *opaque)
+{
+    DrainerCo *d = opaque;
+
+    bdrv_co_drained_begin(d->bs);
+    bdrv_co_drained_end(d->bs);
+    d->done = true;
+}
+
+static void coroutine_fn nested_entry(void *opaque)
+{
+    NestedCo *r = opaque;
+    g_autofree char *buf = g_malloc0(192 * 1024);
+
+    r->ret = r->write ? bdrv_co_pwrite(r->bs, 0, 192 * 1024, buf, r->flags)
+                      : bdrv_co_pread(r->bs, 0, 192 * 1024, buf, r->flags);
+    r->done = true;
+}
+
+/* A drained section that begins while a request is in flight must not wait
+ * for what that request asks of its own node on the way (a copy-on-read's
+ * allocation query between the runs it copies, an emulated FUA's flush):
+ * those ran through the public entry points, waited for the section to end
+ * while the section waited for them, and every client of the node hung
+ * (a stream finishing under NBD load). */
+static void test_drain_nested(void)
+{
+    g_autofree char *img = path("nested.qcow2");
+    g_autofree char *o = g_strdup_printf("driver=qcow2,file.driver=file,file.filename=%s,"
+                                         "backing.driver=null-co,backing.size=1M,"
+                                         "backing.read-zeroes=on,backing.latency-ns=5000000",
+                                         img);
+    g_autofree char *created = unit_create(tmpdir, "qcow2", "nested.qcow2", "size=1M");
+    BlockDriverState *bs = open_ok(o, BDRV_O_RDWR);
+    char one[512] = { 1 };
+
+    /* The middle cluster is allocated, so the read copies two runs and asks
+     * for the allocation after the first (whose backing read yields). */
+    g_assert_cmpint(bdrv_pwrite(bs, 64 * 1024, sizeof(one), one, 0), ==, 0);
+    for (int fua = 0; fua < 2; fua++) {
+        NestedCo r = { bs, fua ? BDRV_REQ_FUA : BDRV_REQ_COPY_ON_READ, fua };
+        DrainerCo d = { bs, NULL };
+
+        qco_enter(qco_create(nested_entry, &r));
+        g_assert_false(r.done);
+        qco_enter(qco_create(plain_drainer_entry, &d));
+        for (int i = 0; i < 20000 && !d.done; i++) {
+            qblk_loop_iterate(false);
+            g_usleep(100);
+        }
+        g_assert_true(d.done);
+        g_assert_true(r.done);
+        g_assert_cmpint(r.ret, ==, 0);
+    }
+    bdrv_unref(bs);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -603,6 +668,7 @@ int main(int argc, char **argv)
     g_test_add_func("/graph/reopen", test_reopen);
     g_test_add_func("/graph/reopen-qed", test_reopen_qed);
     g_test_add_func("/graph/drain", test_drain);
+    g_test_add_func("/graph/drain-nested", test_drain_nested);
     ret = g_test_run();
     g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
     for (const char *n; d && (n = g_dir_read_name(d));) {
