@@ -4,13 +4,47 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "nbd/internal.h"
+#include "util/bufferiszero.h"
 
 typedef struct NbdRequestCtx {
     NbdClient *c;
     NbdRequest req;
     uint8_t *data;          /* WRITE payload */
 } NbdRequestCtx;
+
+/* Request buffers up to NBD_POOL_BUF_SIZE are reused: a fresh malloc of
+ * a few hundred KiB is a fresh mmap whose every page faults on first
+ * touch, which costs as much as the read itself. One free list for the
+ * process: every client's coroutines run in the one loop thread. Kept at
+ * most NBD_POOL_MAX, so the pool never holds more than the peak in flight
+ * did. */
+#define NBD_POOL_BUF_SIZE (1024 * 1024)
+#define NBD_POOL_MAX 64
+
+static void *buf_pool[NBD_POOL_MAX];
+static unsigned buf_pool_len;
+
+static void *nbd_buf_get(size_t len)
+{
+    if (len > NBD_POOL_BUF_SIZE) {
+        return g_try_malloc(len);
+    }
+    if (buf_pool_len) {
+        return buf_pool[--buf_pool_len];
+    }
+    return g_try_malloc(NBD_POOL_BUF_SIZE);
+}
+
+static void nbd_buf_put(void *buf, size_t len)
+{
+    if (buf && len <= NBD_POOL_BUF_SIZE && buf_pool_len < NBD_POOL_MAX) {
+        buf_pool[buf_pool_len++] = buf;
+    } else {
+        g_free(buf);
+    }
+}
 
 /* errno to the wire, as QEMU 7.2 maps it. */
 static uint32_t wire_errno(int err)
@@ -94,15 +128,58 @@ static int coroutine_fn send_result(NbdClient *c, uint64_t handle, int ret)
 
 /* ----- Commands ----- */
 
+/* Granule of the zero detection on data read for a structured reply:
+ * large enough that a HOLE chunk's header and syscall cost less than
+ * the bytes it spares the socket and the client. */
+#define NBD_ZERO_GRANULE (64 * 1024)
+
+/* Sends the read data p[0, len) at export offset off: all-zero runs of
+ * whole granules as OFFSET_HOLE (the spec lets any range that reads as
+ * zeroes go out as a hole, allocated or not), the rest as OFFSET_DATA.
+ * Zeroes stored as data (a raw image's, a backing's read through
+ * copy-on-read) then cost neither socket copy nor client copy. */
+static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t off,
+                                       const uint8_t *p, uint64_t len, bool last)
+{
+    uint8_t f[12];
+
+    while (len) {
+        bool zero = false;
+        size_t run = len;
+        int ret;
+
+        if (len >= NBD_ZERO_GRANULE) {
+            run = buffer_zero_run(p, len, NBD_ZERO_GRANULE, off, &zero);
+        }
+        uint16_t done = last && run == len ? NBD_REPLY_FLAG_DONE : 0;
+        nbd_put64(f, off);
+        if (zero) {
+            nbd_put32(f + 8, run);
+            ret = send_chunk(c, handle, done, NBD_REPLY_TYPE_OFFSET_HOLE, f, 12, NULL, 0);
+        } else {
+            ret = send_chunk(c, handle, done, NBD_REPLY_TYPE_OFFSET_DATA, f, 8, p, run);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        off += run;
+        p += run;
+        len -= run;
+    }
+    return 0;
+}
+
 /* Structured READ: zero ranges (by block status through the chain) go
- * out as OFFSET_HOLE unread, the rest as OFFSET_DATA. */
+ * out as OFFSET_HOLE unread, the rest is read and sent by
+ * send_read_data. */
 static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, uint8_t *buf)
 {
     BlockDriverState *bs = c->exp->bs;
     uint64_t off = r->offset, end = r->offset + r->length;
     /* A copy-on-read node must see every read, holes included: that is
-     * what fills its overlay (zeroes as zero clusters). */
-    bool cor = c->exp->reads_populate;
+     * what fills its overlay (zeroes as zero clusters). DF asks for one
+     * data chunk. */
+    bool cor = c->exp->reads_populate, df = r->flags & NBD_CMD_FLAG_DF;
     uint8_t f[12];
     int ret;
 
@@ -115,7 +192,7 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
         bool zero = false;
         uint16_t done;
 
-        if (!(r->flags & NBD_CMD_FLAG_DF) && !cor) {
+        if (!df && !cor) {
             ret = bdrv_co_block_status_above(bs, NULL, off, end - off, &pnum);
             if (ret < 0) {
                 return send_error(c, r->handle, -ret, "block status failed");
@@ -126,8 +203,8 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
             zero = ret & BDRV_BLOCK_ZERO;
         }
         done = off + pnum == end ? NBD_REPLY_FLAG_DONE : 0;
-        nbd_put64(f, off);
         if (zero) {
+            nbd_put64(f, off);
             nbd_put32(f + 8, pnum);
             ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_HOLE, f, 12, NULL, 0);
         } else {
@@ -136,7 +213,12 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
             if (ret < 0) {
                 return send_error(c, r->handle, -ret, "reading from file failed");
             }
-            ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_DATA, f, 8, p, pnum);
+            if (df) {
+                nbd_put64(f, off);
+                ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_DATA, f, 8, p, pnum);
+            } else {
+                ret = send_read_data(c, r->handle, off, p, pnum, done);
+            }
         }
         if (ret < 0) {
             return ret;
@@ -148,7 +230,7 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
 
 static int coroutine_fn co_read(NbdClient *c, const NbdRequest *r)
 {
-    g_autofree uint8_t *buf = g_try_malloc(r->length ? r->length : 1);
+    uint8_t *buf = nbd_buf_get(r->length);
     int ret;
 
     if (!buf) {
@@ -157,14 +239,19 @@ static int coroutine_fn co_read(NbdClient *c, const NbdRequest *r)
     if (r->flags & NBD_CMD_FLAG_FUA) {
         ret = bdrv_co_flush(c->exp->bs);
         if (ret < 0) {
-            return send_result(c, r->handle, ret);
+            ret = send_result(c, r->handle, ret);
+            goto out;
         }
     }
     if (c->structured) {
-        return co_read_structured(c, r, buf);
+        ret = co_read_structured(c, r, buf);
+    } else {
+        ret = bdrv_co_pread(c->exp->bs, r->offset, r->length, buf, 0);
+        ret = send_simple(c, r->handle, ret < 0 ? -ret : 0, buf, r->length);
     }
-    ret = bdrv_co_pread(c->exp->bs, r->offset, r->length, buf, 0);
-    return send_simple(c, r->handle, ret < 0 ? -ret : 0, buf, r->length);
+out:
+    nbd_buf_put(buf, r->length);
+    return ret;
 }
 
 /* CACHE: a prefetch read that copies up through copy-on-read where the
@@ -173,7 +260,7 @@ static int coroutine_fn co_cache(NbdClient *c, const NbdRequest *r)
 {
     BlockDriverState *bs = c->exp->bs;
     BlockCapabilities caps;
-    g_autofree uint8_t *buf = g_try_malloc(r->length ? r->length : 1);
+    uint8_t *buf = nbd_buf_get(r->length);
     int ret;
 
     if (!buf) {
@@ -183,6 +270,7 @@ static int coroutine_fn co_cache(NbdClient *c, const NbdRequest *r)
     ret = bdrv_co_pread(bs, r->offset, r->length, buf,
                         caps.copy_on_read && !bdrv_is_read_only(bs) ?
                         BDRV_REQ_COPY_ON_READ : 0);
+    nbd_buf_put(buf, r->length);
     return send_result(c, r->handle, ret);
 }
 
@@ -490,15 +578,34 @@ static void coroutine_fn request_co_run(void *opaque)
             break;
         }
     }
-    g_free(ctx->data);
+    nbd_buf_put(ctx->data, r->length);
     g_free(ctx);
     c->in_flight--;
     qco_queue_next(&c->in_flight_queue);
 }
 
+/* Send buffer of a unix socket client: the default (~200 KiB) holds
+ * less than one 256 KiB read reply, so every reply took several sendmsg
+ * calls and a wait for the client between them. Asked for as it is;
+ * the kernel caps it at net.core.wmem_max. TCP keeps its autotuning. */
+#define NBD_UNIX_SNDBUF (4 * 1024 * 1024)
+
+static void tune_socket(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    int size = NBD_UNIX_SNDBUF;
+
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && sa.ss_family == AF_UNIX) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+}
+
 void coroutine_fn nbd_co_transmission(NbdClient *c)
 {
     uint8_t h[NBD_REQUEST_SIZE];
+
+    tune_socket(c->fd);
 
     for (;;) {
         NbdRequestCtx *ctx;
@@ -530,9 +637,13 @@ void coroutine_fn nbd_co_transmission(NbdClient *c)
         ctx->c = c;
         ctx->req = req;
         if (req.type == NBD_CMD_WRITE) {
-            ctx->data = g_malloc(req.length ? req.length : 1);
+            ctx->data = nbd_buf_get(req.length);
+            if (!ctx->data) {
+                g_free(ctx);
+                break;
+            }
             if (nbd_co_recv(c, ctx->data, req.length) < 0) {
-                g_free(ctx->data);
+                nbd_buf_put(ctx->data, req.length);
                 g_free(ctx);
                 break;
             }
