@@ -150,6 +150,8 @@ static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t o
 
         if (len >= NBD_ZERO_GRANULE) {
             run = buffer_zero_run(p, len, NBD_ZERO_GRANULE, off, &zero);
+        } else {
+            zero = buffer_is_zero(p, len);
         }
         uint16_t done = last && run == len ? NBD_REPLY_FLAG_DONE : 0;
         nbd_put64(f, off);
@@ -171,7 +173,9 @@ static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t o
 
 /* Structured READ: zero ranges (by block status through the chain) go
  * out as OFFSET_HOLE unread, the rest is read and sent by
- * send_read_data. */
+ * send_read_data. A read of at most one zero granule skips the block
+ * status: its syscalls (two lseeks on a file) cost more than reading
+ * the few KiB, and a zero read still goes out as a hole. */
 static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, uint8_t *buf)
 {
     BlockDriverState *bs = c->exp->bs;
@@ -192,7 +196,7 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
         bool zero = false;
         uint16_t done;
 
-        if (!df && !cor) {
+        if (!df && !cor && r->length > NBD_ZERO_GRANULE) {
             ret = bdrv_co_block_status_above(bs, NULL, off, end - off, &pnum);
             if (ret < 0) {
                 return send_error(c, r->handle, -ret, "block status failed");
@@ -601,9 +605,54 @@ static void tune_socket(int fd)
     }
 }
 
+/* What the receiver read ahead of the request it decodes: a client with
+ * many requests in flight sends their headers back to back, and one recv
+ * of them all costs one syscall instead of one each. */
+typedef struct RecvAhead {
+    uint8_t data[16 * 1024];
+    size_t start, end;
+} RecvAhead;
+
+/* Reads exactly len bytes like nbd_co_recv, from the read-ahead first,
+ * then with one non-blocking recv of as much as the socket holds; when
+ * it holds nothing, nbd_co_recv waits for the bytes (and reads no more).
+ * Payloads larger than the read-ahead go straight to their buffer. */
+static int coroutine_fn recv_ahead(NbdClient *c, RecvAhead *ra, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    for (;;) {
+        size_t n = MIN(len, ra->end - ra->start);
+        ssize_t got;
+
+        memcpy(p, ra->data + ra->start, n);
+        ra->start += n;
+        p += n;
+        len -= n;
+        if (!len) {
+            return 0;
+        }
+        if (len >= sizeof(ra->data)) {
+            return nbd_co_recv(c, p, len);
+        }
+        got = recv(c->fd, ra->data, sizeof(ra->data), MSG_DONTWAIT);
+        if (got > 0) {
+            ra->start = 0;
+            ra->end = got;
+        } else if (got == 0) {
+            return -EPIPE;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return nbd_co_recv(c, p, len);
+        } else if (errno != EINTR) {
+            return -errno;
+        }
+    }
+}
+
 void coroutine_fn nbd_co_transmission(NbdClient *c)
 {
     uint8_t h[NBD_REQUEST_SIZE];
+    g_autofree RecvAhead *ra = g_new0(RecvAhead, 1);
 
     tune_socket(c->fd);
 
@@ -614,7 +663,7 @@ void coroutine_fn nbd_co_transmission(NbdClient *c)
         while (c->in_flight >= NBD_MAX_IN_FLIGHT) {
             qco_queue_wait(&c->in_flight_queue, NULL);
         }
-        if (c->exp->removed || nbd_co_recv(c, h, sizeof(h)) < 0) {
+        if (c->exp->removed || recv_ahead(c, ra, h, sizeof(h)) < 0) {
             break;
         }
         /* After a bad magic or a WRITE payload over 32 MiB (left unread)
@@ -642,7 +691,7 @@ void coroutine_fn nbd_co_transmission(NbdClient *c)
                 g_free(ctx);
                 break;
             }
-            if (nbd_co_recv(c, ctx->data, req.length) < 0) {
+            if (recv_ahead(c, ra, ctx->data, req.length) < 0) {
                 nbd_buf_put(ctx->data, req.length);
                 g_free(ctx);
                 break;
