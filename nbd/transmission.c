@@ -146,6 +146,7 @@ static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t o
     while (len) {
         bool zero = false;
         size_t run = len;
+        uint16_t done;
         int ret;
 
         if (len >= NBD_ZERO_GRANULE) {
@@ -153,7 +154,7 @@ static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t o
         } else {
             zero = buffer_is_zero(p, len);
         }
-        uint16_t done = last && run == len ? NBD_REPLY_FLAG_DONE : 0;
+        done = last && run == len ? NBD_REPLY_FLAG_DONE : 0;
         nbd_put64(f, off);
         if (zero) {
             nbd_put32(f + 8, run);
