@@ -221,7 +221,7 @@ static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, ui
             if (ret < 0) {
                 return send_error(c, r->handle, -ret, "reading from file failed");
             }
-            if (df || !(cor || small)) {
+            if (df) {
                 nbd_put64(f, off);
                 ret = send_chunk(c, r->handle, done, NBD_REPLY_TYPE_OFFSET_DATA, f, 8, p, pnum);
             } else {
