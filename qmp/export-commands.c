@@ -81,8 +81,18 @@ typedef struct MonitorExport {
 } MonitorExport;
 
 static NbdServer *nbd_server;
-static GHashTable *exports;     /* id -> MonitorExport, in no order */
-static GPtrArray *export_order; /* MonitorExport*, newest first, as QEMU lists */
+static GPtrArray *exports;      /* MonitorExport*, newest first, as QEMU lists */
+
+static MonitorExport *export_find(const char *id)
+{
+    for (guint i = 0; exports && i < exports->len; i++) {
+        MonitorExport *me = exports->pdata[i];
+        if (!strcmp(me->id, id)) {
+            return me;
+        }
+    }
+    return NULL;
+}
 
 static void export_deleted(void *opaque)
 {
@@ -90,8 +100,7 @@ static void export_deleted(void *opaque)
     QblkJson *data = qblk_json_object();
 
     qblk_json_set_str(data, "id", me->id);
-    g_hash_table_remove(exports, me->id);
-    g_ptr_array_remove(export_order, me);
+    g_ptr_array_remove(exports, me);
     qmp_event_emit("BLOCK_EXPORT_DELETED", data);
     g_free(me->id);
     g_free(me->node_name);
@@ -141,8 +150,7 @@ static bool nbd_server_start_addr(const QblkJson *addr, const char *tls_creds,
         return false;
     }
     if (!exports) {
-        exports = g_hash_table_new(g_str_hash, g_str_equal);
-        export_order = g_ptr_array_new();
+        exports = g_ptr_array_new();
     }
     return true;
 }
@@ -170,17 +178,23 @@ static bool check_server_running(GError **errp)
     return true;
 }
 
-static QblkJson *coroutine_fn qmp_nbd_server_stop(const QblkJson *args, GError **errp)
+/* Stops the server, its exports removed (BLOCK_EXPORT_DELETED each). */
+static void coroutine_fn server_co_stop(void)
 {
     NbdServer *srv = nbd_server;
 
+    /* Cleared first: nothing may add an export while the clients leave. */
+    nbd_server = NULL;
+    nbd_co_server_stop(srv);
+}
+
+static QblkJson *coroutine_fn qmp_nbd_server_stop(const QblkJson *args, GError **errp)
+{
     (void)args;
     if (!check_server_running(errp)) {
         return NULL;
     }
-    /* Cleared first: nothing may add an export while the clients leave. */
-    nbd_server = NULL;
-    nbd_co_server_stop(srv);
+    server_co_stop();
     return qblk_json_object();
 }
 
@@ -231,7 +245,7 @@ static bool export_add(const QblkJson *args, GError **errp)
         qblk_error_set(errp, "Invalid block export id");
         return false;
     }
-    if (g_hash_table_lookup(exports, id)) {
+    if (export_find(id)) {
         qblk_error_set(errp, "Block export id '%s' is already in use", id);
         return false;
     }
@@ -273,8 +287,7 @@ static bool export_add(const QblkJson *args, GError **errp)
     }
     me->id = g_strdup(id);
     me->node_name = g_strdup(node_name);
-    g_hash_table_insert(exports, me->id, me);
-    g_ptr_array_insert(export_order, 0, me);
+    g_ptr_array_insert(exports, 0, me);
     return true;
 }
 
@@ -283,9 +296,14 @@ static QblkJson *coroutine_fn qmp_block_export_add(const QblkJson *args, GError 
     return export_add(args, errp) ? qblk_json_object() : NULL;
 }
 
-static bool export_del(const char *id, bool hard, GError **errp)
+/* block-export-del and nbd-server-remove: the export whose id is
+ * args[id_key], removed in args' mode (safe when absent). */
+static bool export_del(const QblkJson *args, const char *id_key, GError **errp)
 {
-    MonitorExport *me = exports ? g_hash_table_lookup(exports, id) : NULL;
+    static const char *const modes[] = { "safe", "hard", NULL };
+    bool hard = qmp_arg_enum(args, "mode", modes, 0) == 1;
+    const char *id = qmp_arg_str(args, id_key);
+    MonitorExport *me = export_find(id);
 
     if (!me) {
         qblk_error_set(errp, "Export '%s' is not found", id);
@@ -306,10 +324,7 @@ static bool export_del(const char *id, bool hard, GError **errp)
 
 static QblkJson *coroutine_fn qmp_block_export_del(const QblkJson *args, GError **errp)
 {
-    static const char *const modes[] = { "safe", "hard", NULL };
-    bool hard = qmp_arg_enum(args, "mode", modes, 0) == 1;
-
-    return export_del(qmp_arg_str(args, "id"), hard, errp) ? qblk_json_object() : NULL;
+    return export_del(args, "id", errp) ? qblk_json_object() : NULL;
 }
 
 static QblkJson *coroutine_fn qmp_query_block_exports(const QblkJson *args, GError **errp)
@@ -318,8 +333,8 @@ static QblkJson *coroutine_fn qmp_query_block_exports(const QblkJson *args, GErr
 
     (void)args;
     (void)errp;
-    for (guint i = 0; export_order && i < export_order->len; i++) {
-        MonitorExport *me = export_order->pdata[i];
+    for (guint i = 0; exports && i < exports->len; i++) {
+        MonitorExport *me = exports->pdata[i];
         QblkJson *info = qblk_json_append(list, qblk_json_object());
 
         qblk_json_set_str(info, "id", me->id);
@@ -357,10 +372,7 @@ static QblkJson *coroutine_fn qmp_nbd_server_add(const QblkJson *args, GError **
 
 static QblkJson *coroutine_fn qmp_nbd_server_remove(const QblkJson *args, GError **errp)
 {
-    static const char *const modes[] = { "safe", "hard", NULL };
-    bool hard = qmp_arg_enum(args, "mode", modes, 0) == 1;
-
-    return export_del(qmp_arg_str(args, "name"), hard, errp) ? qblk_json_object() : NULL;
+    return export_del(args, "name", errp) ? qblk_json_object() : NULL;
 }
 
 void qmp_register_export_commands(void)
@@ -381,8 +393,8 @@ void qmp_register_export_commands(void)
 
 bool qmp_node_is_exported(BlockDriverState *bs)
 {
-    for (guint i = 0; export_order && i < export_order->len; i++) {
-        MonitorExport *me = export_order->pdata[i];
+    for (guint i = 0; exports && i < exports->len; i++) {
+        MonitorExport *me = exports->pdata[i];
         if (nbd_export_bs(me->exp) == bs) {
             return true;
         }
@@ -423,12 +435,8 @@ bool qmp_cli_export(const char *arg, GError **errp)
 
 void coroutine_fn qmp_co_exports_close_all(void)
 {
-    NbdServer *srv = nbd_server;
-
-    if (srv) {
-        nbd_server = NULL;
-        nbd_co_server_stop(srv);
+    if (nbd_server) {
+        server_co_stop();
     }
-    g_clear_pointer(&exports, g_hash_table_unref);
-    g_clear_pointer(&export_order, g_ptr_array_unref);
+    g_clear_pointer(&exports, g_ptr_array_unref);
 }
