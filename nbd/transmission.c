@@ -173,12 +173,12 @@ static int coroutine_fn send_read_data(NbdClient *c, uint64_t handle, uint64_t o
 }
 
 /* Structured READ: zero ranges (by block status through the chain) go
- * out as OFFSET_HOLE unread, the rest as OFFSET_DATA, as QEMU's (whose
- * chunks tests/nbd/libnbd-check compares). Two cases instead detect
- * zeroes in the data read (send_read_data): a copy-on-read export, which
- * must read every range, and a read of at most one zero granule, which
- * skips the block status (its two lseeks on a file cost more than
- * reading the few KiB) and still answers a zero range with a hole. */
+ * out as OFFSET_HOLE unread; what is read goes through send_read_data,
+ * so its all-zero granules become holes too (QEMU sends them as data:
+ * a difference tests/nbd/libnbd-check names). Block status is skipped
+ * on a copy-on-read export, which must read every range, and for a read
+ * of at most one zero granule (its two lseeks on a file cost more than
+ * reading the few KiB). DF asks for one data chunk, no holes. */
 static int coroutine_fn co_read_structured(NbdClient *c, const NbdRequest *r, uint8_t *buf)
 {
     BlockDriverState *bs = c->exp->bs;
