@@ -15,6 +15,7 @@ static const BlockDriver *const drivers[] = {
     &bdrv_blkdebug,
     &bdrv_copy_on_read,
     &bdrv_file,
+    &bdrv_nbd,
     &bdrv_null_co,
     &bdrv_qcow2,
     &bdrv_qed,
@@ -112,11 +113,17 @@ static void node_free(BlockDriverState *bs)
     g_free(bs);
 }
 
+/* Whether drv is named by filename's prefix. */
+static bool driver_claims(const BlockDriver *drv, const char *filename)
+{
+    return (drv->protocol_prefix && g_str_has_prefix(filename, drv->protocol_prefix)) ||
+           (drv->claims_filename && drv->claims_filename(filename));
+}
+
 const BlockDriver *bdrv_find_protocol(const char *filename)
 {
     for (size_t i = 0; filename && i < G_N_ELEMENTS(drivers); i++) {
-        if (drivers[i]->protocol_prefix &&
-            g_str_has_prefix(filename, drivers[i]->protocol_prefix)) {
+        if (driver_claims(drivers[i], filename)) {
             return drivers[i];
         }
     }
@@ -356,8 +363,7 @@ static BlockDriverState *coroutine_fn open_node(const char *filename, QblkOpts *
          * (null-co://) are a format's file child like plain files. */
         drv = bdrv_find_protocol(fname);
     }
-    if (drv && drv->parse_filename && fname && drv->protocol_prefix &&
-        g_str_has_prefix(fname, drv->protocol_prefix)) {
+    if (drv && drv->parse_filename && fname && driver_claims(drv, fname)) {
         if (!drv->parse_filename(fname, opts, errp)) {
             return NULL;
         }

@@ -122,6 +122,10 @@ struct BlockDriver {
      * then drops the filename. Missing: the filename is passed to open as
      * the "filename" option, prefix and all. */
     bool (*parse_filename)(const char *filename, QblkOpts *options, GError **errp);
+    /* For a driver named by several prefixes (nbd:, nbd+unix://, ...):
+     * whether it claims this filename, used like protocol_prefix (which
+     * it may leave NULL). Missing: protocol_prefix alone decides. */
+    bool (*claims_filename)(const char *filename);
 
     /* Score 0..100 for a header sample (format drivers). Missing: never chosen by probing. */
     int (*probe)(const uint8_t *buf, int buf_size, const char *filename);
@@ -233,6 +237,7 @@ extern const BlockDriver bdrv_blkdebug;
 extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_qed;
 extern const BlockDriver bdrv_copy_on_read;
+extern const BlockDriver bdrv_nbd;
 
 /* Helpers for drivers. */
 
