@@ -29,10 +29,15 @@ static int nbd_extent_cb(void *user_data, const char *metacontext, uint64_t offs
 {
     NbdCmd *cmd = user_data;
 
-    if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0 && nr_entries >= 2 &&
-        cmd->extent_len == 0) {
+    if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || nr_entries < 2) {
+        return 0;
+    }
+    if (cmd->extent_len == 0) {
         cmd->extent_len = entries[0];
         cmd->extent_flags = entries[1];
+    }
+    if (cmd->extents) {
+        g_array_append_vals(cmd->extents, entries, nr_entries & ~(size_t)1);
     }
     return 0;
 }
@@ -77,10 +82,20 @@ static int64_t nbd_submit(struct nbd_handle *h, const NbdReq *req, NbdCmd *cmd)
     return -1;
 }
 
-/* Runs req to its reply. A server's error is returned as is; a broken
+static int coroutine_fn nbd_co_request_extents(NbdState *s, const NbdReq *req, NbdCmd *cmd,
+                                               GArray *extents);
+
+static int coroutine_fn nbd_co_request(NbdState *s, const NbdReq *req, NbdCmd *cmd)
+{
+    return nbd_co_request_extents(s, req, cmd, NULL);
+}
+
+/* Runs req to its reply (block status: its extents into extents, if
+ * set). A server's error is returned as is; a broken
  * connection is reconnected and the request sent again while
  * reconnect-delay allows, else -EIO. */
-static int coroutine_fn nbd_co_request(NbdState *s, const NbdReq *req, NbdCmd *cmd)
+static int coroutine_fn nbd_co_request_extents(NbdState *s, const NbdReq *req, NbdCmd *cmd,
+                                               GArray *extents)
 {
     int64_t deadline = -1;
 
@@ -93,6 +108,10 @@ static int coroutine_fn nbd_co_request(NbdState *s, const NbdReq *req, NbdCmd *c
         }
         memset(cmd, 0, sizeof(*cmd));
         cmd->co = qco_self();
+        cmd->extents = extents;
+        if (extents) {
+            g_array_set_size(extents, 0);
+        }
         ret = nbd_conn_co_wait(c, cmd, nbd_submit(c->h, req, cmd));
         if (ret == 0 || nbd_conn_is_ready(c)) {
             return ret;
@@ -109,6 +128,75 @@ static int coroutine_fn nbd_co_request(NbdState *s, const NbdReq *req, NbdCmd *c
     }
 }
 
+static int coroutine_fn nbd_co_read_range(NbdState *s, uint8_t *buf, int64_t offset,
+                                          int64_t bytes)
+{
+    NbdCmd cmd;
+    NbdReq req = { .op = NBD_OP_READ, .buf = buf, .count = bytes, .offset = offset };
+
+    return nbd_co_request(s, &req, &cmd);
+}
+
+/* Reads [offset, offset+bytes) into buf asking the server for data only
+ * where base:allocation says it is not zero: zero ranges (a backing
+ * file's holes under copy-on-read) never cross the network, whatever
+ * the server does with structured replies. */
+static int coroutine_fn nbd_co_read_sparse(NbdState *s, uint8_t *buf, int64_t offset,
+                                           int64_t bytes)
+{
+    g_autoptr(GArray) extents = g_array_new(false, false, sizeof(uint32_t));
+    int64_t pos = offset, end = offset + bytes;
+
+    while (pos < end) {
+        NbdCmd cmd;
+        NbdReq req = { .op = NBD_OP_STATUS, .offset = pos, .count = end - pos };
+        int64_t data_start = -1;
+        int ret;
+
+        g_array_set_size(extents, 0);
+        memset(&cmd, 0, sizeof(cmd));
+        ret = nbd_co_request_extents(s, &req, &cmd, extents);
+        if (ret < 0) {
+            return ret;
+        }
+        if (extents->len < 2) {
+            return -EIO;
+        }
+        /* Adjacent data extents become one read. */
+        for (guint i = 0; i + 1 < extents->len && pos < end; i += 2) {
+            uint32_t len = g_array_index(extents, uint32_t, i);
+            uint32_t flags = g_array_index(extents, uint32_t, i + 1);
+            int64_t n = MIN((int64_t)len, end - pos);
+
+            if (len == 0) {
+                return -EIO;
+            }
+            if (flags & LIBNBD_STATE_ZERO) {
+                if (data_start >= 0) {
+                    ret = nbd_co_read_range(s, buf + (data_start - offset), data_start,
+                                            pos - data_start);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    data_start = -1;
+                }
+                memset(buf + (pos - offset), 0, n);
+            } else if (data_start < 0) {
+                data_start = pos;
+            }
+            pos += n;
+        }
+        if (data_start >= 0) {
+            ret = nbd_co_read_range(s, buf + (data_start - offset), data_start,
+                                    pos - data_start);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
 int coroutine_fn nbd_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                QIOVector *qiov, BdrvRequestFlags flags)
 {
@@ -123,7 +211,12 @@ int coroutine_fn nbd_co_preadv(BlockDriverState *bs, int64_t offset, int64_t byt
     } else {
         req.buf = bounce = g_malloc(bytes);
     }
-    ret = nbd_co_request(s, &req, &cmd);
+    if (s->has_base_allocation && bytes >= NBD_SPARSE_READ_MIN && offset + bytes <= s->size &&
+        !(offset >= s->data_start && offset + bytes <= s->data_end)) {
+        ret = nbd_co_read_sparse(s, req.buf, offset, bytes);
+    } else {
+        ret = nbd_co_request(s, &req, &cmd);
+    }
     if (ret == 0 && bounce) {
         qiov_from_buf(qiov, 0, bounce, bytes);
     }
@@ -242,6 +335,9 @@ int coroutine_fn nbd_co_block_status(BlockDriverState *bs, bool want_zero, int64
     }
     if (cmd.extent_flags & LIBNBD_STATE_ZERO) {
         ret |= BDRV_BLOCK_ZERO;
+    } else {
+        s->data_start = offset;
+        s->data_end = offset + *pnum;
     }
 out:
     if (offset + *pnum == s->size) {

@@ -16,6 +16,8 @@
 /* Largest zero/trim/status length: the protocol's lengths are 32-bit;
  * 1 GiB keeps every power-of-two alignment. */
 #define NBD_MAX_STATUS_LEN (1024 * 1024 * 1024)
+/* Reads from this size on ask base:allocation first and skip zeroes. */
+#define NBD_SPARSE_READ_MIN (64 * 1024)
 
 typedef enum NbdAddrType {
     NBD_ADDR_NONE,
@@ -56,6 +58,9 @@ struct NbdState {
     /* What the server offered at the first connection. */
     bool can_flush, can_fua, can_trim, can_zero, can_fast_zero;
     bool has_base_allocation;
+    /* The last data range block status reported: reads inside it go
+     * straight to the server (convert asks for status, then reads). */
+    int64_t data_start, data_end;
     unsigned nb_conns;
     unsigned next_read_conn;    /* round robin over the pool */
     NbdConn conns[NBD_MAX_CONNS];
@@ -91,8 +96,10 @@ typedef struct NbdCmd {
     Coroutine *co;
     bool done, waiting;
     int err;                    /* errno from libnbd's completion */
-    /* Block status: the first extent (length 0 until received). */
+    /* Block status: the first extent (length 0 until received), and
+     * when extents is set, all of them as (length, flags) pairs. */
     uint32_t extent_len, extent_flags;
+    GArray *extents;            /* of uint32_t */
 } NbdCmd;
 
 /* Completion callback for NbdCmd (user_data = the NbdCmd). */
