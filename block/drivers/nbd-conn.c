@@ -10,6 +10,10 @@
 
 /* Pause between two connection attempts while reconnecting. */
 #define NBD_RECONNECT_PAUSE_NS (100 * 1000 * 1000LL)
+/* Bound on one connection attempt, handshake included: a server that
+ * accepts and never answers (or a host that drops the SYNs) must not
+ * hang the open. */
+#define NBD_CONNECT_TIMEOUT_NS (15 * 1000 * 1000 * 1000LL)
 
 static void nbd_conn_update_watch(NbdConn *c);
 
@@ -99,6 +103,19 @@ static void nbd_conn_set_error(NbdConn *c, int err, const char *msg, GError **er
     }
 }
 
+static void nbd_conn_connect_timeout(void *opaque)
+{
+    NbdConn *c = opaque;
+    Coroutine *waiter = c->connect_waiter;
+
+    c->connect_timer = 0;
+    c->connect_timed_out = true;
+    if (waiter) {
+        c->connect_waiter = NULL;
+        qco_wake(waiter);
+    }
+}
+
 int coroutine_fn nbd_conn_co_connect(NbdConn *c, GError **errp)
 {
     const NbdAddr *addr = &c->s->addr;
@@ -125,13 +142,29 @@ int coroutine_fn nbd_conn_co_connect(NbdConn *c, GError **errp)
     /* The handshake runs in the loop; nbd_conn_fd_ready wakes us on
      * each step. libnbd's last error is per thread: catch it as soon as
      * the handle stops connecting. */
-    while (rc >= 0 && nbd_aio_is_connecting(h)) {
+    c->connect_timed_out = false;
+    c->connect_timer = qblk_timer_add_ns(NBD_CONNECT_TIMEOUT_NS, nbd_conn_connect_timeout, c);
+    while (rc >= 0 && nbd_aio_is_connecting(h) && !c->connect_timed_out) {
         nbd_conn_update_watch(c);
         if (!c->watch) {
             break;
         }
         c->connect_waiter = qco_self();
         qco_yield();
+    }
+    c->connect_waiter = NULL;
+    if (c->connect_timer) {
+        g_source_remove(c->connect_timer);
+        c->connect_timer = 0;
+    }
+    if (c->connect_timed_out) {
+        g_autofree char *where = nbd_addr_to_string(&c->s->addr);
+
+        nbd_conn_remove_watch(c);
+        nbd_close(h);
+        c->h = NULL;
+        qblk_error_set(errp, "Failed to connect to '%s': %s", where, g_strerror(ETIMEDOUT));
+        return -ETIMEDOUT;
     }
     if (rc >= 0 && nbd_aio_is_ready(h)) {
         nbd_conn_update_watch(c);

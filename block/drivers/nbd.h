@@ -45,6 +45,8 @@ typedef struct NbdConn {
     guint watch;                /* GSource id, 0 when none */
     unsigned watch_cond;        /* GIOCondition of watch */
     Coroutine *connect_waiter;  /* the coroutine running a (re)connection */
+    guint connect_timer;        /* bounds the attempt (GSource id, 0: none) */
+    bool connect_timed_out;
     bool connecting;            /* a (re)connection is in progress */
     CoQueue reconnect_waiters;  /* requests waiting for it */
     unsigned in_flight;
