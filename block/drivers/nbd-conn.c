@@ -210,6 +210,11 @@ int coroutine_fn nbd_conn_co_reconnect(NbdConn *c)
 
         nbd_conn_close(c);
         if (nbd_conn_co_connect(c, NULL) == 0) {
+            /* Another export now (it shrank, grew or was replaced):
+             * requests fail rather than read or write the wrong bytes. */
+            if (nbd_get_size(c->h) != c->s->size) {
+                nbd_conn_close(c);
+            }
             break;
         }
         now = qblk_clock_ns();
