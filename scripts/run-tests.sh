@@ -138,6 +138,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$BUILD tests/nbd/load --server qblk-nbd" "$ASAN_BUILD tests/nbd/load --server qblk-nbd" \
              "$BUILD tests/nbd/load --server qblk-daemon" \
              "$ASAN_BUILD tests/nbd/load --server qblk-daemon" \
+             "$BUILD tests/nbdclient/run" "$ASAN_BUILD tests/nbdclient/run" \
              "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
