@@ -32,9 +32,20 @@
  *
  * With log=on the node records every request it passes to the image, in
  * order (block/blkdebug.h), so a test can check that a driver flushes
- * between writes that must reach the disk in order. */
+ * between writes that must reach the disk in order.
+ *
+ * With stats=PATH (or a line "stats=PATH" in the config file) the node
+ * appends one line to PATH when it closes:
+ *     read=N write=N flush=N zero=N discard=N fired=N fallback=N
+ * the requests of each kind it saw (failed or not), how many it failed,
+ * and how many of those were zero writes with BDRV_REQ_NO_FALLBACK (whose
+ * caller has a fallback, so their error need not reach the user),
+ * so a fault sweep (tests/faults) learns the I/O indexes a tool run has
+ * and whether an injected fault was hit, through any tool's filename
+ * ("blkdebug:CONFIG:IMAGE"). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include "block/drivers/blkdebug.h"
 #include "qblk/block_int.h"
@@ -82,6 +93,9 @@ typedef struct BlkdebugState {
     GArray *rules;          /* BlkdebugRule, in the order given */
     uint64_t count[BLKDBG__MAX];
     GArray *log;            /* BlkdebugLogEntry; NULL unless log=on */
+    char *stats;            /* the stats file, or NULL */
+    uint64_t fired;         /* requests failed by a rule */
+    uint64_t fired_fallback;    /* those that were NO_FALLBACK zero writes */
 } BlkdebugState;
 
 static const char blkdebug_log_codes[BLKDBG__MAX] = {
@@ -223,6 +237,12 @@ static bool blkdebug_read_config(BlkdebugState *s, const char *path, GError **er
         if (hash) {
             *hash = '\0';
         }
+        g_strstrip(lines[i]);
+        if (g_str_has_prefix(lines[i], "stats=")) {
+            g_free(s->stats);
+            s->stats = g_strdup(lines[i] + strlen("stats="));
+            continue;
+        }
         if (!blkdebug_parse_list(s, lines[i], where, errp)) {
             return false;
         }
@@ -272,6 +292,7 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
     BlkdebugState *s = bs->opaque;
     g_autofree char *config = qblk_opts_take(options, "config");
     g_autofree char *inject = qblk_opts_take(options, "inject");
+    char *stats = qblk_opts_take(options, "stats");
     bool log;
 
     if (!bs->file) {
@@ -283,10 +304,12 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
         return -EINVAL;
     }
     s->rules = g_array_new(FALSE, FALSE, sizeof(BlkdebugRule));
+    s->stats = stats;
     if ((config && *config && !blkdebug_read_config(s, config, errp)) ||
         (inject && !blkdebug_parse_list(s, inject, "", errp))) {
         g_array_free(s->rules, TRUE);
         s->rules = NULL;
+        g_clear_pointer(&s->stats, g_free);
         return -EINVAL;
     }
     if (log) {
@@ -300,9 +323,30 @@ static int blkdebug_open(BlockDriverState *bs, QblkOpts *options, int flags, GEr
     return 0;
 }
 
+/* Appends this node's counts to its stats file (best effort: a test that
+ * finds no line fails on its own). */
+static void blkdebug_write_stats(BlkdebugState *s)
+{
+    FILE *f = fopen(s->stats, "a");
+
+    if (!f) {
+        return;
+    }
+    fprintf(f, "read=%" PRIu64 " write=%" PRIu64 " flush=%" PRIu64 " zero=%" PRIu64
+            " discard=%" PRIu64 " fired=%" PRIu64 " fallback=%" PRIu64 "\n",
+            s->count[BLKDBG_READ], s->count[BLKDBG_WRITE], s->count[BLKDBG_FLUSH],
+            s->count[BLKDBG_ZERO], s->count[BLKDBG_DISCARD], s->fired, s->fired_fallback);
+    fclose(f);
+}
+
 static void blkdebug_close(BlockDriverState *bs)
 {
     BlkdebugState *s = bs->opaque;
+
+    if (s->stats) {
+        blkdebug_write_stats(s);
+        g_clear_pointer(&s->stats, g_free);
+    }
 
     if (s->rules) {
         g_array_free(s->rules, TRUE);
@@ -317,7 +361,7 @@ static void blkdebug_close(BlockDriverState *bs)
 /* Counts one request of type ev; returns -errno if a rule fails it, else
  * logs it as passed on to the image. */
 static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev, int64_t offset,
-                          int64_t bytes)
+                          int64_t bytes, BdrvRequestFlags flags)
 {
     BlkdebugState *s = bs->opaque;
     uint64_t n = ++s->count[ev];
@@ -339,6 +383,8 @@ static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev, int64_t offset
         }
         if (nth >= r->nth && !(r->once && r->fired)) {
             r->fired = true;
+            s->fired++;
+            s->fired_fallback += !!(flags & BDRV_REQ_NO_FALLBACK);
             return -r->error;
         }
     }
@@ -356,7 +402,7 @@ static int coroutine_fn blkdebug_co_preadv(BlockDriverState *bs, int64_t offset,
                                            int64_t bytes, QIOVector *qiov,
                                            BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_READ, offset, bytes);
+    int ret = blkdebug_check(bs, BLKDBG_READ, offset, bytes, 0);
 
     return ret < 0 ? ret : bdrv_co_preadv(bs->file, offset, bytes, qiov, flags);
 }
@@ -365,7 +411,7 @@ static int coroutine_fn blkdebug_co_pwritev(BlockDriverState *bs, int64_t offset
                                             int64_t bytes, QIOVector *qiov,
                                             BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_WRITE, offset, bytes);
+    int ret = blkdebug_check(bs, BLKDBG_WRITE, offset, bytes, 0);
 
     return ret < 0 ? ret : bdrv_co_pwritev(bs->file, offset, bytes, qiov, flags);
 }
@@ -373,7 +419,7 @@ static int coroutine_fn blkdebug_co_pwritev(BlockDriverState *bs, int64_t offset
 static int coroutine_fn blkdebug_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
                                                   int64_t bytes, BdrvRequestFlags flags)
 {
-    int ret = blkdebug_check(bs, BLKDBG_ZERO, offset, bytes);
+    int ret = blkdebug_check(bs, BLKDBG_ZERO, offset, bytes, flags);
 
     return ret < 0 ? ret : bdrv_co_pwrite_zeroes(bs->file, offset, bytes, flags);
 }
@@ -381,7 +427,7 @@ static int coroutine_fn blkdebug_co_pwrite_zeroes(BlockDriverState *bs, int64_t 
 static int coroutine_fn blkdebug_co_pdiscard(BlockDriverState *bs, int64_t offset,
                                              int64_t bytes)
 {
-    int ret = blkdebug_check(bs, BLKDBG_DISCARD, offset, bytes);
+    int ret = blkdebug_check(bs, BLKDBG_DISCARD, offset, bytes, 0);
 
     return ret < 0 ? ret : bdrv_co_pdiscard(bs->file, offset, bytes);
 }
@@ -389,7 +435,7 @@ static int coroutine_fn blkdebug_co_pdiscard(BlockDriverState *bs, int64_t offse
 /* The core flushes bs->file after this returns: only the fault is ours. */
 static int coroutine_fn blkdebug_co_flush(BlockDriverState *bs)
 {
-    return blkdebug_check(bs, BLKDBG_FLUSH, 0, 0);
+    return blkdebug_check(bs, BLKDBG_FLUSH, 0, 0, 0);
 }
 
 static int coroutine_fn blkdebug_co_block_status(BlockDriverState *bs, bool want_zero,
