@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-asan check demo bench fuzz mutants clean install uninstall
+.PHONY: all deps build build-asan check demo bench fuzz fuzz-long mutants clean install uninstall
 
 all: build
 
@@ -45,7 +45,8 @@ uninstall:
 # (an input running over 60 s counts as a hang).
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= qed qcow2 nbd
+FUZZ_TARGETS ?= qed qcow2 nbd qmp
+FUZZ_JOBS    ?= 2
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_sanitize=address,undefined \
 	    -Db_lundef=false -Dbuildtype=debugoptimized -Dc_args=-fsanitize=fuzzer-no-link
@@ -57,8 +58,18 @@ fuzz: deps
 	for f in $(FUZZ_TARGETS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus-$$f && cp tests/fuzz/corpus/$$f/* $(FUZZ_BUILD)/corpus-$$f/ && \
 	    $(FUZZ_BUILD)/tests/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=60 \
-	        $$([ -f tests/fuzz/$$f.dict ] && echo -dict=tests/fuzz/$$f.dict) $(FUZZ_BUILD)/corpus-$$f || exit 1; \
+	        -artifact_prefix=$(CURDIR)/ \
+	        $$([ -f tests/fuzz/$$f.dict ] && echo -dict=$(CURDIR)/tests/fuzz/$$f.dict) \
+	        $(abspath $(FUZZ_BUILD))/corpus-$$f || exit 1; \
 	done
+
+# Each target for FUZZ_SECONDS, FUZZ_JOBS at a time, then one summary of
+# executions, exec/s and findings per target (tests/fuzz/fuzz-long).
+fuzz-long: deps
+	@command -v clang >/dev/null || { echo "make fuzz-long needs clang: apt-get install clang libclang-rt-14-dev"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz-,$(FUZZ_TARGETS))
+	@tests/fuzz/fuzz-long $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 bench: build
 	@bench/run $(BUILD)
