@@ -351,12 +351,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (!fc.eof && !(strstr(fc.in->str, "\"" END_ID "\"") &&
                         g_str_has_suffix(fc.in->str, "\r\n"))) {
         require(g_get_monotonic_time() < deadline, "the session did not end within %d s "
-                "(sent %zu of %zu bytes)", SESSION_LIMIT_S, fc.sent, fc.len);
+                "(%s)", SESSION_LIMIT_S, fc.end_queued ? "input sent" : "input not all sent");
         qblk_loop_iterate(true);
     }
     g_source_remove(ticker);
     if (fc.out_watch) {
         g_source_remove(fc.out_watch);
+    }
+    if (fc.in_watch) {
+        g_source_remove(fc.in_watch);
     }
     close(fc.fd);
     if (g_getenv("FUZZ_QMP_REPLIES")) {     /* to see what an input does */
