@@ -139,6 +139,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$BUILD tests/nbd/load --server qblk-daemon" \
              "$ASAN_BUILD tests/nbd/load --server qblk-daemon" \
              "$BUILD tests/nbdclient/run" "$ASAN_BUILD tests/nbdclient/run" \
+             "$BUILD tests/faults/sweep $BUILD --sample" \
              "$BUILD tests/install/run"; do
     read -ra words <<<"$suite"
     run_suite "${words[@]}"
@@ -170,7 +171,7 @@ fi
 # kept out of the corpus that seeds `make fuzz`.
 shopt -s nullglob
 for build in "$BUILD" "$ASAN_BUILD"; do
-    for target in qed qcow2 nbd; do
+    for target in qed qcow2 nbd qmp; do
         run_suite "$build" "$build/tests/fuzz/fuzz-$target" tests/fuzz/corpus/$target/* \
             tests/fuzz/found/$target/*
     done
