@@ -127,6 +127,20 @@ static int64_t piece_len(Convert *c, int64_t dst_off, int64_t off, int64_t len, 
 {
     int64_t chunk = MIN(n, CONVERT_CHUNK);
 
+    if (!c->compress && n > CONVERT_CHUNK) {
+        /* Cut by the buffer, not by block status: end on a target cluster
+         * boundary. A run starting inside a cluster otherwise cuts every
+         * piece after it inside one too, and each such cluster is written
+         * twice (its zero padding when allocated, then the next piece's
+         * data over it): 475 extra writes for an ext4 image into QED. */
+        int64_t end = dst_off + off + chunk;
+
+        end -= end % c->cluster;
+        if (end > dst_off + off) {
+            chunk = end - (dst_off + off);
+        }
+    }
+
     if (c->compress) {
         int64_t end = MIN(len, off + CONVERT_CHUNK), abs_end = dst_off + end;
 
