@@ -54,6 +54,9 @@ typedef struct UringReq {
  * io_uring node falls back to threads without asking the kernel again.
  * Loop-thread state, no locking. */
 static QblkAioMode default_mode = QBLK_AIO_AUTO;
+/* QBLK_AIO named the default: it then serves every request of AUTO nodes,
+ * big cached transfers included. */
+static bool default_named;
 static UringState *uring;
 static bool uring_failed;
 
@@ -368,8 +371,10 @@ static QblkAioMode default_engine(void)
     env = g_getenv("QBLK_AIO");
     if (env && !strcmp(env, "threads")) {
         default_mode = QBLK_AIO_THREADS;
+        default_named = true;
         return default_mode;
     }
+    default_named = env && !strcmp(env, "io_uring");
     if (env && *env && strcmp(env, "io_uring")) {
         qblk_warn("QBLK_AIO='%s' is neither 'io_uring' nor 'threads'; "
                   "choosing automatically", env);
@@ -393,6 +398,16 @@ QblkAioMode qblk_io_engine_init(QblkAioMode mode)
     }
 }
 
+QblkAioMode qblk_io_engine_for_cached(QblkAioMode mode, int64_t bytes)
+{
+    if (mode != QBLK_AIO_AUTO || bytes < QBLK_IO_OFFLOAD_MIN) {
+        return mode;
+    }
+    /* Resolves the default first, which tells whether QBLK_AIO named it. */
+    mode = default_engine();
+    return default_named ? mode : QBLK_AIO_THREADS;
+}
+
 const char *qblk_io_engine_name(QblkAioMode mode)
 {
     return qblk_io_engine_init(mode) == QBLK_AIO_IO_URING ? "io_uring" : "threads";
@@ -412,4 +427,5 @@ void qblk_io_engine_reset(void)
     }
     uring_failed = false;
     default_mode = QBLK_AIO_AUTO;
+    default_named = false;
 }

@@ -22,6 +22,8 @@ typedef struct FileState {
     /* This node's engine (aio=); AUTO: the process default, resolved by
      * the engine at the first request. */
     QblkAioMode aio;
+    /* Opened without O_DIRECT: transfers go through the page cache. */
+    bool cached, reopen_cached;
     /* Answers "not supported" already received from this file's
      * filesystem; once set, the call is never made again. */
     bool no_zero_range;     /* fallocate FALLOC_FL_ZERO_RANGE */
@@ -262,6 +264,7 @@ static int file_open(BlockDriverState *bs, QblkOpts *options, int flags, GError 
     if (flags & BDRV_O_NOCACHE) {
         oflags |= O_DIRECT;
     }
+    s->cached = !(oflags & O_DIRECT);
     s->fd = open(path, oflags);
     if (s->fd < 0 && (flags & BDRV_O_AUTO_RDONLY) && (flags & BDRV_O_RDWR) &&
         (errno == EACCES || errno == EPERM || errno == EROFS)) {
@@ -328,12 +331,18 @@ static void file_close(BlockDriverState *bs)
 
 /* ----- Data path ----- */
 
+/* The engine for a read or write of `bytes` (see qblk_io_engine_for_cached). */
+static QblkAioMode file_engine(FileState *s, int64_t bytes)
+{
+    return s->cached ? qblk_io_engine_for_cached(s->aio, bytes) : s->aio;
+}
+
 static int coroutine_fn file_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                        QIOVector *qiov, BdrvRequestFlags flags)
 {
     FileState *s = bs->opaque;
 
-    return qblk_co_io(s->aio, s->fd, QBLK_IO_READ, offset, bytes, qiov, 0);
+    return qblk_co_io(file_engine(s, bytes), s->fd, QBLK_IO_READ, offset, bytes, qiov, 0);
 }
 
 static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -341,8 +350,8 @@ static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset, in
 {
     FileState *s = bs->opaque;
     bool grow = offset + bytes > s->size_hint;
-    int ret = qblk_co_io(s->aio, s->fd, grow ? QBLK_IO_WRITE_GROW : QBLK_IO_WRITE, offset,
-                         bytes, qiov, 0);
+    int ret = qblk_co_io(file_engine(s, bytes), s->fd, grow ? QBLK_IO_WRITE_GROW : QBLK_IO_WRITE,
+                         offset, bytes, qiov, 0);
 
     if (ret == 0 && grow) {
         s->size_hint = MAX(s->size_hint, offset + bytes);
@@ -796,6 +805,7 @@ static int coroutine_fn file_co_reopen_prepare(BlockDriverState *bs, int flags,
     if (flags & BDRV_O_NOCACHE) {
         oflags |= O_DIRECT;
     }
+    s->reopen_cached = !(oflags & O_DIRECT);
     /* Through the descriptor we have, the file is the same one even when
      * it was renamed or unlinked (a -s overlay); by name without /proc. */
     s->reopen_fd = open(self, oflags);
@@ -836,6 +846,7 @@ static void file_reopen_commit(BlockDriverState *bs, int flags)
     }
     close(s->fd);
     s->fd = s->reopen_fd;
+    s->cached = s->reopen_cached;
     s->reopen_fd = -1;
     bs->bl = s->reopen_bl;
 }

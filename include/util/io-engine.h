@@ -31,6 +31,16 @@ typedef enum {
  * does not. Both engines serve nodes of one process at once. Returns
  * IO_URING or THREADS. */
 QblkAioMode qblk_io_engine_init(QblkAioMode mode);
+/* Where a node asking for `mode` sends a read or write of `bytes` through
+ * the page cache (not O_DIRECT). io_uring copies cached data inside
+ * io_uring_enter, in the loop thread: a copy of megabytes there holds up
+ * every other coroutine (convert's zero scan, the next submissions), while
+ * a pool thread copies on another core meanwhile. So an AUTO node's cached
+ * transfers of at least QBLK_IO_OFFLOAD_MIN bytes go to the thread pool
+ * (QEMU's default engine runs all of them there); smaller ones, and nodes
+ * with an engine named per node or in QBLK_AIO, keep theirs. */
+#define QBLK_IO_OFFLOAD_MIN (256 * 1024)
+QblkAioMode qblk_io_engine_for_cached(QblkAioMode mode, int64_t bytes);
 /* "io_uring" or "threads": qblk_io_engine_init(mode)'s answer by name. */
 const char *qblk_io_engine_name(QblkAioMode mode);
 

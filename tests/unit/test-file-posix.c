@@ -575,6 +575,46 @@ static void test_aio_per_node(void)
     g_unlink(path_u);
 }
 
+/* A node that names no engine sends its big cached reads and writes to
+ * the thread pool (io_uring would copy them in the loop thread), its small
+ * ones to io_uring; a node naming io_uring keeps it for both. */
+static void test_aio_big_cached(void)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *big = g_malloc0(QBLK_IO_OFFLOAD_MIN);
+    BlockDriverState *bs;
+    char buf[4];
+
+    if (!g_test_subprocess()) {
+        /* A fresh process: no pool thread from the other tests. */
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+        g_test_trap_assert_passed();
+        return;
+    }
+    g_unsetenv("QBLK_AIO");
+    if (qblk_io_engine_init(QBLK_AIO_IO_URING) != QBLK_AIO_IO_URING) {
+        g_test_skip("io_uring is not available here");
+        return;
+    }
+    path = make_file("aio-big.raw", 4 * MiB, 0, NULL, 0);
+    bs = open_ok(path, BDRV_O_RDWR, "aio=io_uring");
+    g_assert_cmpint(bdrv_pwrite(bs, 0, QBLK_IO_OFFLOAD_MIN, big, 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 0, QBLK_IO_OFFLOAD_MIN, big, 0), ==, 0);
+    g_assert_cmpint(unit_pool_threads(), ==, 0);
+    bdrv_unref(bs);
+
+    bs = open_ok(path, BDRV_O_RDWR, NULL);
+    g_assert_cmpint(bdrv_pwrite(bs, 0, 4, "ring", 0), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 0, 4, buf, 0), ==, 0);
+    g_assert_cmpmem(buf, 4, "ring", 4);
+    g_assert_cmpint(unit_pool_threads(), ==, 0);
+    g_assert_cmpint(bdrv_pread(bs, 0, QBLK_IO_OFFLOAD_MIN, big, 0), ==, 0);
+    g_assert_cmpmem(big, 4, "ring", 4);
+    g_assert_cmpint(unit_pool_threads(), >=, 1);
+    bdrv_unref(bs);
+    g_unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -595,6 +635,7 @@ int main(int argc, char **argv)
     g_test_add_func("/file-posix/o-direct", test_o_direct);
     g_test_add_func("/file-posix/unsupported-memo", test_unsupported_memo);
     g_test_add_func("/file-posix/aio-per-node", test_aio_per_node);
+    g_test_add_func("/file-posix/aio-big-cached", test_aio_big_cached);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;

@@ -522,6 +522,22 @@ static void test_env(void)
         g_setenv("QBLK_AIO", "io_uring", TRUE);
         g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_AUTO), ==, QBLK_AIO_THREADS);
         g_assert_cmpstr(qblk_io_engine_name(QBLK_AIO_THREADS), ==, "threads");
+        /* A named default serves big cached transfers too... */
+        g_assert_cmpint(qblk_io_engine_for_cached(QBLK_AIO_AUTO, 1 << 30), ==,
+                        QBLK_AIO_THREADS);
+        qblk_io_engine_reset();
+        g_setenv("QBLK_AIO", "io_uring", TRUE);
+        g_assert_cmpint(qblk_io_engine_for_cached(QBLK_AIO_AUTO, QBLK_IO_OFFLOAD_MIN), ==,
+                        qblk_io_engine_init(QBLK_AIO_AUTO));
+        /* ...while a chosen one sends them to the pool, small ones not. */
+        qblk_io_engine_reset();
+        g_unsetenv("QBLK_AIO");
+        g_assert_cmpint(qblk_io_engine_for_cached(QBLK_AIO_AUTO, QBLK_IO_OFFLOAD_MIN), ==,
+                        QBLK_AIO_THREADS);
+        g_assert_cmpint(qblk_io_engine_for_cached(QBLK_AIO_AUTO, QBLK_IO_OFFLOAD_MIN - 1), ==,
+                        QBLK_AIO_AUTO);
+        g_assert_cmpint(qblk_io_engine_for_cached(QBLK_AIO_IO_URING, 1 << 30), ==,
+                        QBLK_AIO_IO_URING);
         qblk_io_engine_reset();
         g_setenv("QBLK_AIO", "bogus", TRUE);
         qblk_io_engine_init(QBLK_AIO_AUTO);
