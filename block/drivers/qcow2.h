@@ -427,7 +427,19 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
 
 /* qcow2-amend.c */
 extern const char *const qcow2_amend_opts[];
-int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts,
+                                BdrvProgressFunc *progress, void *opaque, GError **errp);
+
+/* qcow2-compat.c */
+/* Appends the feature name table extension where QEMU writes one. */
+bool qcow2_put_feature_table(uint8_t *buf, uint64_t *pos, uint64_t cluster_size);
+/* v2 -> v3 and back, for amend; lock held. downgrade_check refuses (with
+ * QEMU's words) what a downgrade cannot keep, before anything changes. */
+int coroutine_fn qcow2_co_upgrade(BlockDriverState *bs, BdrvProgressFunc *progress,
+                                  void *opaque, GError **errp);
+int coroutine_fn qcow2_co_downgrade_check(BlockDriverState *bs, GError **errp);
+int coroutine_fn qcow2_co_downgrade(BlockDriverState *bs, BdrvProgressFunc *progress,
+                                    void *opaque, GError **errp);
 
 /* qcow2-snapshot.c */
 int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name);
