@@ -446,6 +446,9 @@ int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name
 int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
 int coroutine_fn qcow2_co_snapshot_delete(BlockDriverState *bs, const char *name);
 void qcow2_snapshot_clear(Qcow2Snapshot *sn);
+/* Writes the table anew (every entry's extra data complete), to new
+ * clusters; lock held (check's repair of incomplete entries). */
+int coroutine_fn qcow2_co_rewrite_snapshot_table(BlockDriverState *bs);
 
 /* qcow2-create.c */
 extern const QblkOptDesc qcow2_create_opts[];
