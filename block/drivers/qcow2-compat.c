@@ -91,7 +91,7 @@ int coroutine_fn qcow2_co_upgrade(BlockDriverState *bs, BdrvProgressFunc *progre
                                   void *opaque, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    Qcow2Header nh = s->header;
+    Qcow2Header nh;
     int ret;
 
     /* qemu-img amend -p shows these three steps of QEMU's upgrade. */
@@ -99,9 +99,18 @@ int coroutine_fn qcow2_co_upgrade(BlockDriverState *bs, BdrvProgressFunc *progre
         progress(opaque, 0);
     }
     ret = qcow2_co_flush_caches(bs);
+    /* v3 requires each snapshot's VM state and disk size in its extra
+     * data, which v2 writers may have left out. */
+    for (uint32_t i = 0; ret == 0 && i < s->nb_snapshots; i++) {
+        if (s->snapshots[i].extra_size < 16) {
+            ret = qcow2_co_rewrite_snapshot_table(bs);
+            break;
+        }
+    }
     if (ret == 0 && progress) {
         progress(opaque, 50);
     }
+    nh = s->header;                             /* the snapshot table may have moved */
     nh.version = 3;
     nh.incompatible_features = nh.compatible_features = nh.autoclear_features = 0;
     nh.refcount_order = 4;                      /* v2's width, kept */
