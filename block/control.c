@@ -190,7 +190,8 @@ bool bdrv_amend_check(BlockDriverState *bs, QblkOpts *opts, GError **errp)
     return true;
 }
 
-int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts,
+                               BdrvProgressFunc *progress, void *opaque, GError **errp)
 {
     int ret;
 
@@ -203,7 +204,7 @@ int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **er
         qblk_error_set(errp, "Image is read-only");
         return -EACCES;
     }
-    ret = bs->drv->co_amend(bs, opts, errp);
+    ret = bs->drv->co_amend(bs, opts, progress, opaque, errp);
     if (ret == 0) {
         ret = bdrv_co_flush(bs);
         if (ret < 0) {

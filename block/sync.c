@@ -146,7 +146,7 @@ static void coroutine_fn call_entry(void *opaque)
         c->ret = bdrv_co_change_backing_file(c->bs, c->name, c->name2, c->errp);
         break;
     case CALL_AMEND:
-        c->ret = bdrv_co_amend(c->bs, c->opts, c->errp);
+        c->ret = bdrv_co_amend(c->bs, c->opts, c->progress, c->progress_opaque, c->errp);
         break;
     case CALL_SNAPSHOT_CREATE:
         c->ret = bdrv_co_snapshot_create(c->bs, c->name, c->errp);
@@ -335,9 +335,11 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *file, const char 
                              .name2 = fmt, .errp = errp });
 }
 
-int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, BdrvProgressFunc *progress, void *opaque,
+               GError **errp)
 {
-    return run_call((Call) { .kind = CALL_AMEND, .bs = bs, .opts = opts, .errp = errp });
+    return run_call((Call) { .kind = CALL_AMEND, .bs = bs, .opts = opts, .progress = progress,
+                             .progress_opaque = opaque, .errp = errp });
 }
 
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name, GError **errp)

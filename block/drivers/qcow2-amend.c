@@ -1,7 +1,7 @@
 /* qcow2 amend (qemu-img amend): lazy refcounts on or off, another
  * refcount width (new refcount structures written from the current
- * refcounts), the virtual size, and qemu-img's checks of every option
- * before anything changes. Changing compat is not supported yet. */
+ * refcounts), the virtual size, the compat level (qcow2-compat.c), and
+ * qemu-img's checks of every option before anything changes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -78,15 +78,16 @@ static bool amend_parse(BlockDriverState *bs, QblkOpts *opts, Qcow2Amend *a, GEr
                        "You can use 'qblk-img rebase' instead.");
         return false;
     }
-    if (a->lazy == 1 && version < 3) {
-        qblk_error_set(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
-                       "above (use compat=1.1 or greater)");
+    if (version < 3 && !a->refcount_bits && s->refcount_bits != 16) {
+        qblk_error_set(errp, "compat=0.10 requires refcount_bits=16");
         return false;
     }
-    if (a->version && a->version != (int)s->header.version) {
-        qblk_error_set(errp, "Changing compat from %s to %s is not supported yet",
-                       s->header.version >= 3 ? "1.1" : "0.10",
-                       a->version >= 3 ? "1.1" : "0.10");
+    /* Asking for lazy refcounts an image already has is no change, so a
+     * downgrade may carry it (QEMU accepts that too). */
+    if (a->lazy == 1 && version < 3 &&
+        !(s->header.version >= 3 && (s->header.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS))) {
+        qblk_error_set(errp, "Lazy refcounts only supported with compatibility level 1.1 and "
+                       "above (use compat=1.1 or greater)");
         return false;
     }
     return true;
@@ -154,20 +155,33 @@ static int coroutine_fn change_refcount_width(BlockDriverState *bs, uint32_t bit
     return ret;
 }
 
-int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp)
+int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts,
+                                BdrvProgressFunc *progress, void *opaque, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2Amend a;
+    bool upgrade, downgrade;
     int ret = 0;
 
     if (!amend_parse(bs, opts, &a, errp)) {
         return -EINVAL;
     }
+    upgrade = a.version == 3 && s->header.version < 3;
+    downgrade = a.version == 2 && s->header.version >= 3;
     qco_mutex_lock(&s->lock);
-    if (a.refcount_bits && a.refcount_bits != s->refcount_bits) {
+    /* Everything a downgrade refuses is refused before anything changes. */
+    if (downgrade) {
+        ret = qcow2_co_downgrade_check(bs, errp);
+    }
+    /* QEMU's order: the upgrade first, so lazy refcounts and other widths
+     * apply to a v3 image; the downgrade last, from the final width. */
+    if (ret == 0 && upgrade) {
+        ret = qcow2_co_upgrade(bs, progress, opaque, errp);
+    }
+    if (ret == 0 && a.refcount_bits && a.refcount_bits != s->refcount_bits) {
         ret = change_refcount_width(bs, a.refcount_bits, errp);
     }
-    if (ret == 0 && a.lazy >= 0 &&
+    if (ret == 0 && a.lazy >= 0 && !downgrade &&
         a.lazy != !!(s->header.compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS)) {
         /* qblk keeps refcounts current either way: only the bit changes. */
         s->header.compatible_features ^= QCOW2_COMPAT_LAZY_REFCOUNTS;
@@ -175,6 +189,9 @@ int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **e
         if (ret < 0) {
             qblk_error_set_errno(errp, -ret, "Could not update the qcow2 header");
         }
+    }
+    if (ret == 0 && downgrade) {
+        ret = qcow2_co_downgrade(bs, progress, opaque, errp);
     }
     qco_mutex_unlock(&s->lock);
     if (ret == 0 && a.size >= 0 && (uint64_t)a.size != s->header.size) {

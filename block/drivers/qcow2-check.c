@@ -314,6 +314,34 @@ static void coroutine_fn compare_refcounts(CheckState *c, BdrvCheckMode fix, uin
     }
 }
 
+/* v3 snapshot entries whose extra data lacks what v3 requires (the VM
+ * state size and disk size: 16 bytes), as a snapshot count larger than
+ * the table gives them: QEMU calls them incomplete. True when they are
+ * to be written out complete (-r all). */
+static bool check_snapshot_table(CheckState *c, BdrvCheckMode fix)
+{
+    BDRVQcow2State *s = c->s;
+    bool repair = !c->bs->read_only && (fix & BDRV_FIX_ERRORS), found = false;
+
+    if (s->header.version < 3) {
+        return false;
+    }
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        if (s->snapshots[i].extra_size >= 16) {
+            continue;
+        }
+        bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR, "%s snapshot table entry %" PRIu32
+                          " is incomplete", repair ? "Repairing" : "ERROR", i);
+        if (repair) {
+            c->res->corruptions_fixed++;
+        } else {
+            c->res->corruptions++;
+        }
+        found = true;
+    }
+    return found && repair;
+}
+
 /* Counts every reference the image holds, as qemu-img counts them: the
  * header, active and snapshot tables, the snapshot table, bitmaps, and
  * the refcount structures (a refcount block must be referenced exactly
@@ -417,7 +445,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     BDRVQcow2State *s = bs->opaque;
     CheckState c = { .bs = bs, .s = s, .res = res };
     BdrvCheckResult before;
-    bool need_rebuild = false;
+    bool need_rebuild = false, fix_snapshots;
     int64_t flen;
     uint64_t file_clusters;
     int ret;
@@ -450,6 +478,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
     }
     s->in_check = true;
 
+    fix_snapshots = check_snapshot_table(&c, fix);
     ret = calculate_refcounts(&c, &need_rebuild);
     if (ret < 0) {
         goto out;
@@ -487,6 +516,14 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res, Bdrv
         ret = qcow2_co_flush_caches(bs);
     }
     s->free_cluster_index = 0;
+    /* After the refcounts are right: the new table is allocated from them. */
+    if (ret == 0 && fix_snapshots) {
+        ret = qcow2_co_rewrite_snapshot_table(bs);
+        if (ret < 0) {
+            bdrv_check_report(bs, BDRV_CHECK_MSG_ERROR, "ERROR failed to update snapshot "
+                              "table: %s", g_strerror(-ret));
+        }
+    }
     if (ret == 0 && !bs->read_only && (fix & BDRV_FIX_ERRORS) && !res->corruptions &&
         (s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         s->header.incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;

@@ -23,12 +23,6 @@ const QblkOptDesc qcow2_create_opts[] = {
     { NULL }
 };
 
-static const struct { uint8_t type, bit; const char *name; } feature_table[] = {
-    { 0, 0, "dirty bit" }, { 0, 1, "corrupt bit" }, { 0, 2, "external data file" },
-    { 0, 3, "compression type" }, { 0, 4, "extended L2 entries" },
-    { 1, 0, "lazy refcounts" }, { 2, 0, "bitmaps" }, { 2, 1, "raw external data" },
-};
-
 typedef struct {
     PreallocMode prealloc;
     int version;
@@ -179,16 +173,8 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     if (backing_fmt) {
         qcow2_put_extension(c0, &off, cs, QCOW2_EXT_BACKING_FORMAT, backing_fmt, strlen(backing_fmt));
     }
-    /* QEMU names the features only where clusters are larger than 4 KiB. */
-    if (p.version >= 3 && cs > 4096) {
-        uint8_t table[G_N_ELEMENTS(feature_table) * 48] = { 0 };
-
-        for (size_t i = 0; i < G_N_ELEMENTS(feature_table); i++) {
-            table[48 * i] = feature_table[i].type;
-            table[48 * i + 1] = feature_table[i].bit;
-            memcpy(table + 48 * i + 2, feature_table[i].name, strlen(feature_table[i].name));
-        }
-        qcow2_put_extension(c0, &off, cs, QCOW2_EXT_FEATURE_TABLE, table, sizeof(table));
+    if (p.version >= 3) {
+        qcow2_put_feature_table(c0, &off, cs);
     }
     qcow2_put_extension(c0, &off, cs, QCOW2_EXT_END, NULL, 0);
     if (backing) {

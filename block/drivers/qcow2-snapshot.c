@@ -233,6 +233,27 @@ static int coroutine_fn write_snapshot_table(BlockDriverState *bs)
     return ret;
 }
 
+int coroutine_fn qcow2_co_rewrite_snapshot_table(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = write_snapshot_table(bs);
+
+    /* The entries as now written: short extra data grew to the full one. */
+    for (uint32_t i = 0; ret == 0 && i < s->nb_snapshots; i++) {
+        Qcow2Snapshot *sn = &s->snapshots[i];
+
+        if (sn->extra_size < SNAPSHOT_EXTRA_SIZE) {
+            g_free(sn->extra);
+            sn->extra = g_malloc(SNAPSHOT_EXTRA_SIZE);
+            qblk_st_be64(sn->extra, sn->vm_state_size);
+            qblk_st_be64(sn->extra + 8, sn->disk_size);
+            qblk_st_be64(sn->extra + 16, sn->icount);
+            sn->extra_size = SNAPSHOT_EXTRA_SIZE;
+        }
+    }
+    return ret;
+}
+
 /* A snapshot's L1 table in host order, zero-padded to size entries. */
 static int coroutine_fn read_snapshot_l1(BlockDriverState *bs, const Qcow2Snapshot *sn,
                                          uint32_t size, uint64_t **l1)

@@ -311,7 +311,19 @@ static void free_snapshots(BDRVQcow2State *s)
     s->nb_snapshots = 0;
 }
 
-/* Parses the snapshot table (kept intact on disk; used by check). */
+/* Reads len bytes at off, what lies past the file's end (flen) as zeroes,
+ * as QEMU reads a snapshot table that a too large count runs past. */
+static int coroutine_fn read_zero_padded(BlockDriverState *bs, uint64_t off, uint64_t len,
+                                         uint8_t *buf, uint64_t flen)
+{
+    uint64_t n = off < flen ? MIN(len, flen - off) : 0;
+
+    memset(buf + n, 0, len - n);
+    return n ? bdrv_co_pread(bs->file, off, n, buf, 0) : 0;
+}
+
+/* Parses the snapshot table (kept intact on disk; used by check). A count
+ * larger than the table gives entries of zeroes (check: incomplete). */
 static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -325,11 +337,7 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
         g_autofree uint8_t *var = NULL;
         int ret;
 
-        if (off + sizeof(h) > flen) {
-            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 " lies past the end of the file", i);
-            return -EINVAL;
-        }
-        ret = bdrv_co_pread(bs->file, off, sizeof(h), h, 0);
+        ret = read_zero_padded(bs, off, sizeof(h), h, flen);
         if (ret < 0) {
             qblk_error_set_errno(errp, -ret, "Could not read the qcow2 snapshot table");
             return ret;
@@ -348,12 +356,8 @@ static int coroutine_fn read_snapshots(BlockDriverState *bs, uint64_t flen, GErr
                            " is too large", i, extra);
             return -EFBIG;
         }
-        if (off + sizeof(h) + extra + id_len + name_len > flen) {
-            qblk_error_set(errp, "qcow2 snapshot %" PRIu32 " lies past the end of the file", i);
-            return -EINVAL;
-        }
         var = g_malloc0(extra + id_len + name_len + 1);
-        ret = bdrv_co_pread(bs->file, off + sizeof(h), extra + id_len + name_len, var, 0);
+        ret = read_zero_padded(bs, off + sizeof(h), extra + id_len + name_len, var, flen);
         if (ret < 0) {
             qblk_error_set_errno(errp, -ret, "Could not read the qcow2 snapshot table");
             return ret;

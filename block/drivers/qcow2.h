@@ -427,13 +427,28 @@ int coroutine_fn qcow2_co_rebuild_refcounts(BlockDriverState *bs, uint32_t **ref
 
 /* qcow2-amend.c */
 extern const char *const qcow2_amend_opts[];
-int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QblkOpts *opts,
+                                BdrvProgressFunc *progress, void *opaque, GError **errp);
+
+/* qcow2-compat.c */
+/* Appends the feature name table extension where QEMU writes one. */
+bool qcow2_put_feature_table(uint8_t *buf, uint64_t *pos, uint64_t cluster_size);
+/* v2 -> v3 and back, for amend; lock held. downgrade_check refuses (with
+ * QEMU's words) what a downgrade cannot keep, before anything changes. */
+int coroutine_fn qcow2_co_upgrade(BlockDriverState *bs, BdrvProgressFunc *progress,
+                                  void *opaque, GError **errp);
+int coroutine_fn qcow2_co_downgrade_check(BlockDriverState *bs, GError **errp);
+int coroutine_fn qcow2_co_downgrade(BlockDriverState *bs, BdrvProgressFunc *progress,
+                                    void *opaque, GError **errp);
 
 /* qcow2-snapshot.c */
 int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name);
 int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_name);
 int coroutine_fn qcow2_co_snapshot_delete(BlockDriverState *bs, const char *name);
 void qcow2_snapshot_clear(Qcow2Snapshot *sn);
+/* Writes the table anew (every entry's extra data complete), to new
+ * clusters; lock held (check's repair of incomplete entries). */
+int coroutine_fn qcow2_co_rewrite_snapshot_table(BlockDriverState *bs);
 
 /* qcow2-create.c */
 extern const QblkOptDesc qcow2_create_opts[];

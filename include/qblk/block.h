@@ -288,11 +288,17 @@ typedef struct BlockMeasureInfo {
  * in_bs's content when in_bs is given (its length is then the size). */
 int bdrv_measure(const char *fmt, QblkOpts *options, BlockDriverState *in_bs,
                  BlockMeasureInfo *info, GError **errp);
+/* How far a long operation has come, 0..100. */
+typedef void BdrvProgressFunc(void *opaque, double percent);
 /* Changes options of an existing image (qemu-img amend): opts holds
  * create option names the format lists as amendable, values as given.
- * -ENOTSUP when the format amends nothing, -EACCES read-only. */
-int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
-int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+ * -ENOTSUP when the format amends nothing, -EACCES read-only. progress
+ * (may be NULL) hears the format's own steps, as qemu-img amend -p shows
+ * them. */
+int coroutine_fn bdrv_co_amend(BlockDriverState *bs, QblkOpts *opts,
+                               BdrvProgressFunc *progress, void *opaque, GError **errp);
+int bdrv_amend(BlockDriverState *bs, QblkOpts *opts, BdrvProgressFunc *progress, void *opaque,
+               GError **errp);
 /* Mixed. Whether the node's format amends at all and every name in opts
  * is one it can amend (qemu-img's errors otherwise; a create-only option
  * says so on a second line). */
@@ -475,8 +481,6 @@ typedef struct BdrvCheckResult {
 } BdrvCheckResult;
 
 typedef enum { BDRV_FIX_NONE = 0, BDRV_FIX_LEAKS = 1, BDRV_FIX_ERRORS = 2 } BdrvCheckMode;
-/* How far a long operation has come, 0..100. */
-typedef void BdrvProgressFunc(void *opaque, double percent);
 /* Runs the driver's check (repairing what fix allows), calling
  * progress(opaque, percent) as it goes when progress is non-NULL.
  * -ENOTSUP when the format has none ("This image format does not

@@ -167,7 +167,8 @@ struct BlockDriver {
     /* Names of the create options an existing image can change (NULL
      * terminated), and the change. Missing: no amendment. */
     const char *const *amend_opts;
-    int coroutine_fn (*co_amend)(BlockDriverState *bs, QblkOpts *opts, GError **errp);
+    int coroutine_fn (*co_amend)(BlockDriverState *bs, QblkOpts *opts,
+                                 BdrvProgressFunc *progress, void *opaque, GError **errp);
 
     /* Required (reads). offset/bytes respect bs->bl.request_alignment. */
     int coroutine_fn (*co_preadv)(BlockDriverState *bs, int64_t offset, int64_t bytes,

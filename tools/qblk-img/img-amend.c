@@ -9,6 +9,11 @@
 
 enum { OPTION_IMAGE_OPTS = 256, OPTION_FORCE };
 
+static void amend_progress(void *opaque, double percent)
+{
+    img_progress_report(opaque, percent);
+}
+
 int img_amend(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -79,14 +84,14 @@ int img_amend(int argc, char **argv)
         goto out;
     }
     img_progress_init(&prog, progress && !quiet, 1.0);
-    img_progress_update(&prog, 0, 0);
-    if (bdrv_amend(bs, opts, &err) < 0) {
+    img_progress_print(&prog, 0);
+    if (bdrv_amend(bs, opts, amend_progress, &prog, &err) < 0) {
         img_progress_end(&prog);
         error_report("%s", err ? err->message : "Error while amending options");
         g_clear_error(&err);
         goto out;
     }
-    img_progress_update(&prog, 100, 0);
+    img_progress_print(&prog, 100);
     img_progress_end(&prog);
     ret = 0;
 out:

@@ -8,17 +8,54 @@
 #include "qblk-img.h"
 #include "util/error.h"
 
-/* The library's progress, as qemu-img commit -p shows it: the 0 once the
- * base is writable, then the percentage after each chunk. */
-static void commit_progress(void *opaque, int64_t done, int64_t total)
+/* qemu-img commit -p reports the share of the data above the base that
+ * is copied (not of the image), and prints 0.00 and 100.00 on every poll
+ * of its job, so its sequence varies from run to run. qblk prints the
+ * shortest one QEMU prints: 0.00 at the start, 0.00 once the base is
+ * writable, each step of more than 1% of the data, 100.00 when the data
+ * is all copied (if there was any) and 100.00 at the end. */
+typedef struct {
+    ImgProgress line;
+    int64_t data;               /* bytes allocated above the base */
+    int64_t copied;
+} CommitProgress;
+
+static void commit_started(void *opaque, int64_t done, int64_t total)
 {
-    ImgProgress *progress = opaque;
+    CommitProgress *p = opaque;
 
     if (done == 0) {
-        img_progress_print(progress, 0);
-    } else {
-        img_progress_update(progress, 100.0 * done / total, done);
+        img_progress_print(&p->line, 0);
     }
+}
+
+static void coroutine_fn commit_chunk_done(void *opaque, int64_t bytes, bool copied)
+{
+    CommitProgress *p = opaque;
+
+    if (copied && p->data > 0) {
+        p->copied += bytes;
+        p->line.bytes = p->copied;
+        img_progress_report(&p->line, MIN(100.0, 100.0 * (double)p->copied / (double)p->data));
+    }
+}
+
+/* The bytes commit will copy: what is allocated above base. */
+static int64_t data_above(BlockDriverState *top, BlockDriverState *base)
+{
+    int64_t len = bdrv_getlength(top), data = 0, n;
+
+    for (int64_t off = 0; len > 0 && off < len; off += n) {
+        int st = bdrv_block_status_above(top, base, off, len - off, &n);
+
+        if (st < 0 || n <= 0) {
+            return -1;
+        }
+        if (st & BDRV_BLOCK_ALLOCATED) {
+            data += n;
+        }
+    }
+    return data;
 }
 
 int img_commit(int argc, char **argv)
@@ -31,7 +68,7 @@ int img_commit(int argc, char **argv)
     bool quiet = false, drop = false, show_progress = false;
     BlockDriverState *top, *base;
     GError *err = NULL;
-    ImgProgress progress;
+    CommitProgress progress = { 0 };
     int c, ret = 1;
 
     while ((c = getopt_long(argc, argv, ":f:t:b:r:dpqh", long_options, NULL)) != -1) {
@@ -48,7 +85,7 @@ int img_commit(int argc, char **argv)
         case 't': case 'r': break;  /* cache mode and rate limit: no effect here */
         }
     }
-    img_progress_init(&progress, show_progress && !quiet, 1.0);
+    img_progress_init(&progress.line, show_progress && !quiet, 1.0);
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
@@ -69,8 +106,13 @@ int img_commit(int argc, char **argv)
             goto out;
         }
     }
-    if (bdrv_commit(top, base, &(BdrvCommitOptions) { .progress = commit_progress,
-                                                     .opaque = &progress }, &err) < 0) {
+    if (progress.line.on) {
+        progress.data = data_above(top, base);
+        img_progress_print(&progress.line, 0);
+    }
+    if (bdrv_commit(top, base, &(BdrvCommitOptions) {
+                        .progress = commit_started, .after_chunk = commit_chunk_done,
+                        .opaque = &progress }, &err) < 0) {
         error_report_err(err);
         goto out;
     }
@@ -85,8 +127,8 @@ int img_commit(int argc, char **argv)
         }
     }
     ret = 0;
-    img_progress_print(&progress, 100);
-    img_progress_end(&progress);
+    img_progress_print(&progress.line, 100);
+    img_progress_end(&progress.line);
     if (!quiet) {
         printf("Image committed.\n");
     }

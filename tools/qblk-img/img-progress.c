@@ -63,6 +63,13 @@ void img_progress_update(ImgProgress *p, double pct, int64_t bytes)
     }
 }
 
+void img_progress_report(ImgProgress *p, double pct)
+{
+    if (pct == 0 || pct == 100 || pct > p->last + p->min_step || pct < p->last - p->min_step) {
+        img_progress_print(p, pct);
+    }
+}
+
 void img_progress_end(ImgProgress *p)
 {
     if (p->on) {

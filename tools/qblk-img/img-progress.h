@@ -24,6 +24,10 @@ void img_progress_init(ImgProgress *p, bool on, double min_step);
 void img_progress_update(ImgProgress *p, double pct, int64_t bytes);
 /* Prints pct unconditionally (the 0 at the start, the 100 at the end). */
 void img_progress_print(ImgProgress *p, double pct);
+/* A step a library operation reported, printed as qemu-img prints such
+ * steps: 0 and 100 always, other values once they are more than min_step
+ * away from the last one printed. */
+void img_progress_report(ImgProgress *p, double pct);
 /* Ends the line. */
 void img_progress_end(ImgProgress *p);
 
