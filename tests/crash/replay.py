@@ -161,8 +161,8 @@ class Replayer:
 
     # ----- what each state must read -----
 
-    def _guest_dump(self, path, what):
-        data, err = dump_guest("qemu-img", self.fmt, path, self.dump_tmp)
+    def _guest_dump(self, path, what, fmt=None):
+        data, err = dump_guest("qemu-img", fmt or self.fmt, path, self.dump_tmp)
         if data is None:
             raise LogError(f"cannot read the {what} image {path}: {err}")
         return sectors(data)
@@ -173,7 +173,7 @@ class Replayer:
         self.g_initial = self._guest_dump(self.image, "initial")
         self.g_backing = None
         if self.backing:
-            self.g_backing = self._guest_dump(self.backing, "backing")
+            self.g_backing = self._guest_dump(self.backing, "backing", "raw")
         self.g_final = self._guest_dump(self.final_path, "final") if self.final_path else None
         if self.guest is None:
             return
@@ -316,6 +316,14 @@ class Replayer:
             elif (res.get("corruptions", 0) or res.get("check-errors", 0)) and not dirty:
                 problems.append(f"{name} check: {res.get('corruptions', 0)} corruptions, "
                                 f"{res.get('check-errors', 0)} check errors")
+        if dirty:
+            # Tables may point anywhere until the repair a read-write open
+            # does (QEMU's tools cannot read such a state either): read
+            # the data after it.
+            p = run([self.qblk_io, "-f", self.fmt, "-c", "flush", self.image])
+            if p.returncode != 0:
+                problems.append(f"the repairing read-write open fails (exit {p.returncode}): "
+                                f"{p.stdout.decode(errors='replace').strip()[:300]}")
         data, err = dump_guest(self.qblk_img, self.fmt, self.image, self.dump_tmp)
         if data is None:
             problems.append(f"qblk-img convert cannot read the state: {err[:300]}")
@@ -413,7 +421,7 @@ def main():
     ap.add_argument("--image", required=True, help="where states are written (scratch)")
     ap.add_argument("--format", required=True)
     ap.add_argument("--final", help="the image after the run (no guest stream)")
-    ap.add_argument("--backing", help="the image's backing file (for discarded data)")
+    ap.add_argument("--backing", help="the image's raw backing file (for discarded data)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--state", help="replay only this state (K:KIND:I)")
     ap.add_argument("--keep", help="save failing states in this folder")
