@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,23 @@ def run(cmd, **kw):
 
 def sectors(buf):
     return [bytes(buf[i:i + SECTOR]) for i in range(0, len(buf), SECTOR)]
+
+
+# qcow2 clusters with refcount 1 whose L2 entry lacks the COPIED flag: a
+# write copies such a cluster instead of writing it in place, so no data is
+# at risk, but qemu-img check counts each as an error (check -r all clears
+# them). Deleting an internal snapshot leaves them between the refcount
+# drop and the rewrite of the L2 tables (QEMU 7.2 has the mirror window:
+# COPIED set while the refcount is still 2). Counted apart, not as failures.
+BENIGN = re.compile(r"^ERROR OFLAG_COPIED (data|L2) cluster: .*refcount=1$")
+
+
+def only_benign(tool, fmt, image):
+    """Whether every error tool's check reports is a BENIGN one."""
+    p = run([tool, "check", "-f", fmt, image])
+    errors = [ln for ln in p.stdout.decode(errors="replace").splitlines()
+              if ln.startswith("ERROR")]
+    return bool(errors) and all(BENIGN.match(ln) for ln in errors)
 
 
 def dump_guest(tool, fmt, image, out):
@@ -86,6 +104,7 @@ class Replayer:
         with open(initial, "rb") as f:
             self.initial = bytearray(f.read())
         self.dump_tmp = image + ".dump"
+        self.benign = 0     # checks that found only BENIGN errors
         self._boundaries()
         self._guest_content()
 
@@ -314,6 +333,9 @@ class Replayer:
                 problems.append(f"{name} check failed (exit {p.returncode}): "
                                 f"{p.stdout.decode(errors='replace').strip()[:300]}")
             elif (res.get("corruptions", 0) or res.get("check-errors", 0)) and not dirty:
+                if not res.get("check-errors", 0) and only_benign(tool, self.fmt, self.image):
+                    self.benign += 1
+                    continue
                 problems.append(f"{name} check: {res.get('corruptions', 0)} corruptions, "
                                 f"{res.get('check-errors', 0)} check errors")
         if dirty:
@@ -338,7 +360,9 @@ class Replayer:
             problems.append(f"read-write open + write: exit {p.returncode}: {out.strip()[:300]}")
         else:
             p = run(["qemu-img", "check", "--output=json", "-f", self.fmt, self.image])
-            if p.returncode not in (0, 3):
+            if p.returncode == 2 and only_benign("qemu-img", self.fmt, self.image):
+                self.benign += 1
+            elif p.returncode not in (0, 3):
                 problems.append(f"after a read-write open, a write and a close, qemu-img check "
                                 f"exits {p.returncode}: {p.stdout.decode(errors='replace')[:300]}")
         return problems
@@ -352,13 +376,14 @@ class Replayer:
         return f"after {at}, window {span}"
 
     def run_all(self, deadline=None, max_states=None, only=None, keep=None, report=print,
-                limit=None):
+                limit=None, check=True):
         """Checks the states; returns (checked, failed). limit(k, states)
         may thin a boundary's states (the sample run)."""
         import time
         base = bytearray(self.initial)
         done_ops = 0
         checked = failed = 0
+        self.benign_states = 0
         seen = set()
         for k in range(len(self.bounds)):
             covers = self.bounds[k][1]
@@ -382,7 +407,10 @@ class Replayer:
                     continue
                 seen.add(key)
                 checked += 1
-                problems = self.check_state(k, buf)
+                before = self.benign
+                problems = self.check_state(k, buf) if check else []
+                if self.benign > before:
+                    self.benign_states += 1
                 if problems:
                     failed += 1
                     self._report_failure(sid, k, buf, problems, keep, report)
@@ -438,6 +466,8 @@ def main():
                 print(sid, r.where(k))
         return 0
     checked, failed = r.run_all(only=a.state, keep=a.keep)
+    if r.benign_states:
+        print(f"# {r.benign_states} states only lack COPIED flags on clusters of refcount 1")
     print(f"{checked} crash states, {failed} failed")
     return 1 if failed else 0
 
