@@ -11,9 +11,9 @@ the last write torn at a 512-byte boundary.
 
 What a state must read back comes from the guest stream (a log-writes node
 over the format), when there is one: every guest write covered by a guest
-flush that completed before the state's flush reads back, and each sector
-holds its durable data or the data of a guest request started before the
-next flush, nothing else. Without a guest stream (a qblk-img command), each
+flush that completed before the disk's next flush reads back, and each
+sector holds its durable data or the data of a guest request started before
+that next flush, nothing else. Without a guest stream (a qblk-img command), each
 sector holds its data from before or after the run.
 
 Alone it replays one state: replay.py ... --state K:KIND:I --keep OUT."""
@@ -225,10 +225,10 @@ class Replayer:
     def requirement(self, k):
         """What boundary k's states must read depends on this only: the
         guest records durable and the guest requests started by its end."""
-        pos, end = self.bounds[k][0], self.ends[k]
+        end = self.ends[k]
         if self.guest is None:
             return k == len(self.bounds) - 1
-        gcov = max([c for i, c in self.g_flushes if i < pos], default=0)
+        gcov = self.guest_covers(k)
         return gcov, sum(1 for _, start in self.g_ops if start < end)
 
     def expectations(self, k):
@@ -238,9 +238,17 @@ class Replayer:
         self._exp_k, self._exp = k, self._expectations(k)
         return self._exp
 
+    def guest_covers(self, k):
+        """The guest records durable in boundary k's states: those covered
+        by a guest flush completed before the window's end. Each state is
+        checked as a crash just before that end: the disk has completed no
+        flush since the boundary's, so a guest flush completed by then
+        relied on flushes up to the boundary's, whose writes the state holds."""
+        return max([c for i, c in self.g_flushes if i < self.ends[k]], default=0)
+
     def _expectations(self, k):
-        pos, end = self.bounds[k][0], self.ends[k]
-        gcov = max([c for i, c in self.g_flushes if i < pos], default=0)
+        end = self.ends[k]
+        gcov = self.guest_covers(k)
         durable, pending = {}, {}
         for r, start in self.g_ops:
             vals = self._op_values(r)
