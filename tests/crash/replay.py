@@ -405,7 +405,7 @@ class Replayer:
             elif limit:
                 states = limit(k, states)
             for sid, applied in states:
-                if deadline and time.monotonic() > deadline:
+                if deadline and checked and time.monotonic() > deadline:
                     return checked, failed
                 if max_states is not None and checked >= max_states:
                     return checked, failed
