@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-asan check demo bench fuzz fuzz-long mutants clean install uninstall
+.PHONY: all deps build build-asan check demo bench fuzz fuzz-long mutants crash clean install uninstall
 
 all: build
 
@@ -73,6 +73,15 @@ fuzz-long: deps
 
 bench: build
 	@bench/run $(BUILD)
+
+# Every crash state of every workload of tests/crash (CRASH_SECONDS=N: stops
+# after about N seconds), then the fault sweep when there is one.
+CRASH_SECONDS ?=
+crash: build
+	@rc=0; tests/crash/run --build $(BUILD) $(if $(CRASH_SECONDS),--seconds $(CRASH_SECONDS)) || rc=1; \
+	if [ -x tests/faults/sweep ]; then \
+	    tests/faults/sweep $(BUILD) $(if $(CRASH_SECONDS),--seconds $(CRASH_SECONDS)) || rc=1; \
+	fi; exit $$rc
 
 # Plants each bug of tests/mutants/list in a scratch build (not the tree's)
 # and checks that its suites catch it; slow, so not part of `make check`.

@@ -15,6 +15,7 @@ static const BlockDriver *const drivers[] = {
     &bdrv_blkdebug,
     &bdrv_copy_on_read,
     &bdrv_file,
+    &bdrv_log_writes,
     &bdrv_nbd,
     &bdrv_null_co,
     &bdrv_qcow2,

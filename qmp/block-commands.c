@@ -268,7 +268,8 @@ static bool is_filter_node(BlockDriverState *bs)
 {
     const char *drv = bdrv_format_name(bs);
 
-    return !strcmp(drv, "copy-on-read") || !strcmp(drv, "blkdebug");
+    return !strcmp(drv, "copy-on-read") || !strcmp(drv, "blkdebug") ||
+           !strcmp(drv, "log-writes");
 }
 
 /* QEMU's full_open_options of bs: the options that open the same tree

@@ -5,8 +5,8 @@
 #include "qmp/block-schema.h"
 
 static const char block_node_schema[] =
-    "{ 'enum': 'BlockdevDriver', 'data': [ 'blkdebug', 'copy-on-read', 'file', 'null-co',"
-    "  'qcow2', 'qed', 'raw' ] }"
+    "{ 'enum': 'BlockdevDriver', 'data': [ 'blkdebug', 'copy-on-read', 'file', 'log-writes',"
+    "  'null-co', 'qcow2', 'qed', 'raw' ] }"
     "{ 'enum': 'BlockdevDiscardOptions', 'data': [ 'ignore', 'unmap' ] }"
     "{ 'enum': 'BlockdevDetectZeroesOptions', 'data': [ 'off', 'on', 'unmap' ] }"
     "{ 'struct': 'BlockdevCacheOptions', 'data': { '*direct': 'bool', '*no-flush': 'bool' } }"
@@ -35,6 +35,9 @@ static const char block_node_schema[] =
     "  '*cache-size': 'int', '*l2-cache-size': 'int', '*l2-cache-entry-size': 'int',"
     "  '*refcount-cache-size': 'int', '*cache-clean-interval': 'int',"
     "  '*data-file': 'BlockdevRef' } }"
+    /* qblk's own log (tests/crash): QEMU 7.2's log-writes takes a node and
+     * writes dm-log-writes' format; this one takes a path. */
+    "{ 'struct': 'BlockdevOptionsLogWrites', 'data': { 'file': 'BlockdevRef', 'log': 'str' } }"
     "{ 'struct': 'BlockdevOptionsCor', 'data': { 'file': 'BlockdevRef', '*bottom': 'str' } }"
     "{ 'enum': 'BlkdebugIOType', 'data': [ 'read', 'write', 'write-zeroes', 'discard',"
     "  'flush', 'block-status' ] }"
@@ -54,7 +57,8 @@ static const char block_node_schema[] =
     "  '*detect-zeroes': 'BlockdevDetectZeroesOptions' },"
     "  'discriminator': 'driver',"
     "  'data': { 'blkdebug': 'BlockdevOptionsBlkdebug', 'copy-on-read': 'BlockdevOptionsCor',"
-    "    'file': 'BlockdevOptionsFile', 'null-co': 'BlockdevOptionsNull',"
+    "    'file': 'BlockdevOptionsFile', 'log-writes': 'BlockdevOptionsLogWrites',"
+    "    'null-co': 'BlockdevOptionsNull',"
     "    'qcow2': 'BlockdevOptionsQcow2', 'qed': 'BlockdevOptionsGenericCOWFormat',"
     "    'raw': 'BlockdevOptionsRaw' } }"
     "{ 'alternate': 'BlockdevRef', 'data': { 'definition': 'BlockdevOptions',"

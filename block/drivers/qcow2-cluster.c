@@ -173,8 +173,13 @@ static int coroutine_fn get_writable_l2(BlockDriverState *bs, uint64_t offset, u
     }
     qcow2_cache_mark_dirty(&s->l2_cache, table);
     /* The new table (and the refcounts it relies on) reach the disk before
-     * L1 points at it. */
+     * L1 points at it: the cache flush writes it, the file flush makes it
+     * stable (without it the L1 entry could land first, pointing past the
+     * end of the file after a crash). */
     ret = qcow2_co_cache_flush(bs, &s->l2_cache);
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file);
+    }
     if (ret == 0) {
         s->l1_table[l1_index] = (uint64_t)new_l2 | QCOW2_OFLAG_COPIED;
         ret = write_l1_entry(bs, l1_index);

@@ -239,6 +239,7 @@ extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_qed;
 extern const BlockDriver bdrv_copy_on_read;
 extern const BlockDriver bdrv_nbd;
+extern const BlockDriver bdrv_log_writes;
 
 /* Helpers for drivers. */
 

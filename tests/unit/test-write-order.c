@@ -201,6 +201,23 @@ static void test_qcow2_alloc(void)
     g_unlink(path);
 }
 
+/* A new L2 table is on the disk before the L1 entry that points at it:
+ * else a crash can leave L1 pointing past the end of the file or at a
+ * table that was never written (found by tests/crash). */
+static void test_qcow2_new_l2(void)
+{
+    g_autofree char *path = unit_create(tmpdir, "qcow2", "new-l2.qcow2", "size=1M");
+    BlockDriverState *bs = open_logged("qcow2", path, NULL);
+    const GArray *log = log_of(bs);
+
+    fill(bs, 0, CLUSTER, 0x11);
+    g_assert_cmpint(bdrv_flush(bs), ==, 0);
+    assert_flush_between(log, find(log, 0, 'w', qcow2_first_l2(path)),
+                         find(log, 0, 'w', (int64_t)file_be64(path, 40)));
+    bdrv_unref(bs);
+    g_unlink(path);
+}
+
 /* A discarded cluster: the L2 table stops pointing at it on the disk
  * before its refcount drops there, or a crash could leave it referenced
  * and free, to be handed out twice. */
@@ -375,6 +392,7 @@ int main(int argc, char **argv)
     tmpdir = unit_tmpdir_new("qblk-order-XXXXXX");
 
     g_test_add_func("/write-order/qcow2/alloc", test_qcow2_alloc);
+    g_test_add_func("/write-order/qcow2/new-l2", test_qcow2_new_l2);
     g_test_add_func("/write-order/qcow2/discard", test_qcow2_discard);
     g_test_add_func("/write-order/qcow2/rewrite-zero-alloc", test_qcow2_rewrite_zero_alloc);
     g_test_add_func("/write-order/qcow2/failed-flush-keeps-l2",
