@@ -238,6 +238,9 @@ extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_qed;
 extern const BlockDriver bdrv_copy_on_read;
 extern const BlockDriver bdrv_nbd;
+#ifdef QBLK_HAVE_RBD
+extern const BlockDriver bdrv_rbd;
+#endif
 
 /* Helpers for drivers. */
 
