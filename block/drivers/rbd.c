@@ -283,8 +283,10 @@ static int rbd_connect_in_thread(void *opaque)
                                                           t->namespace));
         }
         if (!exists) {
-            return rbd_job_fail(job, -ENOENT, g_strdup_printf("namespace '%s' does not exist",
-                                                              t->namespace));
+            /* QEMU's text carries no errno here. */
+            rbd_job_fail(job, 0, g_strdup_printf("namespace '%s' does not exist",
+                                                 t->namespace));
+            return -ENOENT;
         }
         rados_ioctx_set_namespace(job->ioctx, t->namespace);
     }
@@ -341,7 +343,11 @@ static int coroutine_fn rbd_co_connect(RbdConnectJob *job, GError **errp)
         rbd_co_disconnect(job->cluster, job->ioctx, NULL);
         job->cluster = NULL;
         job->ioctx = NULL;
-        qblk_error_set_errno(errp, job->err, "%s", job->msg);
+        if (job->err) {
+            qblk_error_set_errno(errp, job->err, "%s", job->msg);
+        } else {
+            qblk_error_set(errp, "%s", job->msg);
+        }
     }
     g_free(job->msg);
     job->msg = NULL;
