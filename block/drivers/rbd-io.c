@@ -242,8 +242,9 @@ typedef struct RbdExtent {
     uint64_t start, end;
 } RbdExtent;
 
-/* Largest window one scan covers (a list operation per object in it). */
-#define RBD_SCAN_WINDOW (1024ULL * 1024 * 1024)
+/* Objects one scan covers (a list operation each): small enough that a
+ * copy's reads start early and overlap the next scans. */
+#define RBD_SCAN_OBJECTS 16
 
 typedef struct RbdDiffScan {
     rbd_image_t image;
@@ -297,7 +298,7 @@ static int coroutine_fn rbd_co_scan(RbdState *s, uint64_t offset)
     RbdDiffScan scan = {
         .image = s->image,
         .offset = offset,
-        .bytes = MIN(RBD_SCAN_WINDOW, s->image_size - offset),
+        .bytes = MIN(RBD_SCAN_OBJECTS * s->object_size, s->image_size - offset),
         .extents = g_array_new(FALSE, FALSE, sizeof(RbdExtent)),
     };
     uint64_t gen = s->gen;
