@@ -21,6 +21,9 @@ static const BlockDriver *const drivers[] = {
     &bdrv_qcow2,
     &bdrv_qed,
     &bdrv_raw,
+#ifdef QBLK_HAVE_RBD
+    &bdrv_rbd,
+#endif
 };
 
 static GList *all_nodes;

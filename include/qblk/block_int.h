@@ -240,6 +240,9 @@ extern const BlockDriver bdrv_qed;
 extern const BlockDriver bdrv_copy_on_read;
 extern const BlockDriver bdrv_nbd;
 extern const BlockDriver bdrv_log_writes;
+#ifdef QBLK_HAVE_RBD
+extern const BlockDriver bdrv_rbd;
+#endif
 
 /* Helpers for drivers. */
 
