@@ -455,7 +455,8 @@ static void append_value(GString *out, const QblkJson *v, bool pretty, int level
             append_value(out, members[i]->value, pretty, level + 1);
             sep = comma;
         }
-        if (n) {
+        /* QEMU's pretty printer breaks the line even in an empty one. */
+        if (n || pretty) {
             append_newline(out, pretty, level);
         }
         g_string_append_c(out, '}');
@@ -469,7 +470,7 @@ static void append_value(GString *out, const QblkJson *v, bool pretty, int level
             append_value(out, g_ptr_array_index(v->elements, i), pretty, level + 1);
             sep = comma;
         }
-        if (v->elements->len) {
+        if (v->elements->len || pretty) {
             append_newline(out, pretty, level);
         }
         g_string_append_c(out, ']');

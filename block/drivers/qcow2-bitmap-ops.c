@@ -111,7 +111,9 @@ static int coroutine_fn do_merge(BlockDriverState *bs, const BdrvBitmapOp *op, G
         return -ENOENT;
     }
     if (ss->header.size != s->header.size) {
-        qblk_error_set(errp, "Bitmaps are incompatible and can't be merged");
+        qblk_error_set(errp, "Bitmaps are of different sizes (destination size is %" PRIu64
+                       ", source size is %" PRIu64 ") and can't be merged", s->header.size,
+                       ss->header.size);
         return -EINVAL;
     }
     src_bits = src->bits;
@@ -129,23 +131,37 @@ static int coroutine_fn do_merge(BlockDriverState *bs, const BdrvBitmapOp *op, G
     return 0;
 }
 
+/* As QEMU: a bitmap on disk leaves the directory at once (a new one is
+ * written) and its clusters are freed; one added in this session is
+ * just forgotten. */
 static int coroutine_fn do_remove(BlockDriverState *bs, const char *name, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     guint index;
     Qcow2Bitmap *bm = qcow2_bitmap_find(s, name, &index);
+    int ret = 0;
 
     if (!bm) {
         qblk_error_set(errp, "Dirty bitmap '%s' not found", name);
         return -ENOENT;
     }
-    if (bm->inconsistent) {
-        /* Its clusters were not loaded; read them now so store frees them. */
-        g_autofree uint8_t *unused = NULL;
-        int ret = qcow2_co_bitmap_read_bits(bs, bm, true, &unused);
+    if (bm->on_disk) {
+        if (bm->inconsistent) {
+            /* Its clusters were not loaded: found now, to be freed. */
+            g_autofree uint8_t *unused = NULL;
 
+            ret = qcow2_co_bitmap_read_bits(bs, bm, true, &unused);
+        }
+        bm->on_disk = false;
+        if (ret == 0) {
+            ret = qcow2_co_bitmaps_write_dir(bs, QCOW2_BITMAP_DIR_AS_ON_DISK);
+        }
+        if (ret == 0) {
+            ret = qcow2_co_bitmaps_free_old(bs, bm);
+        }
         if (ret < 0) {
-            qblk_error_set_errno(errp, -ret, "Could not read bitmap '%s'", name);
+            bm->on_disk = true;
+            qblk_error_set_errno(errp, -ret, "Could not remove bitmap '%s'", name);
             return ret;
         }
     }

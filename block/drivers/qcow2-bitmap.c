@@ -20,9 +20,11 @@
 #define BME_TABLE_OFFSET_MASK   UINT64_C(0x00fffffffffffe00)
 #define BME_DIR_MAX             (1024u * 65535u)
 
+/* A table or data cluster of a bitmap as loaded, freed once replaced. */
 typedef struct Qcow2BitmapRange {
     uint64_t offset, len;
     Qcow2MetaKind kind;
+    const Qcow2Bitmap *owner;
 } Qcow2BitmapRange;
 
 void qcow2_bitmap_free_one(Qcow2Bitmap *bm)
@@ -85,11 +87,39 @@ Qcow2Bitmap *qcow2_bitmap_find(BDRVQcow2State *s, const char *name, guint *index
     return NULL;
 }
 
-static void remember_old(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind)
+static void remember_old(BDRVQcow2State *s, uint64_t offset, uint64_t len, Qcow2MetaKind kind,
+                         const Qcow2Bitmap *owner)
 {
-    Qcow2BitmapRange r = { offset, len, kind };
+    Qcow2BitmapRange r = { offset, len, kind, owner };
 
     g_array_append_val(s->bitmaps_old, r);
+}
+
+/* Frees the remembered clusters of owner (NULL: of every bitmap). */
+int coroutine_fn qcow2_co_bitmaps_free_old(BlockDriverState *bs, const Qcow2Bitmap *owner)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = 0;
+
+    for (guint i = 0; i < s->bitmaps_old->len;) {
+        Qcow2BitmapRange r = g_array_index(s->bitmaps_old, Qcow2BitmapRange, i);
+
+        if (owner && r.owner != owner) {
+            i++;
+            continue;
+        }
+        g_array_remove_index(s->bitmaps_old, i);
+        qcow2_meta_remove(s, r.offset, r.len, r.kind);
+        if (ret == 0) {
+            ret = qcow2_co_update_refcount(bs, r.offset, r.len, -1);
+        }
+        if (ret == 0 && r.kind == QCOW2_META_BITMAP_DATA) {
+            /* QEMU always discards freed bitmap data (the file's space
+             * returns); a file that cannot discard keeps it. */
+            bdrv_co_pdiscard(bs->file, (int64_t)r.offset, (int64_t)r.len);
+        }
+    }
+    return ret;
 }
 
 int coroutine_fn qcow2_co_bitmaps_read_dir(BlockDriverState *bs, GError **errp)
@@ -182,7 +212,7 @@ int coroutine_fn qcow2_co_bitmap_read_bits(BlockDriverState *bs, Qcow2Bitmap *bm
     }
     if (old) {
         remember_old(s, bm->table_offset, (uint64_t)bm->table_size * 8,
-                     QCOW2_META_BITMAP_TABLE);
+                     QCOW2_META_BITMAP_TABLE, bm);
     }
     for (uint32_t j = 0; j < bm->table_size; j++) {
         uint64_t data = table[j] & BME_TABLE_OFFSET_MASK;
@@ -193,7 +223,7 @@ int coroutine_fn qcow2_co_bitmap_read_bits(BlockDriverState *bs, Qcow2Bitmap *bm
                 return ret;
             }
             if (old) {
-                remember_old(s, data, cs, QCOW2_META_BITMAP_DATA);
+                remember_old(s, data, cs, QCOW2_META_BITMAP_DATA, bm);
             }
         } else if (table[j] & 1) {
             memset(bits + (uint64_t)j * cs, 0xff, cs);
@@ -203,19 +233,28 @@ int coroutine_fn qcow2_co_bitmap_read_bits(BlockDriverState *bs, Qcow2Bitmap *bm
     return 0;
 }
 
-/* The directory as it will be written: one entry per bitmap of the list
- * (on disk or new), flags in_use for the consistent ones while open. */
-static uint8_t *build_dir(BDRVQcow2State *s, bool in_use, uint64_t *len)
+/* A directory in one of the modes of qcow2-bitmap.h. */
+
+static uint8_t *build_dir(BDRVQcow2State *s, int mode, uint64_t *len, uint32_t *nb)
 {
     GByteArray *dir = g_byte_array_new();
 
+    *nb = 0;
     for (guint i = 0; i < s->bitmaps->len; i++) {
         Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
         uint32_t name_len = (uint32_t)strlen(bm->name);
         uint64_t entry_len = (24 + name_len + 7) & ~UINT64_C(7);
-        uint32_t flags = bm->inconsistent ? bm->disk_flags :
-                         (bm->enabled ? QCOW2_BME_AUTO : 0) | (in_use ? QCOW2_BME_IN_USE : 0);
+        uint32_t flags = (bm->enabled ? QCOW2_BME_AUTO : 0) |
+                         (mode == QCOW2_BITMAP_DIR_IN_USE ? QCOW2_BME_IN_USE : 0);
         uint8_t *e;
+
+        if (mode == QCOW2_BITMAP_DIR_AS_ON_DISK && !bm->on_disk) {
+            continue;
+        }
+        if (bm->inconsistent || mode == QCOW2_BITMAP_DIR_AS_ON_DISK) {
+            flags = bm->disk_flags;
+        }
+        (*nb)++;
 
         g_byte_array_set_size(dir, dir->len + (guint)entry_len);
         e = dir->data + dir->len - entry_len;
@@ -250,6 +289,7 @@ int coroutine_fn qcow2_co_bitmaps_load(BlockDriverState *bs, GError **errp)
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *dir = NULL;
     uint64_t dir_len;
+    uint32_t nb;
     int ret;
 
     s->bitmaps_need_load = false;
@@ -264,7 +304,6 @@ int coroutine_fn qcow2_co_bitmaps_load(BlockDriverState *bs, GError **errp)
     if (ret < 0) {
         return ret;
     }
-    remember_old(s, s->bitmaps_dir_offset, s->bitmaps_dir_size, QCOW2_META_BITMAP_DIR);
     for (guint i = 0; i < s->bitmaps->len; i++) {
         Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
 
@@ -278,7 +317,7 @@ int coroutine_fn qcow2_co_bitmaps_load(BlockDriverState *bs, GError **errp)
         }
     }
     /* In use on disk from now on: a crash leaves them inconsistent. */
-    dir = build_dir(s, true, &dir_len);
+    dir = build_dir(s, QCOW2_BITMAP_DIR_IN_USE, &dir_len, &nb);
     g_assert(dir_len == s->bitmaps_dir_size);
     ret = qcow2_co_pwrite_meta(bs, QCOW2_META_BITMAP_DIR, s->bitmaps_dir_offset, dir_len, dir);
     if (ret == 0) {
@@ -469,29 +508,22 @@ static int coroutine_fn write_header_ext(BlockDriverState *bs, const uint8_t *ex
     return ret;
 }
 
-int coroutine_fn qcow2_co_bitmaps_store(BlockDriverState *bs)
+/* QEMU's update_ext_header_and_dir: the directory (build_dir's mode)
+ * written to new clusters, the header pointed at it (the autoclear bit set
+ * while there are bitmaps, the extension gone without), the old directory
+ * freed. */
+int coroutine_fn qcow2_co_bitmaps_write_dir(BlockDriverState *bs, int mode)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *dir = NULL;
     uint64_t dir_len, dir_offset = 0, cs = s->cluster_size;
+    uint64_t old_offset = s->bitmaps_in_use ? s->bitmaps_dir_offset : 0;
+    uint64_t old_size = s->bitmaps_in_use ? s->bitmaps_dir_size : 0;
     uint8_t ext[24] = { 0 };
+    uint32_t nb;
     int ret;
 
-    /* Nothing on disk and nothing added: the header stays as it is. */
-    if (!s->bitmaps_loaded || (!s->bitmaps_in_use && !s->bitmaps->len)) {
-        return 0;
-    }
-    for (guint i = 0; i < s->bitmaps->len; i++) {
-        Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
-
-        if (!bm->inconsistent) {
-            ret = store_one(bs, bm);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-    }
-    dir = build_dir(s, false, &dir_len);
+    dir = build_dir(s, mode, &dir_len, &nb);
     if (dir_len) {
         int64_t host = qcow2_co_alloc_clusters(bs, (dir_len + cs - 1) / cs);
 
@@ -511,33 +543,57 @@ int coroutine_fn qcow2_co_bitmaps_store(BlockDriverState *bs)
     if (ret < 0) {
         return ret;
     }
-    qblk_st_be32(ext, s->bitmaps->len);
+    qblk_st_be32(ext, nb);
     qblk_st_be64(ext + 8, dir_len);
     qblk_st_be64(ext + 16, dir_offset);
-    if (s->bitmaps->len) {
+    if (nb) {
         s->header.autoclear_features |= QCOW2_AUTOCLEAR_BITMAPS;
     } else {
         s->header.autoclear_features &= ~QCOW2_AUTOCLEAR_BITMAPS;
     }
-    ret = write_header_ext(bs, s->bitmaps->len ? ext : NULL);
+    ret = write_header_ext(bs, nb ? ext : NULL);
     if (ret < 0) {
         return ret;
     }
-    s->bitmaps_nb = s->bitmaps->len;
+    s->bitmaps_nb = nb;
     s->bitmaps_dir_size = dir_len;
     s->bitmaps_dir_offset = dir_offset;
-    s->bitmaps_in_use = s->bitmaps_nb > 0;
-    set_disk_flags(s, false);
-    for (guint i = 0; i < s->bitmaps_old->len; i++) {
-        Qcow2BitmapRange *r = &g_array_index(s->bitmaps_old, Qcow2BitmapRange, i);
+    s->bitmaps_in_use = nb > 0;
+    if (old_size) {
+        qcow2_meta_remove(s, old_offset, old_size, QCOW2_META_BITMAP_DIR);
+        ret = qcow2_co_update_refcount(bs, old_offset, old_size, -1);
+    }
+    return ret;
+}
 
-        qcow2_meta_remove(s, r->offset, r->len, r->kind);
-        ret = qcow2_co_update_refcount(bs, r->offset, r->len, -1);
-        if (ret < 0) {
-            return ret;
+int coroutine_fn qcow2_co_bitmaps_store(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    /* Nothing on disk and nothing added: the header stays as it is. */
+    if (!s->bitmaps_loaded || (!s->bitmaps_in_use && !s->bitmaps->len)) {
+        return 0;
+    }
+    for (guint i = 0; i < s->bitmaps->len; i++) {
+        Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
+
+        if (!bm->inconsistent) {
+            ret = store_one(bs, bm);
+            if (ret < 0) {
+                return ret;
+            }
         }
     }
-    g_array_set_size(s->bitmaps_old, 0);
+    ret = qcow2_co_bitmaps_write_dir(bs, QCOW2_BITMAP_DIR_ALL);
+    if (ret < 0) {
+        return ret;
+    }
+    set_disk_flags(s, false);
+    ret = qcow2_co_bitmaps_free_old(bs, NULL);
+    if (ret < 0) {
+        return ret;
+    }
     for (guint i = 0; i < s->bitmaps->len; i++) {
         Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
 

@@ -16,5 +16,14 @@ void qcow2_bitmap_set_range(uint8_t *bits, uint64_t first, uint64_t end);
  * old, its table and data clusters are remembered to be freed on store. */
 int coroutine_fn qcow2_co_bitmap_read_bits(BlockDriverState *bs, Qcow2Bitmap *bm, bool old,
                                            uint8_t **out);
+/* Frees the loaded table and data clusters of owner (NULL: all). */
+int coroutine_fn qcow2_co_bitmaps_free_old(BlockDriverState *bs, const Qcow2Bitmap *owner);
+/* Directories: ALL, one entry per bitmap of the list (on disk or new);
+ * IN_USE, the same flagged in use (the consistent ones) while open;
+ * AS_ON_DISK, only those on disk, flags as there. */
+enum { QCOW2_BITMAP_DIR_ALL, QCOW2_BITMAP_DIR_IN_USE, QCOW2_BITMAP_DIR_AS_ON_DISK };
+/* Writes a new directory (the mode above), points the header at it and
+ * frees the old one. */
+int coroutine_fn qcow2_co_bitmaps_write_dir(BlockDriverState *bs, int mode);
 
 #endif
