@@ -578,6 +578,12 @@ int coroutine_fn qcow2_co_bitmaps_store(BlockDriverState *bs)
     for (guint i = 0; i < s->bitmaps->len; i++) {
         Qcow2Bitmap *bm = g_ptr_array_index(s->bitmaps, i);
 
+        if (!bm->inconsistent && !bm->nbits) {
+            /* A disk of size 0 has no bits to store: QEMU loses such
+             * bitmaps too, and a table of 0 entries would be invalid. */
+            g_ptr_array_remove_index(s->bitmaps, i--);
+            continue;
+        }
         if (!bm->inconsistent) {
             ret = store_one(bs, bm);
             if (ret < 0) {
