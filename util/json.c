@@ -455,7 +455,8 @@ static void append_value(GString *out, const QblkJson *v, bool pretty, int level
             append_value(out, members[i]->value, pretty, level + 1);
             sep = comma;
         }
-        if (n) {
+        /* QEMU's pretty printer breaks the line even in an empty one. */
+        if (n || pretty) {
             append_newline(out, pretty, level);
         }
         g_string_append_c(out, '}');
@@ -469,7 +470,7 @@ static void append_value(GString *out, const QblkJson *v, bool pretty, int level
             append_value(out, g_ptr_array_index(v->elements, i), pretty, level + 1);
             sep = comma;
         }
-        if (v->elements->len) {
+        if (v->elements->len || pretty) {
             append_newline(out, pretty, level);
         }
         g_string_append_c(out, ']');
@@ -562,24 +563,65 @@ void qblk_json_dump_human(FILE *f, const QblkJson *value, int indent)
     }
 }
 
+/* One value of format-specific information: a scalar, a list (av, as,
+ * aa{sv}) or a nested dictionary (a{sv}). */
+static QblkJson *json_from_variant(GVariant *value)
+{
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
+        return qblk_json_bool(g_variant_get_boolean(value));
+    }
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
+        return qblk_json_int(g_variant_get_int64(value));
+    }
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
+        return qblk_json_string(g_variant_get_string(value, NULL));
+    }
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_VARDICT)) {
+        QblkJson *obj = qblk_json_object();
+        GVariantIter iter;
+        const char *key;
+        GVariant *member;
+
+        g_variant_iter_init(&iter, value);
+        while (g_variant_iter_loop(&iter, "{&sv}", &key, &member)) {
+            QblkJson *m = json_from_variant(member);
+
+            if (m) {
+                qblk_json_set(obj, key, m);
+            }
+        }
+        return obj;
+    }
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_VARIANT)) {
+        g_autoptr(GVariant) inner = g_variant_get_variant(value);
+
+        return json_from_variant(inner);
+    }
+    if (g_variant_is_of_type(value, G_VARIANT_TYPE_ARRAY)) {
+        QblkJson *arr = qblk_json_array();
+        gsize n = g_variant_n_children(value);
+
+        for (gsize i = 0; i < n; i++) {
+            g_autoptr(GVariant) child = g_variant_get_child_value(value, i);
+            QblkJson *c = json_from_variant(child);
+
+            if (c) {
+                qblk_json_append(arr, c);
+            }
+        }
+        return arr;
+    }
+    return NULL;
+}
+
 QblkJson *qblk_json_from_specific_info(GVariant *v)
 {
-    g_autoptr(GVariantIter) iter = NULL;
-    const char *type, *key;
-    GVariant *value;
-    QblkJson *obj = qblk_json_object(), *data = qblk_json_object();
+    g_autoptr(GVariant) data = NULL;
+    const char *type;
+    QblkJson *obj = qblk_json_object();
 
-    g_variant_get(v, "(&sa{sv})", &type, &iter);
-    while (g_variant_iter_loop(iter, "{&sv}", &key, &value)) {
-        if (g_variant_is_of_type(value, G_VARIANT_TYPE_BOOLEAN)) {
-            qblk_json_set_bool(data, key, g_variant_get_boolean(value));
-        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_INT64)) {
-            qblk_json_set_int(data, key, g_variant_get_int64(value));
-        } else if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING)) {
-            qblk_json_set_str(data, key, g_variant_get_string(value, NULL));
-        }
-    }
+    g_variant_get(v, "(&s@a{sv})", &type, &data);
     qblk_json_set_str(obj, "type", type);
-    qblk_json_set(obj, "data", data);
+    qblk_json_set(obj, "data", json_from_variant(data));
     return obj;
 }

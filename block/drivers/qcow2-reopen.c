@@ -1,5 +1,5 @@
-/* qcow2 reopen: going read-only writes everything out and leaves the
- * image clean (dirty bit clear), as a close would; going read-write
+/* qcow2 reopen: going read-only writes everything out (the dirty bitmaps
+ * stored) and leaves the image clean (dirty bit clear), as a close would; going read-write
  * refuses images that a read-write open would refuse or repair. */
 #include <errno.h>
 #include "block/drivers/qcow2.h"
@@ -20,6 +20,8 @@ int coroutine_fn qcow2_co_reopen_prepare(BlockDriverState *bs, int flags, GError
                            "that it is repaired first");
             return -EBUSY;
         }
+        /* Writes mark the bitmaps again once they are loaded (in use). */
+        s->bitmaps_need_load = s->bitmaps_in_use;
         return 0;
     }
     if (bs->read_only || (flags & BDRV_O_RDWR)) {
@@ -27,7 +29,12 @@ int coroutine_fn qcow2_co_reopen_prepare(BlockDriverState *bs, int flags, GError
     }
     /* The file is still writable: every node prepares before any commits. */
     qco_mutex_lock(&s->lock);
-    ret = qcow2_co_flush_caches(bs);
+    ret = qcow2_co_bitmaps_store(bs);
+    /* Should the reopen not happen, the next write loads them again. */
+    s->bitmaps_need_load = s->bitmaps_in_use;
+    if (ret == 0) {
+        ret = qcow2_co_flush_caches(bs);
+    }
     if (ret == 0 && (s->header.incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
         s->header.incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
         ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(incompatible_features));

@@ -340,6 +340,9 @@ int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t 
     BDRVQcow2State *s = bs->opaque;
     uint64_t done = 0;
 
+    if (!(flags & BDRV_REQ_WRITE_UNCHANGED)) {
+        qcow2_co_bitmaps_mark(bs, offset, bytes);
+    }
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return qcow2_co_pwritev_compressed(bs, offset, bytes, qiov);
     }
@@ -450,6 +453,9 @@ int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, in
 
     if (s->header.version < 3 && bs->backing) {
         return -ENOTSUP;
+    }
+    if (!(flags & BDRV_REQ_WRITE_UNCHANGED)) {
+        qcow2_co_bitmaps_mark(bs, offset, bytes);
     }
     qco_mutex_lock(&s->lock);
     qcow2_co_wait_inflight(bs, offset, bytes);
@@ -563,6 +569,7 @@ int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t
     uint64_t cs = s->cluster_size;
     int ret;
 
+    qcow2_co_bitmaps_mark(bs, offset, bytes);
     /* Partial clusters are ignored, except a last partial cluster. */
     if ((offset & (cs - 1)) || ((bytes & (cs - 1)) && (uint64_t)(offset + bytes) != s->header.size)) {
         return -ENOTSUP;

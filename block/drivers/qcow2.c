@@ -501,6 +501,11 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
     if (ret < 0) {
         return ret;
     }
+    /* A directory that cannot be parsed hides the bitmaps from info; a
+     * read-write open then fails below (qcow2_co_bitmaps_load). */
+    if (s->bitmaps_in_use) {
+        qcow2_co_bitmaps_read_dir(bs, NULL);
+    }
     qcow2_cache_init(&s->l2_cache, CLAMP((4u << 20) >> s->cluster_bits, 8u, 64u),
                      s->cluster_size, true);
     qcow2_cache_init(&s->refblock_cache, CLAMP((1u << 20) >> s->cluster_bits, 4u, 16u),
@@ -508,9 +513,12 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
     s->l2_cache.depends = &s->refblock_cache;
 
     if ((flags & BDRV_O_RDWR) && !(flags & BDRV_O_CHECK)) {
-        if (s->header.autoclear_features) {
-            /* Extensions we do not maintain become stale once we write. */
-            s->header.autoclear_features = 0;
+        uint64_t keep = s->bitmaps_in_use ? QCOW2_AUTOCLEAR_BITMAPS : 0;
+
+        if (s->header.autoclear_features & ~keep) {
+            /* Extensions we do not maintain become stale once we write;
+             * the bitmaps we maintain (qcow2-bitmap.c). */
+            s->header.autoclear_features &= keep;
             ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(autoclear_features));
             if (ret < 0) {
                 qblk_error_set_errno(errp, -ret, "Could not clear qcow2 autoclear bits");
@@ -534,6 +542,12 @@ static int coroutine_fn qcow2_co_read_metadata(BlockDriverState *bs, int flags, 
                 return ret;
             }
         }
+        if (s->header.version >= 3) {
+            ret = qcow2_co_bitmaps_load(bs, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
     }
     return 0;
 }
@@ -544,6 +558,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     g_clear_pointer(&s->refcount_table, g_free);
     g_clear_pointer(&s->backing_format_ext, g_free);
     free_snapshots(s);
+    qcow2_bitmaps_free(s);
     qcow2_meta_destroy(s);
     if (s->l2_cache.entries) {
         qcow2_cache_destroy(&s->l2_cache);
@@ -576,8 +591,10 @@ static int coroutine_fn qcow2_co_open(BlockDriverState *bs, QblkOpts *options, i
     bs->bl.pdiscard_alignment = s->cluster_size;
     /* Zero writes never write data here (-ENOTSUP instead), so a fast
      * zero (NO_FALLBACK) is honoured as it is. */
-    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
-    bs->supported_write_flags = BDRV_REQ_WRITE_COMPRESSED;
+    bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK |
+                               BDRV_REQ_WRITE_UNCHANGED;
+    /* WRITE_UNCHANGED (copy-on-read) leaves the dirty bitmaps as they are. */
+    bs->supported_write_flags = BDRV_REQ_WRITE_COMPRESSED | BDRV_REQ_WRITE_UNCHANGED;
     return 0;
 }
 
@@ -587,6 +604,7 @@ static void coroutine_fn qcow2_co_close(BlockDriverState *bs)
 
     if (!bs->read_only) {
         qco_mutex_lock(&s->lock);
+        qcow2_co_bitmaps_store(bs);
         qcow2_co_flush_caches(bs);
         qco_mutex_unlock(&s->lock);
     }
@@ -760,6 +778,7 @@ static GVariant *qcow2_get_specific_info(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
     GVariantBuilder b;
+    GVariant *bitmaps;
     bool v3 = s->header.version >= 3;
 
     g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
@@ -774,6 +793,10 @@ static GVariant *qcow2_get_specific_info(BlockDriverState *bs)
         g_variant_builder_add(&b, "{sv}", "corrupt", g_variant_new_boolean(
                               s->header.incompatible_features & QCOW2_INCOMPAT_CORRUPT));
         g_variant_builder_add(&b, "{sv}", "extended-l2", g_variant_new_boolean(false));
+        bitmaps = qcow2_bitmaps_info(s);
+        if (bitmaps) {
+            g_variant_builder_add(&b, "{sv}", "bitmaps", bitmaps);
+        }
     }
     return g_variant_new("(sa{sv})", "qcow2", &b);
 }
@@ -921,6 +944,8 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset, 
         ret = qcow2_co_write_header_field(bs, QCOW2_HDR_FIELD(size));
         if (ret < 0) {
             s->header.size = old;
+        } else {
+            qcow2_bitmaps_resize(s, offset);
         }
     }
     qco_mutex_unlock(&s->lock);
@@ -960,6 +985,7 @@ const BlockDriver bdrv_qcow2 = {
     .co_amend = qcow2_co_amend,
     .co_load_vmstate = qcow2_co_load_vmstate,
     .co_make_empty = qcow2_co_make_empty,
+    .co_bitmap_op = qcow2_co_bitmap_op,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .measure = qcow2_measure,
 };

@@ -220,6 +220,22 @@ typedef enum {
 /* Called for each host range a structure references. */
 typedef void Qcow2RefFn(void *opaque, uint64_t offset, uint64_t len, Qcow2MetaKind kind);
 
+/* One persistent dirty bitmap (qcow2-bitmap.c). */
+typedef struct Qcow2Bitmap {
+    char *name;
+    uint32_t granularity_bits;
+    uint32_t disk_flags;            /* QCOW2_BME_* as the directory on disk says */
+    bool enabled;                   /* auto: guest writes mark it */
+    /* In use at open (a writer that did not close): kept as found on
+     * disk, never marked nor stored, as QEMU keeps it. */
+    bool inconsistent;
+    bool on_disk;                   /* in the directory on disk */
+    uint64_t table_offset;          /* on disk */
+    uint32_t table_size;            /* entries */
+    uint8_t *bits;                  /* loaded ones: one bit per granule, LSB first */
+    uint64_t nbits;
+} Qcow2Bitmap;
+
 typedef struct BDRVQcow2State {
     Qcow2Header header;
     uint32_t cluster_size;
@@ -249,6 +265,16 @@ typedef struct BDRVQcow2State {
     /* The extension was valid at open (autoclear bit set): QEMU keeps the
      * bitmaps, so their clusters are referenced. */
     bool bitmaps_in_use;
+    /* Qcow2Bitmap*, in directory order: parsed at every open; their
+     * contents loaded (and their in-use flags set on disk) while the
+     * image is open read-write (bitmaps_loaded). */
+    GPtrArray *bitmaps;
+    bool bitmaps_loaded;
+    /* Reopened read-write: load before the first write marks them. */
+    bool bitmaps_need_load;
+    /* Host ranges of the directory and tables loaded, freed once the
+     * new ones are stored (Qcow2BitmapRange). */
+    GArray *bitmaps_old;
     /* Host cluster index -> the metadata kinds it holds (qcow2-meta.c). */
     GTree *meta;
     /* During check, refcount blocks past the end of the file read as
@@ -311,6 +337,25 @@ int coroutine_fn qcow2_co_meta_build(BlockDriverState *bs, GError **errp);
  * set for a directory or table that cannot be valid. */
 int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, void *opaque,
                                        GError **errp);
+
+/* qcow2-bitmap.c */
+#define QCOW2_BME_IN_USE            1u
+#define QCOW2_BME_AUTO              2u
+/* Parses the directory (any open; errors only when it must be used). */
+int coroutine_fn qcow2_co_bitmaps_read_dir(BlockDriverState *bs, GError **errp);
+/* Read-write: loads every consistent bitmap and marks it in use on disk. */
+int coroutine_fn qcow2_co_bitmaps_load(BlockDriverState *bs, GError **errp);
+/* Writes the loaded bitmaps to new clusters, the new directory, then
+ * frees the old ones; in-use flags clear. Lock held. */
+int coroutine_fn qcow2_co_bitmaps_store(BlockDriverState *bs);
+/* A guest write, zero write or discard of [offset, offset+bytes). */
+void coroutine_fn qcow2_co_bitmaps_mark(BlockDriverState *bs, uint64_t offset, uint64_t bytes);
+void qcow2_bitmaps_resize(BDRVQcow2State *s, uint64_t size);
+void qcow2_bitmaps_free(BDRVQcow2State *s);
+int coroutine_fn qcow2_co_bitmap_op(BlockDriverState *bs, const BdrvBitmapOp *op,
+                                    GError **errp);
+/* "bitmaps" of the format-specific information, or NULL for none. */
+GVariant *qcow2_bitmaps_info(BDRVQcow2State *s);
 
 /* qcow2-cache.c */
 /* Runtime options (qcow2-options.c): taken before the metadata is read,

@@ -468,6 +468,32 @@ int coroutine_fn bdrv_co_load_vmstate(BlockDriverState *bs, void *buf, int64_t p
 int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t size);
 int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t size);
 
+/* ----- Persistent dirty bitmaps (qcow2 v3) ----- */
+
+typedef enum {
+    BDRV_BITMAP_ADD,
+    BDRV_BITMAP_REMOVE,
+    BDRV_BITMAP_CLEAR,
+    BDRV_BITMAP_ENABLE,
+    BDRV_BITMAP_DISABLE,
+    BDRV_BITMAP_MERGE,
+} BdrvBitmapOpKind;
+
+typedef struct BdrvBitmapOp {
+    BdrvBitmapOpKind kind;
+    const char *name;
+    uint32_t granularity;           /* add: 0 for the default */
+    BlockDriverState *src_bs;       /* merge: the node holding src_name (may be bs) */
+    const char *src_name;
+} BdrvBitmapOp;
+
+/* One operation of qemu-img bitmap on the image's persistent bitmaps,
+ * kept in memory and stored when the image is closed. *errp in QEMU's
+ * words without qemu-img's "Operation X on bitmap Y failed: " prefix. */
+int coroutine_fn bdrv_co_bitmap_op(BlockDriverState *bs, const BdrvBitmapOp *op,
+                                   GError **errp);
+int bdrv_bitmap_op(BlockDriverState *bs, const BdrvBitmapOp *op, GError **errp);
+
 /* ----- Consistency check ----- */
 
 typedef struct BdrvCheckResult {

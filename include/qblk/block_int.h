@@ -217,6 +217,10 @@ struct BlockDriver {
      * format keeps for it. Missing: -ENOTSUP. */
     int coroutine_fn (*co_save_vmstate)(BlockDriverState *bs, QIOVector *qiov, int64_t pos);
     int coroutine_fn (*co_load_vmstate)(BlockDriverState *bs, QIOVector *qiov, int64_t pos);
+    /* Persistent dirty bitmaps. Missing: the image cannot store any
+     * (see bdrv_co_bitmap_op). */
+    int coroutine_fn (*co_bitmap_op)(BlockDriverState *bs, const BdrvBitmapOp *op,
+                                     GError **errp);
     /* Missing: no format-specific information. See bdrv_get_specific_info. */
     GVariant *(*get_specific_info)(BlockDriverState *bs);
     /* Rewrites the image's link to its backing file on disk (file NULL:

@@ -39,6 +39,10 @@ static const ImgCmd img_cmds[] = {
       "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] "
       "[--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] "
       "[-t cache] [-w] [-U] filename" },
+    { "bitmap", img_bitmap,
+      "bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... "
+      "[-b source_file [-F source_fmt]] [-g granularity] [--image-opts | -f fmt] "
+      "filename bitmap" },
     { "commit", img_commit,
       "commit [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
     { "compare", img_compare,

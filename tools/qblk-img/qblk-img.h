@@ -13,6 +13,7 @@
 #include "util/json.h"
 
 int img_bench(int argc, char **argv);
+int img_bitmap(int argc, char **argv);
 int img_check(int argc, char **argv);
 int img_commit(int argc, char **argv);
 int img_compare(int argc, char **argv);
