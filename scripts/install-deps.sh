@@ -4,7 +4,8 @@
 set -e
 PKGS="meson ninja-build pkg-config gcc python3 libglib2.0-dev libjson-glib-dev
 liburing-dev zlib1g-dev libzstd-dev systemtap-sdt-dev qemu-utils qemu-system-common
-libnbd-bin python3-libnbd nbdkit bc libnbd-dev"
+libnbd-bin python3-libnbd nbdkit bc libnbd-dev
+ceph-mon ceph-osd ceph-common librbd-dev uuid-runtime qemu-block-extra"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
