@@ -6,7 +6,7 @@
 
 static const char block_node_schema[] =
     "{ 'enum': 'BlockdevDriver', 'data': [ 'blkdebug', 'copy-on-read', 'file', 'log-writes',"
-    "  'null-co', 'qcow2', 'qed', 'raw' ] }"
+    "  'nbd', 'null-co', 'qcow2', 'qed', 'raw', 'rbd' ] }"
     "{ 'enum': 'BlockdevDiscardOptions', 'data': [ 'ignore', 'unmap' ] }"
     "{ 'enum': 'BlockdevDetectZeroesOptions', 'data': [ 'off', 'on', 'unmap' ] }"
     "{ 'struct': 'BlockdevCacheOptions', 'data': { '*direct': 'bool', '*no-flush': 'bool' } }"
@@ -38,6 +38,13 @@ static const char block_node_schema[] =
     /* qblk's own log (tests/crash): QEMU 7.2's log-writes takes a node and
      * writes dm-log-writes' format; this one takes a path. */
     "{ 'struct': 'BlockdevOptionsLogWrites', 'data': { 'file': 'BlockdevRef', 'log': 'str' } }"
+    /* The network protocols (SocketAddress is the NBD server commands'). The
+     * members qblk's drivers do not implement (TLS, RBD encryption and
+     * authentication) are left out, so they are refused by name. */
+    "{ 'struct': 'BlockdevOptionsNbd', 'data': { 'server': 'SocketAddress',"
+    "  '*export': 'str', '*tls-creds': 'str', '*reconnect-delay': 'uint32' } }"
+    "{ 'struct': 'BlockdevOptionsRbd', 'data': { 'pool': 'str', '*namespace': 'str',"
+    "  'image': 'str', '*conf': 'str', '*snapshot': 'str', '*user': 'str' } }"
     "{ 'struct': 'BlockdevOptionsCor', 'data': { 'file': 'BlockdevRef', '*bottom': 'str' } }"
     "{ 'enum': 'BlkdebugIOType', 'data': [ 'read', 'write', 'write-zeroes', 'discard',"
     "  'flush', 'block-status' ] }"
@@ -60,7 +67,8 @@ static const char block_node_schema[] =
     "    'file': 'BlockdevOptionsFile', 'log-writes': 'BlockdevOptionsLogWrites',"
     "    'null-co': 'BlockdevOptionsNull',"
     "    'qcow2': 'BlockdevOptionsQcow2', 'qed': 'BlockdevOptionsGenericCOWFormat',"
-    "    'raw': 'BlockdevOptionsRaw' } }"
+    "    'nbd': 'BlockdevOptionsNbd', 'raw': 'BlockdevOptionsRaw',"
+    "    'rbd': 'BlockdevOptionsRbd' } }"
     "{ 'alternate': 'BlockdevRef', 'data': { 'definition': 'BlockdevOptions',"
     "  'reference': 'str' } }"
     "{ 'alternate': 'BlockdevRefOrNull', 'data': { 'definition': 'BlockdevOptions',"

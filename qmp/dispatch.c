@@ -282,8 +282,14 @@ static QblkJson *error_reply(const GError *err, QblkJson *id)
     QblkJson *reply = qblk_json_object();
     QblkJson *error = qblk_json_set(reply, "error", qblk_json_object());
 
+    /* Lines after the first are what QEMU keeps as hints (the tools print
+     * them, e.g. what an NBD server reported): its QMP replies leave them out. */
+    const char *newline = strchr(err->message, '\n');
+    g_autofree char *desc = g_strndup(err->message, newline ? (gsize)(newline - err->message)
+                                                            : strlen(err->message));
+
     qblk_json_set_str(error, "class", qblk_error_class(err));
-    qblk_json_set_str(error, "desc", err->message);
+    qblk_json_set_str(error, "desc", desc);
     if (id) {
         qblk_json_set(reply, "id", id);
     }

@@ -78,6 +78,7 @@ static int coroutine_fn nbd_co_open(BlockDriverState *bs, QblkOpts *options, int
                                     GError **errp)
 {
     NbdState *s = bs->opaque;
+    g_autofree char *tls_creds = NULL;
     int ret;
 
     for (unsigned i = 0; i < NBD_MAX_CONNS; i++) {
@@ -87,6 +88,14 @@ static int coroutine_fn nbd_co_open(BlockDriverState *bs, QblkOpts *options, int
     }
     if (!nbd_addr_take(options, &s->addr, errp) ||
         !nbd_take_delay(options, &s->reconnect_delay_ns, errp)) {
+        ret = -EINVAL;
+        goto fail;
+    }
+    /* No objects exist here to name TLS credentials: QEMU's words for a
+     * credentials id it does not know. */
+    tls_creds = qblk_opts_take(options, "tls-creds");
+    if (tls_creds) {
+        qblk_error_set(errp, "No TLS credentials with id '%s'", tls_creds);
         ret = -EINVAL;
         goto fail;
     }
