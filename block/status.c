@@ -62,11 +62,20 @@ static int coroutine_fn block_status(BlockDriverState *bs, bool want_zero, int64
 
     if (ret & BDRV_BLOCK_RAW) {
         /* The driver maps 1:1 onto its file: let the file answer. */
+        int64_t wanted = *pnum;
+
         g_assert((ret & BDRV_BLOCK_OFFSET_VALID) && local_file);
-        ret = block_status(local_file, want_zero, local_map, *pnum, pnum,
+        ret = block_status(local_file, want_zero, local_map, wanted, pnum,
                            &local_map, &local_file, false);
         if (ret < 0) {
             return ret;
+        }
+        if (*pnum == 0) {
+            /* Past the end of a file whose length is no multiple of 512: the
+             * format rounds its size up, and reads there return zeroes.
+             * (An empty answer would stall every caller that walks on.) */
+            *pnum = wanted;
+            ret = BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
         }
         ret |= BDRV_BLOCK_ALLOCATED;
         ret &= ~BDRV_BLOCK_EOF;
