@@ -9,7 +9,6 @@
 
 #define BME_MAX_BITMAPS      65535u
 #define BME_MAX_NAME         1023u
-#define BME_DIR_MAX          (1024u * 65535u)
 #define BME_MAX_TABLE_SIZE   UINT64_C(0x8000000)
 #define BME_MAX_PHYS_SIZE    UINT64_C(0x20000000)
 
@@ -42,7 +41,7 @@ static bool can_store_new(BlockDriverState *bs, const char *name, uint32_t granu
         why = "Too much space will be occupied by the bitmap. Use larger granularity";
     } else if (s->bitmaps->len >= BME_MAX_BITMAPS) {
         why = "Maximum number of persistent bitmaps is already reached";
-    } else if (dir_size + dir_entry_size(strlen(name)) > BME_DIR_MAX) {
+    } else if (dir_size + dir_entry_size(strlen(name)) > QCOW2_BITMAP_DIR_MAX) {
         why = "Not enough space in the bitmap directory";
     }
     if (why) {

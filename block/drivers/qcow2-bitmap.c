@@ -18,7 +18,6 @@
 #define BME_TYPE_DIRTY_TRACKING 1
 #define BME_FLAGS_KNOWN         (QCOW2_BME_IN_USE | QCOW2_BME_AUTO | 4u)
 #define BME_TABLE_OFFSET_MASK   UINT64_C(0x00fffffffffffe00)
-#define BME_DIR_MAX             (1024u * 65535u)
 
 /* A table or data cluster of a bitmap as loaded, freed once replaced. */
 typedef struct Qcow2BitmapRange {
@@ -132,21 +131,8 @@ int coroutine_fn qcow2_co_bitmaps_read_dir(BlockDriverState *bs, GError **errp)
 
     qcow2_bitmaps_ensure_list(s);
     g_ptr_array_set_size(s->bitmaps, 0);
-    if (flen < 0) {
-        qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
-        return (int)flen;
-    }
-    if (s->bitmaps_dir_size > BME_DIR_MAX || s->bitmaps_dir_size < 24 ||
-        (s->bitmaps_dir_offset & (s->cluster_size - 1)) ||
-        s->bitmaps_dir_offset + s->bitmaps_dir_size > (uint64_t)flen) {
-        qblk_error_set(errp, "bitmap directory (offset %#" PRIx64 ", size %" PRIu64
-                       ") is invalid", s->bitmaps_dir_offset, s->bitmaps_dir_size);
-        return -EINVAL;
-    }
-    dir = g_malloc(s->bitmaps_dir_size);
-    ret = bdrv_co_pread(bs->file, s->bitmaps_dir_offset, s->bitmaps_dir_size, dir, 0);
+    ret = qcow2_co_read_bitmap_dir(bs, &dir, errp);
     if (ret < 0) {
-        qblk_error_set_errno(errp, -ret, "Could not read the bitmap directory");
         return ret;
     }
     for (uint32_t i = 0; i < s->bitmaps_nb; i++) {

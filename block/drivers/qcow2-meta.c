@@ -167,9 +167,37 @@ int coroutine_fn qcow2_co_pwrite_meta(BlockDriverState *bs, Qcow2MetaKind own, u
 
 /* Bitmap directory entries are at least this long, and the directory at
  * most this long (QEMU's limits: 65535 bitmaps of at most 1 KiB). */
-#define BITMAP_DIR_ENTRY_MIN 24u
-#define BITMAP_DIR_MAX       (1024u * 65535u)
+#define BITMAP_DIR_ENTRY_MIN QCOW2_BITMAP_DIR_ENTRY_MIN
 #define BITMAP_TABLE_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
+
+int coroutine_fn qcow2_co_read_bitmap_dir(BlockDriverState *bs, uint8_t **dir, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t flen = bdrv_getlength(bs->file);
+    int ret;
+
+    *dir = NULL;
+    if (flen < 0) {
+        qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
+        return (int)flen;
+    }
+    if (s->bitmaps_dir_size > QCOW2_BITMAP_DIR_MAX ||
+        s->bitmaps_dir_size < QCOW2_BITMAP_DIR_ENTRY_MIN ||
+        (s->bitmaps_dir_offset & (s->cluster_size - 1)) ||
+        s->bitmaps_dir_offset + s->bitmaps_dir_size > (uint64_t)flen) {
+        qblk_error_set(errp, "bitmap directory (offset %#" PRIx64 ", size %" PRIu64
+                       ") is invalid", s->bitmaps_dir_offset, s->bitmaps_dir_size);
+        return -EINVAL;
+    }
+    *dir = g_malloc(s->bitmaps_dir_size);
+    ret = bdrv_co_pread(bs->file, s->bitmaps_dir_offset, s->bitmaps_dir_size, *dir, 0);
+    if (ret < 0) {
+        g_clear_pointer(dir, g_free);
+        qblk_error_set_errno(errp, -ret, "Could not read the bitmap directory");
+        return ret;
+    }
+    return 0;
+}
 
 int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, void *opaque,
                                        GError **errp)
@@ -183,25 +211,12 @@ int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, voi
     if (!s->bitmaps_in_use) {
         return 0;
     }
-    flen = bdrv_getlength(bs->file);
-    if (flen < 0) {
-        qblk_error_set_errno(errp, (int)-flen, "Could not get the qcow2 file length");
-        return (int)flen;
-    }
-    if (s->bitmaps_dir_size > BITMAP_DIR_MAX || s->bitmaps_dir_size < BITMAP_DIR_ENTRY_MIN ||
-        (s->bitmaps_dir_offset & (s->cluster_size - 1)) ||
-        s->bitmaps_dir_offset + s->bitmaps_dir_size > (uint64_t)flen) {
-        qblk_error_set(errp, "bitmap directory (offset %#" PRIx64 ", size %" PRIu64
-                       ") is invalid", s->bitmaps_dir_offset, s->bitmaps_dir_size);
-        return -EINVAL;
-    }
-    fn(opaque, s->bitmaps_dir_offset, s->bitmaps_dir_size, QCOW2_META_BITMAP_DIR);
-    dir = g_malloc(s->bitmaps_dir_size);
-    ret = bdrv_co_pread(bs->file, s->bitmaps_dir_offset, s->bitmaps_dir_size, dir, 0);
+    ret = qcow2_co_read_bitmap_dir(bs, &dir, errp);
     if (ret < 0) {
-        qblk_error_set_errno(errp, -ret, "Could not read the bitmap directory");
         return ret;
     }
+    flen = bdrv_getlength(bs->file);
+    fn(opaque, s->bitmaps_dir_offset, s->bitmaps_dir_size, QCOW2_META_BITMAP_DIR);
     for (uint32_t i = 0; i < s->bitmaps_nb; i++) {
         uint64_t table_offset, table_bytes, entry_len;
         uint32_t table_size;

@@ -335,6 +335,13 @@ int coroutine_fn qcow2_co_meta_build(BlockDriverState *bs, GError **errp);
 /* Calls fn for the bitmap directory, each bitmap table and each bitmap
  * data cluster (nothing when bitmaps_in_use is false); -EINVAL with errp
  * set for a directory or table that cannot be valid. */
+/* The bitmap directory's limits (QEMU's: 64 KiB entries of at most 1 KiB)
+ * and its smallest entry. */
+#define QCOW2_BITMAP_DIR_MAX       (1024u * 65535u)
+#define QCOW2_BITMAP_DIR_ENTRY_MIN 24u
+/* Checks the header's bitmap directory against the file and reads it into
+ * *dir (g_free it); the check and the metadata map share it. */
+int coroutine_fn qcow2_co_read_bitmap_dir(BlockDriverState *bs, uint8_t **dir, GError **errp);
 int coroutine_fn qcow2_co_walk_bitmaps(BlockDriverState *bs, Qcow2RefFn *fn, void *opaque,
                                        GError **errp);
 
