@@ -20,7 +20,7 @@
 #include "util/error.h"
 #include "util/main-loop.h"
 
-enum { OPTION_IMAGE_OPTS = 256, OPTION_TARGET_IS_ZERO };
+enum { OPTION_IMAGE_OPTS = 256, OPTION_TARGET_IS_ZERO, OPTION_TARGET_IMAGE_OPTS };
 
 #define CONVERT_CHUNK (2 * 1024 * 1024)
 #define MAX_SPARSE (16 * 1024 * 1024)
@@ -286,12 +286,14 @@ int img_convert(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
         { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
+        { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
         { "force-share", no_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
-    const char *fmt = NULL, *out_fmt = "raw", *base = NULL, *base_fmt = NULL, *out;
+    const char *fmt = NULL, *out_fmt = NULL, *base = NULL, *base_fmt = NULL, *out;
     g_autofree char *options = NULL, *opt_base = NULL, *opt_base_fmt = NULL;
     bool quiet = false, no_create = false, image_opts = false, created = false;
+    bool target_image_opts = false;
     Convert c = { .sparse = 4096, .status_src = -1 };
     int64_t pos = 0;
     GError *err = NULL;
@@ -346,6 +348,7 @@ int img_convert(int argc, char **argv)
         case 'U': img_force_share = true; break;
         case OPTION_IMAGE_OPTS: image_opts = true; break;
         case OPTION_TARGET_IS_ZERO: c.target_zero = true; break;
+        case OPTION_TARGET_IMAGE_OPTS: target_image_opts = true; break;
         }
     }
     img_progress_init(&c.progress, c.show_progress && !quiet, 1.0);
@@ -357,6 +360,17 @@ int img_convert(int argc, char **argv)
     if (c.target_zero && !no_create) {
         error_report("--target-is-zero requires use of -n flag");
         return 1;
+    }
+    if (target_image_opts && !no_create) {
+        error_report("--target-image-opts requires use of -n flag");
+        return 1;
+    }
+    if (target_image_opts && out_fmt) {
+        error_report("--image-opts and --format are mutually exclusive");
+        return 1;
+    }
+    if (!out_fmt && !target_image_opts) {
+        out_fmt = "raw";
     }
     if (options && !base) {
         g_autoptr(QblkOpts) o = qblk_opts_new();
@@ -391,7 +405,7 @@ int img_convert(int argc, char **argv)
         }
         c.total += c.src_len[i];
     }
-    if (c.compress && strcmp(out_fmt, "qcow2")) {
+    if (c.compress && out_fmt && strcmp(out_fmt, "qcow2")) {
         error_report("Compression not supported for this file format");
         goto out;
     }
@@ -403,7 +417,19 @@ int img_convert(int argc, char **argv)
         }
         created = true;
     }
-    {
+    if (target_image_opts) {
+        /* The target is a set of options (e.g. a filter over its file),
+         * opened as the source's --image-opts are. */
+        c.dst = img_open_opts(out, NULL, true, BDRV_O_RDWR | BDRV_O_NO_BACKING | dst_flags,
+                              NULL);
+        if (!c.dst) {
+            goto out;
+        }
+        if (c.compress && strcmp(bdrv_format_name(c.dst), "qcow2")) {
+            error_report("Compression not supported for this file format");
+            goto out;
+        }
+    } else {
         QblkOpts *o = qblk_opts_new();
         uint64_t perm, shared;
 
@@ -413,11 +439,11 @@ int img_convert(int argc, char **argv)
         if (c.dst && !bdrv_attach_user(c.dst, "qblk-img", perm, shared, &err)) {
             g_clear_pointer(&c.dst, bdrv_unref);
         }
-    }
-    if (!c.dst) {
-        error_report("Could not open '%s': %s", out, err->message);
-        g_clear_error(&err);
-        goto out;
+        if (!c.dst) {
+            error_report("Could not open '%s': %s", out, err->message);
+            g_clear_error(&err);
+            goto out;
+        }
     }
     if (no_create && bdrv_getlength(c.dst) < c.total) {
         error_report("output file is smaller than input file");

@@ -49,7 +49,7 @@ static const ImgCmd img_cmds[] = {
       "compare [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] "
       "filename1 filename2" },
     { "convert", img_convert,
-      "convert [--image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] "
+      "convert [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-c] [-p] [-q] [-n] [-f fmt] "
       "[-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] "
       "[-m num_coroutines] [-W] filename [filename2 [...]] output_filename" },
     { "create", img_create,
