@@ -197,6 +197,16 @@ static int coroutine_fn nbd_co_read_sparse(NbdState *s, uint8_t *buf, int64_t of
     return 0;
 }
 
+/* libnbd takes one buffer: a single-element vector's own, else a bounce
+ * buffer (*bounce, freed by the caller) the caller fills or drains. */
+static void *nbd_flat_buf(QIOVector *qiov, int64_t bytes, void **bounce)
+{
+    if (qiov->niov == 1) {
+        return qiov->iov[0].iov_base;
+    }
+    return *bounce = g_malloc(bytes);
+}
+
 int coroutine_fn nbd_co_preadv(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                QIOVector *qiov, BdrvRequestFlags flags)
 {
@@ -206,11 +216,7 @@ int coroutine_fn nbd_co_preadv(BlockDriverState *bs, int64_t offset, int64_t byt
     g_autofree void *bounce = NULL;
     int ret;
 
-    if (qiov->niov == 1) {
-        req.buf = qiov->iov[0].iov_base;
-    } else {
-        req.buf = bounce = g_malloc(bytes);
-    }
+    req.buf = nbd_flat_buf(qiov, bytes, &bounce);
     if (s->has_base_allocation && bytes >= NBD_SPARSE_READ_MIN && offset + bytes <= s->size &&
         !(offset >= s->data_start && offset + bytes <= s->data_end)) {
         ret = nbd_co_read_sparse(s, req.buf, offset, bytes);
@@ -234,10 +240,8 @@ int coroutine_fn nbd_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
     if (flags & BDRV_REQ_FUA) {
         req.flags |= LIBNBD_CMD_FLAG_FUA;
     }
-    if (qiov->niov == 1) {
-        req.buf = qiov->iov[0].iov_base;
-    } else {
-        req.buf = bounce = g_malloc(bytes);
+    req.buf = nbd_flat_buf(qiov, bytes, &bounce);
+    if (bounce) {
         qiov_to_buf(qiov, 0, bounce, bytes);
     }
     return nbd_co_request(s, &req, &cmd);
