@@ -77,10 +77,12 @@ static void print_json(const Extent *e, bool first)
     printf("}");
 }
 
-/* Human form; false when an extent has data but no plain mapping. */
+/* Human form: only extents holding data that is not zero (a
+ * preallocated range is both and stays out, as in qemu-img); false when
+ * such an extent has no plain mapping. */
 static bool print_human(const Extent *e)
 {
-    if (!e->data) {
+    if (!e->data || e->zero) {
         return true;
     }
     if (e->offset < 0) {
