@@ -193,6 +193,25 @@ void nbd_conn_close(NbdConn *c)
     }
 }
 
+/* Connects c again: 0, a failed connection's -errno, or -ESTALE when the server has another export now (it shrank, grew or
+ * was replaced), which stays closed: requests fail rather than read or
+ * write the wrong bytes. */
+static int coroutine_fn nbd_conn_co_reopen(NbdConn *c)
+{
+    int ret;
+
+    nbd_conn_close(c);
+    ret = nbd_conn_co_connect(c, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    if (nbd_get_size(c->h) != c->s->size) {
+        nbd_conn_close(c);
+        return -ESTALE;
+    }
+    return 0;
+}
+
 int coroutine_fn nbd_conn_co_reconnect(NbdConn *c)
 {
     int64_t deadline = qblk_clock_ns() + c->s->reconnect_delay_ns;
@@ -206,15 +225,10 @@ int coroutine_fn nbd_conn_co_reconnect(NbdConn *c)
     }
     c->connecting = true;
     for (;;) {
+        int ret = nbd_conn_co_reopen(c);
         int64_t now;
 
-        nbd_conn_close(c);
-        if (nbd_conn_co_connect(c, NULL) == 0) {
-            /* Another export now (it shrank, grew or was replaced):
-             * requests fail rather than read or write the wrong bytes. */
-            if (nbd_get_size(c->h) != c->s->size) {
-                nbd_conn_close(c);
-            }
+        if (ret == 0 || ret == -ESTALE) {
             break;
         }
         now = qblk_clock_ns();
@@ -225,7 +239,34 @@ int coroutine_fn nbd_conn_co_reconnect(NbdConn *c)
     }
     c->connecting = false;
     qco_queue_restart_all(&c->reconnect_waiters);
-    return nbd_conn_is_ready(c) ? 0 : -EIO;
+    if (!nbd_conn_is_ready(c)) {
+        return -EIO;
+    }
+    if (c == &c->s->conns[0]) {
+        c->s->generation++;
+    }
+    return 0;
+}
+
+bool coroutine_fn nbd_conn_co_revive(NbdConn *c)
+{
+    NbdState *s = c->s;
+    bool ok;
+
+    if (nbd_conn_is_ready(c)) {
+        return true;
+    }
+    /* The server is back when the first connection is: otherwise each
+     * read would wait for a connection attempt of its own. */
+    if (c->connecting || c->generation == s->generation || !nbd_conn_is_ready(&s->conns[0])) {
+        return false;
+    }
+    c->generation = s->generation;
+    c->connecting = true;
+    ok = nbd_conn_co_reopen(c) == 0;
+    c->connecting = false;
+    qco_queue_restart_all(&c->reconnect_waiters);
+    return ok;
 }
 
 int nbd_cmd_complete(void *user_data, int *error)

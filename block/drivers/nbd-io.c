@@ -43,14 +43,15 @@ static int nbd_extent_cb(void *user_data, const char *metacontext, uint64_t offs
 }
 
 /* Reads and block status go to the pool (multi-conn), the rest to the
- * first connection, which is the one that reconnects. */
-static NbdConn *nbd_pick_conn(NbdState *s, NbdOp op)
+ * first connection, which is the one that waits for reconnect-delay; a
+ * broken pool connection is tried again once the first is back. */
+static NbdConn *coroutine_fn nbd_co_pick_conn(NbdState *s, NbdOp op)
 {
     if ((op == NBD_OP_READ || op == NBD_OP_STATUS) && s->nb_conns > 1) {
         for (unsigned i = 0; i < s->nb_conns; i++) {
             NbdConn *c = &s->conns[s->next_read_conn++ % s->nb_conns];
 
-            if (nbd_conn_is_ready(c)) {
+            if (nbd_conn_is_ready(c) || (c != &s->conns[0] && nbd_conn_co_revive(c))) {
                 return c;
             }
         }
@@ -100,7 +101,7 @@ static int coroutine_fn nbd_co_request_extents(NbdState *s, const NbdReq *req, N
     int64_t deadline = -1;
 
     for (;;) {
-        NbdConn *c = nbd_pick_conn(s, req->op);
+        NbdConn *c = nbd_co_pick_conn(s, req->op);
         int ret;
 
         if (!nbd_conn_is_ready(c) && nbd_conn_co_reconnect(c) < 0) {

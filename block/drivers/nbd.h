@@ -50,6 +50,9 @@ typedef struct NbdConn {
     bool connecting;            /* a (re)connection is in progress */
     CoQueue reconnect_waiters;  /* requests waiting for it */
     unsigned in_flight;
+    /* A pool connection (not the first) that broke is tried again once
+     * per reconnection of the first: the generation of its last try. */
+    unsigned generation;
 } NbdConn;
 
 struct NbdState {
@@ -65,6 +68,7 @@ struct NbdState {
     int64_t data_start, data_end;
     unsigned nb_conns;
     unsigned next_read_conn;    /* round robin over the pool */
+    unsigned generation;        /* successful reconnections of the first */
     NbdConn conns[NBD_MAX_CONNS];
 };
 
@@ -92,6 +96,10 @@ bool nbd_conn_is_ready(const NbdConn *c);
  * until reconnect-delay has passed (one attempt when it is 0); requests
  * arriving meanwhile wait for the same attempt. 0 or -EIO. */
 int coroutine_fn nbd_conn_co_reconnect(NbdConn *c);
+/* One attempt to bring back a broken pool connection, made when the
+ * first connection has reconnected since c's last attempt. Whether c
+ * is ready. */
+bool coroutine_fn nbd_conn_co_revive(NbdConn *c);
 
 /* One command in flight on a connection. */
 typedef struct NbdCmd {
