@@ -55,8 +55,13 @@ static int coroutine_fn alloc_write(BlockDriverState *bs, uint64_t pos, uint64_t
     g_autofree uint8_t *tail_buf = tail ? g_malloc(tail) : NULL;
     uint64_t host;
     QIOVector v;
-    int ret = 0;
+    int ret = qed_meta_check_table(bs, pos);
 
+    /* (Checked first: a refused write changes nothing, not even the
+     * need-check flag or the file's length.) */
+    if (ret < 0) {
+        return ret;
+    }
     if (!bs->backing) {
         /* Without a backing file nothing orders data before metadata, so
          * the image is marked for a check until it is closed cleanly. */
@@ -122,6 +127,8 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
             qco_mutex_lock(&s->alloc_lock);
             ret = qed_co_find_run(bs, pos, bytes - done, &state, &host, &n);
             if (ret == 0 && state != QED_DATA) {
+                /* (alloc_write's new clusters lie past every table; it
+                 * checks the table it will update.) */
                 ret = alloc_write(bs, pos, n, qiov, done, state, flags);
                 qco_mutex_unlock(&s->alloc_lock);
                 qed_allocation_done(bs);
@@ -133,6 +140,10 @@ int coroutine_fn qed_co_pwritev(BlockDriverState *bs, int64_t offset, int64_t by
             }
             qco_mutex_unlock(&s->alloc_lock);
         }
+        if (ret < 0) {
+            return qed_meta_check_invalid(bs, pos, state, host, ret);
+        }
+        ret = qed_meta_check_data(bs, pos, host, n);
         if (ret < 0) {
             return ret;
         }
@@ -178,10 +189,13 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
 
         ret = qed_co_find_run(bs, pos, bytes - done, &state, &host, &n);
         if (ret < 0) {
+            ret = qed_meta_check_invalid(bs, pos, state, host, ret);
             break;
         }
         if (state == QED_UNALLOC) {
-            if (!bs->backing) {
+            /* Refused before anything (the need-check flag) changes. */
+            ret = qed_meta_check_table(bs, pos);
+            if (ret == 0 && !bs->backing) {
                 ret = qed_co_set_need_check(bs);
             }
             if (ret == 0) {
@@ -189,6 +203,9 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
                                          bs->backing && (flags & BDRV_REQ_WRITE_UNCHANGED));
             }
         } else if (state == QED_DATA) {
+            ret = qed_meta_check_data(bs, pos, host, (n + cs - 1) & ~(cs - 1));
+        }
+        if (ret == 0 && state == QED_DATA) {
             ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),
                                         flags & (BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));
         }

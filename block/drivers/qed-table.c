@@ -144,12 +144,15 @@ int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t le
     int ret;
 
     *host = 0;
+    *state = QED_UNALLOC;
     if (!l1) {
         *state = QED_UNALLOC;
         *n = max;
         return 0;
     }
     if (!qed_valid_table_offset(s, l1)) {
+        *state = QED_BAD_TABLE;
+        *host = l1;
         return -EINVAL;
     }
     ret = qed_co_get_l2(bs, l1, &t);
@@ -166,6 +169,8 @@ int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t le
         *state = QED_DATA;
         *host = first + in_cluster;
     } else {
+        *state = QED_BAD_DATA;
+        *host = first;
         return -EINVAL;
     }
     covered = cs - in_cluster;
@@ -284,6 +289,7 @@ static int coroutine_fn set_entries_deferred(BlockDriverState *bs, uint64_t l1_i
             return ret;
         }
         qed_l2_insert(s, s->file_size, entries);
+        qed_meta_add_table(s, s->file_size);
         s->l1_table[l1_index] = s->file_size;
         s->file_size += s->table_bytes;
         if (s->l1_dirty_first == s->l1_dirty_end) {
@@ -320,6 +326,12 @@ int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t
     QedL2Table *t;
     int ret;
 
+    /* Entries written into a table that overlaps other metadata would
+     * rewrite that metadata. */
+    ret = qed_meta_check_table(bs, pos);
+    if (ret < 0) {
+        return ret;
+    }
     if (lazy) {
         return set_entries_deferred(bs, l1_index, idx, count, host);
     }
@@ -361,6 +373,7 @@ int coroutine_fn qed_co_set_entries(BlockDriverState *bs, uint64_t pos, uint64_t
             return ret;
         }
         qed_l2_insert(s, offset, entries);
+        qed_meta_add_table(s, offset);
         s->l1_table[l1_index] = offset;
         return qed_co_write_entries(bs, s->header.l1_table_offset, s->l1_table,
                                     l1_index, 1);

@@ -323,6 +323,7 @@ static int coroutine_fn qed_co_read_metadata(BlockDriverState *bs, int flags, GE
         s->l1_table[i] = GUINT64_FROM_LE(s->l1_table[i]);
     }
     qed_l2_cache_init(s);
+    qed_meta_build(s);
 
     if (flags & BDRV_O_RDWR) {
         if (s->header.autoclear_features) {
@@ -359,6 +360,7 @@ static int coroutine_fn qed_co_read_metadata(BlockDriverState *bs, int flags, GE
 
 static void qed_free_state(BDRVQEDState *s)
 {
+    qed_meta_free(s);
     g_clear_pointer(&s->l1_table, g_free);
     if (s->l2_cache) {
         qed_l2_cache_free(s);

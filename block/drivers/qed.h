@@ -126,6 +126,14 @@ typedef struct BDRVQEDState {
     /* Woken when a timer's coroutine (idle clear, commit) ends: close
      * waits here for one that has started. */
     CoQueue background_done;
+    /* Metadata map (qed-meta.c): host cluster index -> owning structure,
+     * for the header, the L1 table and every L2 table the L1 names. */
+    GTree *meta;
+    /* L2 tables (offset -> what they overlap) that overlap the header,
+     * the L1 table or another L2 table: writes through them are refused.
+     * NULL while there is none. */
+    GHashTable *bad_tables;
+    bool overlap_reported;          /* the first refused write was reported */
 } BDRVQEDState;
 
 typedef struct QedDirtyTable {
@@ -134,7 +142,11 @@ typedef struct QedDirtyTable {
     bool is_new;                    /* never written: write it whole */
 } QedDirtyTable;
 
-typedef enum { QED_UNALLOC, QED_ZERO, QED_DATA } QedClusterState;
+/* QED_BAD_*: set with -EINVAL by qed_co_find_run, the raw invalid L1
+ * (table) or L2 (data) entry in *host. */
+typedef enum { QED_UNALLOC, QED_ZERO, QED_DATA, QED_BAD_TABLE, QED_BAD_DATA } QedClusterState;
+
+typedef enum { QED_META_NONE, QED_META_HEADER, QED_META_L1, QED_META_L2 } QedMetaKind;
 
 /* qed.c */
 void qed_header_decode(const uint8_t *buf, QedHeader *h);
@@ -192,6 +204,27 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
 int coroutine_fn qed_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
                                      int64_t bytes, int64_t *pnum, int64_t *map,
                                      BlockDriverState **file);
+
+/* qed-meta.c: the metadata map. No lookup yields. */
+/* (Re)builds the map from the header and the L1 table in memory. */
+void qed_meta_build(BDRVQEDState *s);
+void qed_meta_free(BDRVQEDState *s);
+/* Records a newly allocated L2 table. */
+void qed_meta_add_table(BDRVQEDState *s, uint64_t offset);
+/* The structure (kind, *owner its first byte) holding a cluster of
+ * [offset, offset+len); QED_META_NONE when none does. O(log n). */
+QedMetaKind qed_meta_lookup(const BDRVQEDState *s, uint64_t offset, uint64_t len,
+                            uint64_t *owner);
+/* 0, or -EIO (reported once per image) when a write at guest offset pos
+ * would go through an L2 table that overlaps other metadata. */
+int qed_meta_check_table(BlockDriverState *bs, uint64_t pos);
+/* The same, and also when host range [host, host+n) of a data cluster
+ * overlaps metadata. */
+int qed_meta_check_data(BlockDriverState *bs, uint64_t pos, uint64_t host, uint64_t n);
+/* For a write whose qed_co_find_run failed with ret: -EIO (reported)
+ * when the invalid entry points into the header area, else ret. */
+int qed_meta_check_invalid(BlockDriverState *bs, uint64_t pos, QedClusterState state,
+                           uint64_t raw, int ret);
 
 /* qed-check.c */
 int coroutine_fn qed_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix);
