@@ -160,10 +160,16 @@ int qed_meta_check_data(BlockDriverState *bs, uint64_t pos, uint64_t host, uint6
     BDRVQEDState *s = bs->opaque;
     g_autofree char *with = NULL;
     uint64_t owner;
-    QedMetaKind kind = qed_meta_lookup(s, host, n, &owner);
+    QedMetaKind kind;
+    /* The table first: a bad table's entries are not data offsets. */
+    int ret = qed_meta_check_table(bs, pos);
 
+    if (ret < 0) {
+        return ret;
+    }
+    kind = qed_meta_lookup(s, host, n, &owner);
     if (kind == QED_META_NONE) {
-        return qed_meta_check_table(bs, pos);
+        return 0;
     }
     with = describe(kind, owner);
     return refuse(bs, "guest offset %#" PRIx64 " maps to host offset %#" PRIx64
