@@ -434,8 +434,12 @@ static int coroutine_fn rebuild(CheckState *c)
         bdrv_check_report(c->bs, BDRV_CHECK_MSG_ERROR,
                           "ERROR rebuilt refcount structure is still broken");
     }
-    /* Leaks the rebuild itself left behind that could not be freed. */
+    /* Leaks the rebuild itself left behind that could not be freed, and
+     * references the new structure cannot count (more than refcount_bits
+     * hold): these remain, as in QEMU, whose recount after the rebuild
+     * counts them as overflows. */
     res->leaks += fresh.leaks;
+    res->corruptions += fresh.corruptions;
     res->check_errors += fresh.check_errors;
     return 0;
 }

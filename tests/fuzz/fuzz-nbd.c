@@ -100,7 +100,7 @@ static void make_raw(const char *path, int64_t size)
 /* An overlay over the raw file with clusters of its own: data over a part
  * of the raw data and over a hole, zeroes over raw data. */
 static BlockDriverState *make_overlay(const char *fmt, const char *path, const char *raw,
-                                      int64_t size, const char *cluster, int flags)
+                                      int64_t size, const char *cluster)
 {
     g_autoptr(QblkOpts) create = qblk_opts_new();
     g_autofree char *size_str = g_strdup_printf("%" G_GINT64_FORMAT, size);
@@ -116,31 +116,80 @@ static BlockDriverState *make_overlay(const char *fmt, const char *path, const c
     require(bdrv_create(fmt, path, create, &err) == 0, "create %s: %s", fmt,
             err ? err->message : "?");
     qblk_opts_set(open_opts, "driver", fmt);
-    qblk_opts_set(open_opts, "node-name", NODE_NAME);
     bs = bdrv_open(path, open_opts, BDRV_O_RDWR | BDRV_O_UNMAP, NULL, &err);
     require(bs != NULL, "open %s: %s", path, err ? err->message : "?");
     fill(buf, sizeof(buf), 20);
     require(bdrv_pwrite(bs, 32768, 8192, buf, 0) == 0, "overlay write");
     require(bdrv_pwrite(bs, 2 << 20, sizeof(buf), buf, 0) == 0, "overlay write");
     require(bdrv_pwrite_zeroes(bs, 1 << 20, 4096, 0) == 0, "overlay zero write");
-    if (!(flags & BDRV_O_RDWR)) {
-        bdrv_unref(bs);
-        open_opts = qblk_opts_new();
-        qblk_opts_set(open_opts, "driver", fmt);
-        qblk_opts_set(open_opts, "node-name", NODE_NAME);
-        bs = bdrv_open(path, open_opts, flags, NULL, &err);
-        require(bs != NULL, "reopen %s: %s", path, err ? err->message : "?");
-    }
     return bs;
 }
 
+/* A file as it was written: its size and its data extents (SEEK_DATA),
+ * so a copy has the same holes (raw block status reports them). */
+typedef struct FileCopy {
+    off_t size;
+    GArray *extents;    /* of Extent */
+} FileCopy;
+
+typedef struct Extent {
+    off_t at;
+    GBytes *data;
+} Extent;
+
+static FileCopy *file_copy_take(const char *path)
+{
+    FileCopy *fc = g_new0(FileCopy, 1);
+    int fd = open(path, O_RDONLY);
+    off_t at = 0, end;
+
+    require(fd >= 0, "cannot open %s: %s", path, g_strerror(errno));
+    fc->size = lseek(fd, 0, SEEK_END);
+    fc->extents = g_array_new(FALSE, FALSE, sizeof(Extent));
+    while (at < fc->size && (at = lseek(fd, at, SEEK_DATA)) >= 0) {
+        Extent e = { .at = at };
+        uint8_t *buf;
+
+        end = lseek(fd, at, SEEK_HOLE);
+        require(end > at, "SEEK_HOLE in %s", path);
+        buf = g_malloc(end - at);
+        require(pread(fd, buf, end - at, at) == end - at, "read %s", path);
+        e.data = g_bytes_new_take(buf, end - at);
+        g_array_append_val(fc->extents, e);
+        at = end;
+    }
+    close(fd);
+    return fc;
+}
+
+static void file_copy_put(const FileCopy *fc, const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+    require(fd >= 0 && ftruncate(fd, fc->size) == 0, "cannot create %s: %s", path,
+            g_strerror(errno));
+    for (guint i = 0; i < fc->extents->len; i++) {
+        const Extent *e = &g_array_index(fc->extents, Extent, i);
+        gsize n;
+        const void *data = g_bytes_get_data(e->data, &n);
+
+        require(pwrite(fd, data, n, e->at) == (ssize_t)n, "write to %s", path);
+    }
+    close(fd);
+}
+
 /* The node for setup byte `setup`, its files in dir (which the caller
- * removes once the node is open: the node keeps them open). */
+ * unlinks once the node is open: the node keeps them open). The files of
+ * each format and size are made once per process, through the library,
+ * and copied for each input (the same bytes and holes, in the same dir, so
+ * the overlay's backing file name still holds). */
 static BlockDriverState *make_node(const char *dir, uint8_t setup)
 {
     static const char *const formats[] = { "raw", "qcow2", "qed", "qcow2" };
     static const char *const clusters[] = { "", "4096", "4096", "512" };
+    static FileCopy *made_raw[8], *made_overlay[8];
     int fmt = setup & SETUP_FORMAT;
+    int variant = fmt | (setup & SETUP_ODD_SIZE ? 4 : 0);
     int64_t size = IMAGE_SIZE + (setup & SETUP_ODD_SIZE ? ODD_TAIL : 0);
     /* Copy-on-read needs a node it can write. */
     int flags = setup & (SETUP_WRITABLE | SETUP_COR | SETUP_COR_FILTER) ?
@@ -151,15 +200,25 @@ static BlockDriverState *make_node(const char *dir, uint8_t setup)
     QblkOpts *opts;
     BlockDriverState *bs;
 
-    make_raw(raw, size);
-    if (fmt) {
-        return make_overlay(formats[fmt], overlay, raw, size, clusters[fmt], flags);
+    if (!made_raw[variant]) {
+        make_raw(raw, size);
+        made_raw[variant] = file_copy_take(raw);
+        if (fmt) {
+            bdrv_unref(make_overlay(formats[fmt], overlay, raw, size, clusters[fmt]));
+            made_overlay[variant] = file_copy_take(overlay);
+        }
     }
+    file_copy_put(made_raw[variant], raw);
     opts = qblk_opts_new();
-    qblk_opts_set(opts, "driver", "raw");
+    qblk_opts_set(opts, "driver", formats[fmt]);
     qblk_opts_set(opts, "node-name", NODE_NAME);
-    bs = bdrv_open(raw, opts, flags, NULL, &err);
-    require(bs != NULL, "open %s: %s", raw, err ? err->message : "?");
+    if (fmt) {
+        file_copy_put(made_overlay[variant], overlay);
+        bs = bdrv_open(overlay, opts, flags, NULL, &err);
+    } else {
+        bs = bdrv_open(raw, opts, flags, NULL, &err);
+    }
+    require(bs != NULL, "open %s: %s", fmt ? overlay : raw, err ? err->message : "?");
     return bs;
 }
 
@@ -177,7 +236,7 @@ static BlockDriverState *open_cor_filter(void)
     return bs;
 }
 
-static void remove_dir(const char *dir)
+static void remove_files(const char *dir)
 {
     const char *names[] = { "base.raw", "overlay" };
 
@@ -185,7 +244,32 @@ static void remove_dir(const char *dir)
         g_autofree char *p = g_build_filename(dir, names[i], NULL);
         unlink(p);
     }
-    rmdir(dir);
+}
+
+/* One directory per process for the node's files (their names are in the
+ * overlays made once), removed at exit. */
+static char *work_dir;
+
+static void remove_work_dir(void)
+{
+    remove_files(work_dir);
+    rmdir(work_dir);
+}
+
+static const char *node_dir(void)
+{
+    const char *base;
+    char *tmpl;
+
+    if (work_dir) {
+        return work_dir;
+    }
+    base = g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir();
+    tmpl = g_build_filename(base, "fuzz-nbd-XXXXXX", NULL);
+    require(g_mkdtemp(tmpl) != NULL, "mkdtemp in %s: %s", base, g_strerror(errno));
+    work_dir = tmpl;
+    atexit(remove_work_dir);
+    return work_dir;
 }
 
 /* ----- The replies: a streaming check of what the server sends -----
@@ -540,7 +624,9 @@ static void run_session(NbdServer *srv, uint64_t export_size, const uint8_t *dat
 static void require_sound(BlockDriverState *bs, uint8_t setup)
 {
     int64_t len = bdrv_getlength(bs);
-    static uint8_t buf[1 << 16];    /* not one big buffer: fresh pages cost much under ASan */
+    /* Static: a fresh buffer per input would cost its page faults every
+     * time; 1 MiB, so the node is read in a few requests. */
+    static uint8_t buf[1 << 20];
     BdrvCheckResult res = { 0 };
     int ret;
 
@@ -560,10 +646,7 @@ static void require_sound(BlockDriverState *bs, uint8_t setup)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t setup = size ? data[0] : 0;
-    const char *base = g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm"
-                                                                   : g_get_tmp_dir();
-    g_autofree char *tmpl = g_build_filename(base, "fuzz-nbd-XXXXXX", NULL);
-    char *dir;
+    const char *dir;
     NbdServerOptions sopts = { 0 };
     NbdExportOptions main_opts = {
         .name = "",
@@ -580,10 +663,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     NbdServer *srv;
 
     qblk_loop_init();
-    dir = g_mkdtemp(tmpl);
-    require(dir != NULL, "mkdtemp in %s: %s", base, g_strerror(errno));
+    dir = node_dir();
     bs = make_node(dir, setup);
-    remove_dir(dir);
+    remove_files(dir);
     exported = setup & SETUP_COR_FILTER ? open_cor_filter() : bs;
     srv = nbd_server_new_detached(&sopts);
     require(nbd_export_add(srv, exported, &main_opts, &err) != NULL, "export: %s",

@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
@@ -120,6 +122,43 @@ static void make_image(int i)
     image_bytes[i] = g_bytes_new_take(text, len);
 }
 
+/* Whether a file changed since it was last stat()ed shows in its ctime
+ * where the file system keeps fine-grained ctimes once they were read
+ * (tmpfs since Linux 6.13): then restore_images rewrites only the images
+ * an input changed. Checked once by changing a file right after a stat;
+ * elsewhere every image is rewritten for each input. */
+static bool ctime_shows_change;
+static struct stat restored[G_N_ELEMENTS(images)];
+
+static bool same_ctime(const struct stat *a, const struct stat *b)
+{
+    return a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void probe_ctime(void)
+{
+    int fd = open("ctime-probe", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    struct stat a, b;
+
+    require(fd >= 0, "ctime-probe: %s", g_strerror(errno));
+    ctime_shows_change = true;
+    for (int i = 0; i < 100 && ctime_shows_change; i++) {
+        ctime_shows_change = fstat(fd, &a) == 0 && pwrite(fd, "x", 1, i) == 1 &&
+                             fstat(fd, &b) == 0 && !same_ctime(&a, &b);
+    }
+    close(fd);
+    unlink("ctime-probe");
+}
+
+static bool image_unchanged(size_t i)
+{
+    struct stat st;
+
+    return ctime_shows_change && stat(images[i].name, &st) == 0 &&
+           st.st_ino == restored[i].st_ino && st.st_size == restored[i].st_size &&
+           same_ctime(&st, &restored[i]);
+}
+
 /* Puts every image back as made and removes any other file (what
  * blockdev-create made), the socket excepted. */
 static void restore_images(void)
@@ -128,7 +167,12 @@ static void restore_images(void)
     const char *name;
 
     while (d && (name = g_dir_read_name(d))) {
-        if (strcmp(name, "qmp.sock") != 0) {
+        bool ours = strcmp(name, "qmp.sock") == 0;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(images) && !ours; i++) {
+            ours = strcmp(name, images[i].name) == 0;
+        }
+        if (!ours) {
             unlink(name);
         }
     }
@@ -139,8 +183,14 @@ static void restore_images(void)
         gsize len;
         const char *data = g_bytes_get_data(image_bytes[i], &len);
 
+        if (image_unchanged(i)) {
+            continue;
+        }
+        unlink(images[i].name);
         require(g_file_set_contents(images[i].name, data, len, NULL), "restore %s",
                 images[i].name);
+        /* Read after the write: a change after this one shows. */
+        require(stat(images[i].name, &restored[i]) == 0, "stat %s", images[i].name);
     }
 }
 
@@ -178,9 +228,11 @@ static void daemon_setup(void)
     socket_path = g_build_filename(workdir, "qmp.sock", NULL);
 
     qblk_loop_init();
+    probe_ctime();
     for (size_t i = 0; i < G_N_ELEMENTS(images); i++) {
         make_image(i);
     }
+    restore_images();       /* as every input will find them (and their ctimes) */
     qmp_register_control_commands();
     qmp_register_block_commands();
     qmp_register_job_commands();
