@@ -7,7 +7,7 @@
  *
  *     EVENT:NTH:ERRNO[:once|:always][:@OFFSET]
  *
- *   EVENT  read | write | flush | zero (write-zeroes) | discard
+ *   EVENT  read | write | flush | zero (write-zeroes) | discard | truncate
  *   NTH    1, 2, ... counts the requests of that event type from 1, every
  *          request counting whether it fails or not; '*' is the same as 1
  *   ERRNO  a positive number (5) or a name (EIO, ENOSPC, ENOTSUP, ...)
@@ -22,7 +22,9 @@
  * The errno is returned as is, so "zero:*:ENOTSUP" makes the block core
  * take its write-zeroes fallback. Discards reach this driver only on a node
  * opened with discard=unmap; flush rules fire before the core flushes the
- * child. The filename form "blkdebug:CONFIG:IMAGE" is split by
+ * child. A failed truncate says so in its error message (QEMU's blkdebug
+ * has no truncate I/O type: this event is qblk's, so fault sweeps reach
+ * resize, shrink and the growth paths of the formats). The filename form "blkdebug:CONFIG:IMAGE" is split by
  * blkdebug_parse_filename, which the core calls for that prefix.
  *
  * As in QEMU, the limits the core enforces on this node can be set, to
@@ -36,10 +38,12 @@
  *
  * With stats=PATH (or a line "stats=PATH" in the config file) the node
  * appends one line to PATH when it closes:
- *     read=N write=N flush=N zero=N discard=N fired=N fallback=N
+ *     read=N write=N flush=N zero=N discard=N fired=N fallback=N truncate=N clean=N
  * the requests of each kind it saw (failed or not), how many it failed,
- * and how many of those were zero writes with BDRV_REQ_NO_FALLBACK (whose
- * caller has a fallback, so their error need not reach the user),
+ * how many of those were zero writes with BDRV_REQ_NO_FALLBACK (whose
+ * caller has a fallback, so their error need not reach the user), and how
+ * many were flushes with nothing written since the last flush this node
+ * passed on (nothing at risk: QEMU's core skips such flushes altogether),
  * so a fault sweep (tests/faults) learns the I/O indexes a tool run has
  * and whether an injected fault was hit, through any tool's filename
  * ("blkdebug:CONFIG:IMAGE"). */
@@ -56,6 +60,7 @@ typedef enum {
     BLKDBG_FLUSH,
     BLKDBG_ZERO,
     BLKDBG_DISCARD,
+    BLKDBG_TRUNCATE,
     BLKDBG__MAX,
 } BlkdebugEvent;
 
@@ -65,6 +70,7 @@ static const char *const blkdebug_event_names[BLKDBG__MAX] = {
     [BLKDBG_FLUSH] = "flush",
     [BLKDBG_ZERO] = "zero",
     [BLKDBG_DISCARD] = "discard",
+    [BLKDBG_TRUNCATE] = "truncate",
 };
 
 static const struct {
@@ -96,6 +102,9 @@ typedef struct BlkdebugState {
     char *stats;            /* the stats file, or NULL */
     uint64_t fired;         /* requests failed by a rule */
     uint64_t fired_fallback;    /* those that were NO_FALLBACK zero writes */
+    uint64_t fired_clean;       /* flushes failed with nothing to flush */
+    bool dirty;             /* a write, zero, discard or truncate passed on
+                             * since the last flush passed on */
 } BlkdebugState;
 
 static const char blkdebug_log_codes[BLKDBG__MAX] = {
@@ -167,7 +176,8 @@ static bool blkdebug_parse_rule(const char *text, const char *where, BlkdebugRul
     }
     if (ev == BLKDBG__MAX) {
         qblk_error_set(errp, "%sInvalid blkdebug rule '%s': unknown event '%s' "
-                       "(expected read, write, flush, zero or discard)", where, text, f[0]);
+                       "(expected read, write, flush, zero, discard or truncate)", where,
+                       text, f[0]);
         return false;
     }
     rule->event = ev;
@@ -333,9 +343,10 @@ static void blkdebug_write_stats(BlkdebugState *s)
         return;
     }
     fprintf(f, "read=%" PRIu64 " write=%" PRIu64 " flush=%" PRIu64 " zero=%" PRIu64
-            " discard=%" PRIu64 " fired=%" PRIu64 " fallback=%" PRIu64 "\n",
-            s->count[BLKDBG_READ], s->count[BLKDBG_WRITE], s->count[BLKDBG_FLUSH],
-            s->count[BLKDBG_ZERO], s->count[BLKDBG_DISCARD], s->fired, s->fired_fallback);
+            " discard=%" PRIu64 " fired=%" PRIu64 " fallback=%" PRIu64 " truncate=%" PRIu64
+            " clean=%" PRIu64 "\n", s->count[BLKDBG_READ], s->count[BLKDBG_WRITE],
+            s->count[BLKDBG_FLUSH], s->count[BLKDBG_ZERO], s->count[BLKDBG_DISCARD], s->fired,
+            s->fired_fallback, s->count[BLKDBG_TRUNCATE], s->fired_clean);
     fclose(f);
 }
 
@@ -385,10 +396,15 @@ static int blkdebug_check(BlockDriverState *bs, BlkdebugEvent ev, int64_t offset
             r->fired = true;
             s->fired++;
             s->fired_fallback += !!(flags & BDRV_REQ_NO_FALLBACK);
+            s->fired_clean += ev == BLKDBG_FLUSH && !s->dirty;
             return -r->error;
         }
     }
-    if (s->log) {
+    if (ev != BLKDBG_READ) {
+        s->dirty = ev != BLKDBG_FLUSH;
+    }
+    /* The log holds the request kinds of blkdebug.h; truncates are not one. */
+    if (s->log && ev != BLKDBG_TRUNCATE) {
         BlkdebugLogEntry e = { blkdebug_log_codes[ev], offset, bytes };
 
         g_array_append_val(s->log, e);
@@ -453,6 +469,13 @@ static int coroutine_fn blkdebug_co_truncate(BlockDriverState *bs, int64_t offse
                                              bool exact, PreallocMode prealloc,
                                              GError **errp)
 {
+    int ret = blkdebug_check(bs, BLKDBG_TRUNCATE, offset, 0, 0);
+
+    if (ret < 0) {
+        qblk_error_set_errno(errp, -ret, "Failed to resize the image to %" PRId64
+                             " bytes (blkdebug)", offset);
+        return ret;
+    }
     return bdrv_co_truncate(bs->file, offset, exact, prealloc, errp);
 }
 

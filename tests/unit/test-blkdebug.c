@@ -252,7 +252,8 @@ static void test_bad_rules(void)
         { "inject=read:0:5", "Invalid blkdebug rule 'read:0:5': '0' is not a request number "
                              "(expected a positive integer or '*')" },
         { "inject=write:1:5;foo:1:5", "Invalid blkdebug rule 'foo:1:5': unknown event 'foo' "
-                                      "(expected read, write, flush, zero or discard)" },
+                                      "(expected read, write, flush, zero, discard or "
+                                      "truncate)" },
         { "inject=read:1", "Invalid blkdebug rule 'read:1': expected "
                            "EVENT:NTH:ERRNO[:once|always][:@OFFSET]" },
         { "inject=read:1:EBOGUS", "Invalid blkdebug rule 'read:1:EBOGUS': 'EBOGUS' is not "
@@ -383,6 +384,66 @@ static void test_filename_form(void)
     g_unlink(img);
 }
 
+/* truncate: the Nth resize fails with the errno and a message, the file
+ * keeps its length; the others pass; the stats line counts them. */
+static void test_truncate(void)
+{
+    g_autofree char *stats = g_build_filename(tmpdir, "tr.stats", NULL);
+    g_autofree char *cfg = write_config("tr.conf", "truncate:2:ENOSPC:once\n");
+    g_autofree char *img = g_build_filename(tmpdir, "tr.raw", NULL);
+    g_autofree char *optstr = g_strdup_printf(
+        "driver=blkdebug,config=%s,stats=%s,image.driver=file,image.filename=%s",
+        cfg, stats, img);
+    g_autofree char *line = NULL;
+    GError *err = NULL;
+    BlockDriverState *bs;
+
+    g_assert_true(g_file_set_contents(img, "", 0, NULL));
+    bs = open_str(optstr, BDRV_O_RDWR | BDRV_O_RESIZE, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(bdrv_truncate(bs, 64 * KiB, false, PREALLOC_MODE_OFF, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(bdrv_truncate(bs, 128 * KiB, false, PREALLOC_MODE_OFF, &err), ==, -ENOSPC);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "No space left on device"));
+    g_clear_error(&err);
+    g_assert_cmpint(bdrv_getlength(bs), ==, 64 * KiB);
+    g_assert_cmpint(bdrv_truncate(bs, 32 * KiB, false, PREALLOC_MODE_OFF, &err), ==, 0);
+    g_assert_cmpint(bdrv_getlength(bs), ==, 32 * KiB);
+    bdrv_unref(bs);
+
+    g_assert_true(g_file_get_contents(stats, &line, NULL, NULL));
+    g_assert_cmpstr(line, ==, "read=0 write=0 flush=1 zero=0 discard=0 fired=1 fallback=0 "
+                    "truncate=3 clean=0\n");
+    g_unlink(stats);
+    g_unlink(cfg);
+    g_unlink(img);
+}
+
+/* stats: a failed flush with nothing written since the last flush that
+ * passed counts as clean; one after a write (even a failed one) does not. */
+static void test_stats_clean(void)
+{
+    g_autofree char *stats = g_build_filename(tmpdir, "cl.stats", NULL);
+    g_autofree char *extra = g_strdup_printf("inject=flush:2:EIO:once;flush:4:EIO,stats=%s",
+                                             stats);
+    BlockDriverState *bs = open_null(extra);
+    g_autofree char *line = NULL;
+
+    g_assert_cmpint(bdrv_flush(bs), ==, 0);
+    g_assert_cmpint(bdrv_flush(bs), ==, -EIO);      /* clean */
+    g_assert_cmpint(do_write(bs), ==, 0);
+    g_assert_cmpint(bdrv_flush(bs), ==, 0);
+    g_assert_cmpint(do_write(bs), ==, 0);
+    g_assert_cmpint(bdrv_flush(bs), ==, -EIO);      /* a write to flush */
+    g_assert_cmpint(bdrv_flush(bs), ==, -EIO);      /* still: the last one failed */
+    bdrv_unref(bs);                                 /* and the close's */
+    g_assert_true(g_file_get_contents(stats, &line, NULL, NULL));
+    g_assert_cmpstr(line, ==, "read=0 write=2 flush=6 zero=0 discard=0 fired=4 fallback=0 "
+                    "truncate=0 clean=1\n");
+    g_unlink(stats);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -403,6 +464,8 @@ int main(int argc, char **argv)
     g_test_add_func("/blkdebug/config-file", test_config_file);
     g_test_add_func("/blkdebug/filename-form", test_filename_form);
     g_test_add_func("/blkdebug/log", test_log);
+    g_test_add_func("/blkdebug/truncate", test_truncate);
+    g_test_add_func("/blkdebug/stats-clean", test_stats_clean);
     ret = g_test_run();
     unit_tmpdir_remove(tmpdir);
     return ret;

@@ -199,7 +199,7 @@ int img_rebase(int argc, char **argv)
     bool quiet = false, unsafe = false, show_progress = false, image_opts = false;
     Rebase r = { 0 };
     BlockDriverInfo bdi;
-    int c, ret = 1, flags = BDRV_O_RDWR;
+    int c, ret = 1, flush_ret, flags = BDRV_O_RDWR;
     GError *gerr = NULL;
     bool writethrough;
 
@@ -282,6 +282,12 @@ int img_rebase(int argc, char **argv)
      * leaves an image that reads the same through either chain. */
     if (bdrv_change_backing_file(r.bs, backing, backing_fmt, &gerr) < 0) {
         error_report_err(gerr);
+        goto out;
+    }
+    /* The close would drop this error (qemu-img does: exit 0). */
+    flush_ret = bdrv_flush(r.bs);
+    if (flush_ret < 0) {
+        error_report("error while flushing %s: %s", filename, strerror(-flush_ret));
         goto out;
     }
     img_progress_print(&r.progress, 100);

@@ -106,6 +106,10 @@ int img_resize(int argc, char **argv)
     } else if (bdrv_truncate(bs, total, false, prealloc, &err) < 0) {
         error_report_err(err);
         ret = 1;
+    } else if ((ret = bdrv_flush(bs)) < 0) {
+        /* The close would drop this error (qemu-img does: exit 0). */
+        error_report("error while flushing %s: %s", argv[optind], strerror(-ret));
+        ret = 1;
     } else {
         if (!quiet) {
             printf("Image resized.\n");

@@ -275,11 +275,7 @@ static int open_f(int argc, char **argv)
 
 static int close_f(int argc, char **argv)
 {
-    bdrv_drain(io_bs);
-    io_user = NULL;
-    bdrv_unref(io_bs);
-    io_bs = NULL;
-    return 0;
+    return io_close_image() < 0 ? -1 : 0;
 }
 
 static void sleep_done(void *opaque)

@@ -67,6 +67,11 @@ struct timespec io_now(void);
 
 /* Opens the image for the command line or the open command. */
 int io_open_image(const char *name, QblkOpts *opts, int flags, bool image_opts);
+/* Closes the image (drained first). A writable one is flushed before and
+ * a failed flush reported: the close drops its errors, so metadata held
+ * in memory could otherwise fail to reach the file unseen. -errno if the
+ * flush failed (the image is closed either way). */
+int io_close_image(void);
 /* qemu-io's permissions for open flags: truncate needs resize. */
 void io_user_perm(int flags, uint64_t *perm, uint64_t *shared);
 /* Parses a -d discard mode into flags; false if invalid. */
