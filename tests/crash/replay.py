@@ -442,9 +442,7 @@ class Replayer:
         requirements) reuses that one's tool results: the tools see only
         the bytes; its guest data is still checked against its own
         requirements."""
-        base = bytearray(self.initial)
-        done_ops = 0
-        checked = failed = 0
+        failed = 0
         self.benign_states = 0
         seen = set()
         recent = collections.OrderedDict()     # sha1 of a state -> its check_image future
@@ -464,50 +462,60 @@ class Replayer:
                 self._report_failure(sid, k, buf, problems, keep, report)
 
         try:
-            for k in range(len(self.bounds)):
-                covers = self.bounds[k][1]
-                while done_ops < len(self.ops) and self.ops[done_ops].idx < covers:
-                    if self.ops[done_ops].ret == 0:
-                        self.apply(base, self.ops[done_ops])
-                    done_ops += 1
-                states = self.states(k)
-                if only:
-                    states = [s for s in states if s[0] == only]
-                elif limit:
-                    states = limit(k, states)
-                for sid, applied in states:
-                    if deadline and checked and time.monotonic() > deadline:
-                        return checked, failed
-                    if max_states is not None and checked >= max_states:
-                        return checked, failed
-                    t = time.monotonic()
-                    buf = self.build_state(k, base, applied)
-                    digest = hashlib.sha1(buf).digest()
-                    self.timing["build the state"] += time.monotonic() - t
-                    key = (digest, self.requirement(k))
-                    if key in seen and not only:
-                        continue
-                    seen.add(key)
-                    checked += 1
-                    if not check:
-                        continue
-                    fut = recent.get(digest)
-                    if fut is None:
-                        fut = pool.submit(self.check_image, buf)
-                        recent[digest] = fut
-                        if len(recent) > 16:
-                            recent.popitem(last=False)
-                    else:
-                        self.reused += 1
-                    pending.append((sid, k, buf, fut))
-                    while len(pending) > 2 * self.jobs:
-                        finish()
-            return checked, failed
-        finally:
-            while pending:
+            self._submit_all(deadline, max_states, only, limit, check, pool, recent, pending,
+                             finish, seen)
+            while pending:      # before the counts are returned
                 finish()
+            return self._checked, failed
+        finally:
             if pool:
-                pool.shutdown()
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_all(self, deadline, max_states, only, limit, check, pool, recent, pending,
+                    finish, seen):
+        """Builds the states in order and hands them to the pool (counted
+        in self._checked); stops at the deadline or max_states."""
+        base = bytearray(self.initial)
+        done_ops = 0
+        self._checked = 0
+        for k in range(len(self.bounds)):
+            covers = self.bounds[k][1]
+            while done_ops < len(self.ops) and self.ops[done_ops].idx < covers:
+                if self.ops[done_ops].ret == 0:
+                    self.apply(base, self.ops[done_ops])
+                done_ops += 1
+            states = self.states(k)
+            if only:
+                states = [s for s in states if s[0] == only]
+            elif limit:
+                states = limit(k, states)
+            for sid, applied in states:
+                if deadline and self._checked and time.monotonic() > deadline:
+                    return
+                if max_states is not None and self._checked >= max_states:
+                    return
+                t = time.monotonic()
+                buf = self.build_state(k, base, applied)
+                digest = hashlib.sha1(buf).digest()
+                self.timing["build the state"] += time.monotonic() - t
+                key = (digest, self.requirement(k))
+                if key in seen and not only:
+                    continue
+                seen.add(key)
+                self._checked += 1
+                if not check:
+                    continue
+                fut = recent.get(digest)
+                if fut is None:
+                    fut = pool.submit(self.check_image, buf)
+                    recent[digest] = fut
+                    if len(recent) > 16:
+                        recent.popitem(last=False)
+                else:
+                    self.reused += 1
+                pending.append((sid, k, buf, fut))
+                while len(pending) > 2 * self.jobs:
+                    finish()
 
     def _report_failure(self, sid, k, buf, problems, keep, report):
         saved = ""
