@@ -160,6 +160,11 @@ int coroutine_fn qed_co_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCh
     }
     mark_used(&c, 0, s->header.header_size);
     mark_used(&c, s->header.l1_table_offset, s->header.table_size);
+    if (s->file_size > cs && !qed_valid_cluster_offset(s, s->file_size - cs)) {
+        /* The file ends short inside its last cluster (by a sector or
+         * more): outside the file for QEMU, so no leak either. */
+        mark_used(&c, s->file_size - cs, 1);
+    }
 
     for (uint32_t i = 0; i < s->table_nelems && ret == 0; i++) {
         uint64_t e = s->l1_table[i], dups;

@@ -18,14 +18,19 @@ sector holds its data from before or after the run.
 
 Alone it replays one state: replay.py ... --state K:KIND:I --keep OUT."""
 import argparse
+import collections
+import concurrent.futures
 import hashlib
 import json
 import os
+import queue
 import random
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from logfmt import (WRITE, ZERO, DISCARD, TRUNCATE, FLUSH, START, LogError,  # noqa: E402
@@ -84,13 +89,20 @@ def image_is_dirty(fmt, buf):
 
 class Replayer:
     def __init__(self, log, initial, image, fmt, build, seed=1, final=None, backing=None,
-                 subsets=4, prefixes=3, torn=2):
+                 subsets=4, prefixes=3, torn=2, jobs=1):
         self.log, self.initial_path, self.image, self.fmt = log, initial, image, fmt
         self.qblk_img = os.path.join(build, "qblk-img")
         self.qblk_io = os.path.join(build, "qblk-io")
         self.build = build
         self.seed, self.final_path, self.backing = seed, final, backing
         self.nsub, self.npre, self.ntorn = subsets, prefixes, torn
+        self.jobs = max(1, jobs)
+        self.timing = collections.Counter()     # seconds per step of a state's check
+        self._lock = threading.Lock()
+        self._slots = queue.Queue()             # scratch image suffixes, one per job
+        for i in range(self.jobs):
+            self._slots.put(i)
+        self.reused = 0     # states whose tool results a byte-identical state gave
         self.records = read_log(log)
         st = streams(self.records)
         disk = [s for s, (drv, _) in st.items() if drv == "file"]
@@ -324,15 +336,35 @@ class Replayer:
             self.apply(buf, r, torn)
         return buf
 
-    def check_state(self, k, buf):
-        """A list of problems (empty: the state is good)."""
-        with open(self.image, "wb") as f:
+    def _run(self, step, cmd):
+        t = time.monotonic()
+        p = run(cmd)
+        with self._lock:
+            self.timing[step] += time.monotonic() - t
+        return p
+
+    def check_image(self, buf):
+        """What a state's bytes alone decide: (problems, benign, guest data
+        or None). Runs the tools on the state written to a scratch file of
+        its own (states are checked in parallel)."""
+        slot = self._slots.get()
+        try:
+            return self._check_image(buf, f"{self.image}.{slot}" if slot else self.image)
+        finally:
+            self._slots.put(slot)
+
+    def _check_image(self, buf, image):
+        t = time.monotonic()
+        with open(image, "wb") as f:
             f.write(buf)
+        with self._lock:
+            self.timing["write the state"] += time.monotonic() - t
         problems = []
+        benign = False
         dirty = image_is_dirty(self.fmt, buf)
         for tool in ("qemu-img", self.qblk_img):
-            p = run([tool, "check", "--output=json", "-f", self.fmt, self.image])
             name = os.path.basename(tool)
+            p = self._run(f"{name} check", [tool, "check", "--output=json", "-f", self.fmt, image])
             try:
                 res = json.loads(p.stdout.decode(errors="replace")[p.stdout.find(b"{"):])
             except ValueError:
@@ -341,8 +373,8 @@ class Replayer:
                 problems.append(f"{name} check failed (exit {p.returncode}): "
                                 f"{p.stdout.decode(errors='replace').strip()[:300]}")
             elif (res.get("corruptions", 0) or res.get("check-errors", 0)) and not dirty:
-                if not res.get("check-errors", 0) and only_benign(tool, self.fmt, self.image):
-                    self.benign += 1
+                if not res.get("check-errors", 0) and only_benign(tool, self.fmt, image):
+                    benign = True
                     continue
                 problems.append(f"{name} check: {res.get('corruptions', 0)} corruptions, "
                                 f"{res.get('check-errors', 0)} check errors")
@@ -350,29 +382,47 @@ class Replayer:
             # Tables may point anywhere until the repair a read-write open
             # does (QEMU's tools cannot read such a state either): read
             # the data after it.
-            p = run([self.qblk_io, "-f", self.fmt, "-c", "flush", self.image])
+            p = self._run("repairing open", [self.qblk_io, "-f", self.fmt, "-c", "flush", image])
             if p.returncode != 0:
                 problems.append(f"the repairing read-write open fails (exit {p.returncode}): "
                                 f"{p.stdout.decode(errors='replace').strip()[:300]}")
-        data, err = dump_guest(self.qblk_img, self.fmt, self.image, self.dump_tmp)
+        t = time.monotonic()
+        data, err = dump_guest(self.qblk_img, self.fmt, image, image + ".dump")
+        with self._lock:
+            self.timing["qblk-img convert"] += time.monotonic() - t
         if data is None:
             problems.append(f"qblk-img convert cannot read the state: {err[:300]}")
-        else:
-            msg = self.check_content(k, sectors(data))
-            if msg:
-                problems.append(msg)
-        p = run([self.qblk_io, "-f", self.fmt, "-c", "write -P 0xa5 0 64k", "-c", "flush",
-                 self.image])
+        p = self._run("rw open+write+close", [self.qblk_io, "-f", self.fmt,
+                                              "-c", "write -P 0xa5 0 64k", "-c", "flush", image])
         out = p.stdout.decode(errors="replace")
         if p.returncode != 0 or "failed" in out:
             problems.append(f"read-write open + write: exit {p.returncode}: {out.strip()[:300]}")
         else:
-            p = run(["qemu-img", "check", "--output=json", "-f", self.fmt, self.image])
-            if p.returncode == 2 and only_benign("qemu-img", self.fmt, self.image):
-                self.benign += 1
+            p = self._run("qemu-img check after", ["qemu-img", "check", "--output=json",
+                                                   "-f", self.fmt, image])
+            if p.returncode == 2 and only_benign("qemu-img", self.fmt, image):
+                benign = True
             elif p.returncode not in (0, 3):
                 problems.append(f"after a read-write open, a write and a close, qemu-img check "
                                 f"exits {p.returncode}: {p.stdout.decode(errors='replace')[:300]}")
+        return problems, benign, data
+
+    def check_state(self, k, buf):
+        """A list of problems (empty: the state is good)."""
+        problems, benign, data = self.check_image(buf)
+        return self._with_content(k, problems, benign, data)
+
+    def _with_content(self, k, problems, benign, data):
+        """problems plus what the guest data must read at boundary k."""
+        if benign:
+            self.benign += 1
+        if data is not None:
+            t = time.monotonic()
+            msg = self.check_content(k, sectors(data))
+            with self._lock:
+                self.timing["content check"] += time.monotonic() - t
+            if msg:
+                return problems + [msg]
         return problems
 
     def where(self, k):
@@ -386,13 +436,48 @@ class Replayer:
     def run_all(self, deadline=None, max_states=None, only=None, keep=None, report=print,
                 limit=None, check=True):
         """Checks the states; returns (checked, failed). limit(k, states)
-        may thin a boundary's states (the sample run)."""
-        import time
-        base = bytearray(self.initial)
-        done_ops = 0
-        checked = failed = 0
+        may thin a boundary's states (the sample run). With jobs > 1 the
+        tools run on that many states at once; the verdicts are taken in
+        order. A state whose bytes equal a recent one's (same image, other
+        requirements) reuses that one's tool results: the tools see only
+        the bytes; its guest data is still checked against its own
+        requirements."""
+        failed = 0
         self.benign_states = 0
         seen = set()
+        recent = collections.OrderedDict()     # sha1 of a state -> its check_image future
+        pending = collections.deque()          # (sid, k, buf, future), in order
+        pool = concurrent.futures.ThreadPoolExecutor(self.jobs) if check else None
+
+        def finish():
+            nonlocal failed
+            sid, k, buf, fut = pending.popleft()
+            problems, benign, data = fut.result()
+            before = self.benign
+            problems = self._with_content(k, problems, benign, data)
+            if self.benign > before:
+                self.benign_states += 1
+            if problems:
+                failed += 1
+                self._report_failure(sid, k, buf, problems, keep, report)
+
+        try:
+            self._submit_all(deadline, max_states, only, limit, check, pool, recent, pending,
+                             finish, seen)
+            while pending:      # before the counts are returned
+                finish()
+            return self._checked, failed
+        finally:
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_all(self, deadline, max_states, only, limit, check, pool, recent, pending,
+                    finish, seen):
+        """Builds the states in order and hands them to the pool (counted
+        in self._checked); stops at the deadline or max_states."""
+        base = bytearray(self.initial)
+        done_ops = 0
+        self._checked = 0
         for k in range(len(self.bounds)):
             covers = self.bounds[k][1]
             while done_ops < len(self.ops) and self.ops[done_ops].idx < covers:
@@ -405,24 +490,32 @@ class Replayer:
             elif limit:
                 states = limit(k, states)
             for sid, applied in states:
-                if deadline and checked and time.monotonic() > deadline:
-                    return checked, failed
-                if max_states is not None and checked >= max_states:
-                    return checked, failed
+                if deadline and self._checked and time.monotonic() > deadline:
+                    return
+                if max_states is not None and self._checked >= max_states:
+                    return
+                t = time.monotonic()
                 buf = self.build_state(k, base, applied)
-                key = (hashlib.sha1(buf).digest(), self.requirement(k))
+                digest = hashlib.sha1(buf).digest()
+                self.timing["build the state"] += time.monotonic() - t
+                key = (digest, self.requirement(k))
                 if key in seen and not only:
                     continue
                 seen.add(key)
-                checked += 1
-                before = self.benign
-                problems = self.check_state(k, buf) if check else []
-                if self.benign > before:
-                    self.benign_states += 1
-                if problems:
-                    failed += 1
-                    self._report_failure(sid, k, buf, problems, keep, report)
-        return checked, failed
+                self._checked += 1
+                if not check:
+                    continue
+                fut = recent.get(digest)
+                if fut is None:
+                    fut = pool.submit(self.check_image, buf)
+                    recent[digest] = fut
+                    if len(recent) > 16:
+                        recent.popitem(last=False)
+                else:
+                    self.reused += 1
+                pending.append((sid, k, buf, fut))
+                while len(pending) > 2 * self.jobs:
+                    finish()
 
     def _report_failure(self, sid, k, buf, problems, keep, report):
         saved = ""
@@ -462,9 +555,11 @@ def main():
     ap.add_argument("--state", help="replay only this state (K:KIND:I)")
     ap.add_argument("--keep", help="save failing states in this folder")
     ap.add_argument("--list", action="store_true", help="list the states, check none")
+    ap.add_argument("-j", "--jobs", type=int, default=1, help="states checked at once")
     a = ap.parse_args()
     try:
-        r = Replayer(a.log, a.initial, a.image, a.format, a.build, a.seed, a.final, a.backing)
+        r = Replayer(a.log, a.initial, a.image, a.format, a.build, a.seed, a.final, a.backing,
+                     jobs=a.jobs)
     except LogError as e:
         print(e, file=sys.stderr)
         return 2
