@@ -58,14 +58,18 @@ static int64_t data_above(BlockDriverState *top, BlockDriverState *base)
     return data;
 }
 
+enum { OPTION_IMAGE_OPTS = 256, OPTION_OBJECT };
+
 int img_commit(int argc, char **argv)
 {
     static const struct option long_options[] = {
         { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "object", required_argument, NULL, OPTION_OBJECT },
         { NULL, 0, NULL, 0 },
     };
     const char *fmt = NULL, *base_name = NULL;
-    bool quiet = false, drop = false, show_progress = false;
+    bool quiet = false, drop = false, show_progress = false, image_opts = false;
     BlockDriverState *top, *base;
     GError *err = NULL;
     CommitProgress progress = { 0 };
@@ -83,13 +87,19 @@ int img_commit(int argc, char **argv)
         case 'p': show_progress = true; break;
         case 'q': quiet = true; break;
         case 't': case 'r': break;  /* cache mode and rate limit: no effect here */
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case OPTION_OBJECT:
+            error_report("--object is not supported");
+            return 1;
         }
     }
     img_progress_init(&progress.line, show_progress && !quiet, 1.0);
     if (optind != argc - 1) {
         return img_usage_error("Expecting one image file name");
     }
-    top = img_open(argv[optind], fmt, false, BDRV_O_RDWR);
+    /* With --image-opts the name is an option string (the base may be
+     * named in it through backing.*); img_open refuses -f with it. */
+    top = img_open(argv[optind], fmt, image_opts, BDRV_O_RDWR);
     if (!top) {
         return 1;
     }

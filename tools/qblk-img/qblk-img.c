@@ -44,7 +44,7 @@ static const ImgCmd img_cmds[] = {
       "[-b source_file [-F source_fmt]] [-g granularity] [--image-opts | -f fmt] "
       "filename bitmap" },
     { "commit", img_commit,
-      "commit [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
+      "commit [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-r rate_limit] [-d] [-p] filename" },
     { "compare", img_compare,
       "compare [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] "
       "filename1 filename2" },
