@@ -28,8 +28,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from logfmt import (WRITE, ZERO, DISCARD, TRUNCATE, FLUSH, START, LogError,  # noqa: E402
-                    read_log, streams)
+from logfmt import (WRITE, ZERO, DISCARD, TRUNCATE, FLUSH, START, REQ_FUA,  # noqa: E402
+                    LogError, read_log, streams)
 
 SECTOR = 512
 TOOL_TIMEOUT = int(os.environ.get("QBLK_TOOL_TIMEOUT", "120"))
@@ -229,7 +229,8 @@ class Replayer:
         if self.guest is None:
             return k == len(self.bounds) - 1
         gcov = self.guest_covers(k)
-        return gcov, sum(1 for _, start in self.g_ops if start < end)
+        return (gcov, sum(1 for _, start in self.g_ops if start < end),
+                sum(1 for r, _ in self.g_ops if self._fua(r) and r.idx < end))
 
     def expectations(self, k):
         """(durable {sector: set}, pending {sector: set}) for boundary k."""
@@ -246,13 +247,22 @@ class Replayer:
         relied on flushes up to the boundary's, whose writes the state holds."""
         return max([c for i, c in self.g_flushes if i < self.ends[k]], default=0)
 
+    @staticmethod
+    def _fua(r):
+        """A guest request acknowledged with FUA: durable from its own
+        completion record on, flush or not. Sound where its completion is
+        recorded after the disk flush that made it durable (a log-writes
+        node above the format, the core's FUA flush below it; an NBD
+        client, the server's flush before its reply)."""
+        return r.ret == 0 and r.flags & REQ_FUA
+
     def _expectations(self, k):
         end = self.ends[k]
         gcov = self.guest_covers(k)
         durable, pending = {}, {}
         for r, start in self.g_ops:
             vals = self._op_values(r)
-            if r.idx < gcov and r.ret == 0:
+            if r.ret == 0 and (r.idx < gcov or (self._fua(r) and r.idx < end)):
                 for s, v in vals.items():
                     if v is ANY or durable.get(s, 0) is ANY:
                         durable[s] = ANY
