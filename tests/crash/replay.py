@@ -35,6 +35,7 @@ SECTOR = 512
 TOOL_TIMEOUT = int(os.environ.get("QBLK_TOOL_TIMEOUT", "120"))
 ZERO_SECTOR = bytes(SECTOR)
 ANY = None      # a sector whose content is not checked (an unaligned guest request)
+UNSET = object()    # a sector no guest request named
 
 
 def run(cmd, **kw):
@@ -294,10 +295,14 @@ class Replayer:
             return self._check_before_after(k, got)
         durable, pending = self.expectations(k)
         for s, v in enumerate(got):
-            d = durable.get(s)
-            p = pending.get(s)
+            # (ANY is None: a sector absent from a map must not read as ANY,
+            # or every sector without a pending value went unchecked.)
+            d = durable.get(s, UNSET)
+            p = pending.get(s, UNSET)
             if d is ANY or p is ANY:
                 continue
+            d = None if d is UNSET else d
+            p = None if p is UNSET else p
             allowed = (d if d is not None else {self._initial(s)}) | (p or set())
             if v not in allowed:
                 return self._describe(s, v, d, p)
