@@ -3,11 +3,20 @@
  * flush that the child completed to a log file, so tests/crash can rebuild
  * what a disk could hold after a power cut at any point.
  *
- * Options: log=PATH (required), the child under "file". Nodes of one
- * process naming the same log path share it (one order for all of them),
- * each as its own stream: a log-writes node above a format and one below
- * it record the guest's requests and the disk's in one timeline. The first
- * node to open a path truncates it.
+ * Options: log=PATH (required), append=on|off (default off), the child
+ * under "file". Nodes of one process naming the same log path share it
+ * (one order for all of them), each as its own stream: a log-writes node
+ * above a format and one below it record the guest's requests and the
+ * disk's in one timeline. The first node to open a path truncates it.
+ *
+ * With append=on the log is shared with other processes instead (an NBD
+ * client's guest stream, the server's disk stream): it is not truncated,
+ * every record is one write(2) on an O_APPEND descriptor under flock, the
+ * stream ids follow those already in the log, and the layout is version 2
+ * (a flush names the byte offset where the log ended, log-writes.h). A
+ * record appended after a reply arrives then follows every record the
+ * other process appended before replying, which is what the replayer
+ * needs to read one timeline.
  *
  * Records are appended when the child acknowledges a request, so the log
  * is in completion order. A flush remembers how many records the log held
@@ -21,6 +30,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "block/drivers/log-writes.h"
@@ -35,6 +46,7 @@ typedef struct LogWritesFile {
     unsigned next_stream;
     uint64_t next_seq;
     uint64_t nrecords;
+    bool append;            /* shared with other processes (version 2) */
     int error;              /* first failed write to the log (-errno), sticky */
 } LogWritesFile;
 
@@ -46,27 +58,80 @@ typedef struct LogWritesState {
 /* Paths to LogWritesFile: only touched in the loop thread. */
 static GHashTable *log_writes_files;
 
-static int log_writes_append(LogWritesFile *lf, uint8_t *buf, size_t len)
+static int log_writes_write_all(int fd, const uint8_t *buf, size_t len)
 {
     size_t done = 0;
 
-    if (lf->error) {
-        return lf->error;
-    }
     while (done < len) {
-        ssize_t n = write(lf->fd, buf + done, len - done);
+        ssize_t n = write(fd, buf + done, len - done);
 
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            lf->error = n < 0 ? -errno : -EIO;
-            return lf->error;
+            return n < 0 ? -errno : -EIO;
         }
         done += n;
     }
+    return 0;
+}
+
+/* flock, retried on EINTR; an append log's every record and every look at
+ * its end happen under LOCK_EX, so no process sees another's half record. */
+static int log_writes_lock(int fd, int how)
+{
+    while (flock(fd, how) < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+static int log_writes_append(LogWritesFile *lf, uint8_t *buf, size_t len)
+{
+    int ret;
+
+    if (lf->error) {
+        return lf->error;
+    }
+    ret = lf->append ? log_writes_lock(lf->fd, LOCK_EX) : 0;
+    if (ret == 0) {
+        ret = log_writes_write_all(lf->fd, buf, len);
+        if (lf->append) {
+            int unlocked = log_writes_lock(lf->fd, LOCK_UN);
+            ret = ret < 0 ? ret : unlocked;
+        }
+    }
+    if (ret < 0) {
+        lf->error = ret;
+        return ret;
+    }
     lf->nrecords++;
     return 0;
+}
+
+/* What a flush record's aux names: where the log ends now (a record count,
+ * or in an append log the byte offset, taken under the lock so it falls
+ * between two records). */
+static int log_writes_end(LogWritesFile *lf, uint64_t *end)
+{
+    off_t pos;
+    int ret;
+
+    if (!lf->append) {
+        *end = lf->nrecords;
+        return 0;
+    }
+    ret = log_writes_lock(lf->fd, LOCK_EX);
+    if (ret < 0) {
+        return ret;
+    }
+    pos = lseek(lf->fd, 0, SEEK_END);
+    ret = pos < 0 ? -errno : 0;
+    log_writes_lock(lf->fd, LOCK_UN);
+    *end = (uint64_t)pos;
+    return ret;
 }
 
 /* Appends one record; data (data_len bytes) is the request's payload, taken
@@ -98,21 +163,77 @@ static int log_writes_record(LogWritesState *s, LogWritesOp op, BdrvRequestFlags
 
 /* ----- Open and close ----- */
 
-static LogWritesFile *log_writes_file_get(const char *path, GError **errp)
+static void log_writes_fill_header(uint8_t *head, uint32_t version)
+{
+    memcpy(head, LOG_WRITES_MAGIC, 8);
+    qblk_st_le32(head + 8, version);
+    qblk_st_le32(head + 12, (uint32_t)crc32(0, head, 12));
+}
+
+/* An append log, with its lock held: an empty file gets the version 2
+ * header; a present one must be version 2, and the first stream id free
+ * in it becomes this process's. Reading stops at a cut-off tail (the
+ * replayer reports it). */
+static int log_writes_join(LogWritesFile *lf, GError **errp)
+{
+    uint8_t head[LOG_WRITES_HEADER_SIZE];
+    g_autofree gchar *buf = NULL;
+    gsize len = 0, pos;
+    GError *err = NULL;
+    int ret;
+
+    if (!g_file_get_contents(lf->path, &buf, &len, &err)) {
+        qblk_error_set(errp, "Could not read log '%s': %s", lf->path, err->message);
+        g_error_free(err);
+        return -EIO;
+    }
+    if (len == 0) {
+        log_writes_fill_header(head, LOG_WRITES_VERSION_APPEND);
+        ret = log_writes_write_all(lf->fd, head, sizeof(head));
+        if (ret < 0) {
+            qblk_error_set(errp, "Could not write log '%s': %s", lf->path, g_strerror(-ret));
+        }
+        return ret;
+    }
+    log_writes_fill_header(head, LOG_WRITES_VERSION_APPEND);
+    if (len < LOG_WRITES_HEADER_SIZE || memcmp(buf, head, LOG_WRITES_HEADER_SIZE) != 0) {
+        qblk_error_set(errp, "Log '%s' is not a log-writes log of version %d (append=on "
+                       "joins only such a log or an empty file)", lf->path,
+                       LOG_WRITES_VERSION_APPEND);
+        return -EINVAL;
+    }
+    for (pos = LOG_WRITES_HEADER_SIZE; pos + LOG_WRITES_RECORD_HEAD <= len;
+         pos += LOG_WRITES_RECORD_HEAD + qblk_ld_le32((uint8_t *)buf + pos + 8)) {
+        const uint8_t *rec = (const uint8_t *)buf + pos;
+
+        if (rec[4] == LOG_WRITES_STREAM && rec[5] >= lf->next_stream) {
+            lf->next_stream = rec[5] + 1u;
+        }
+    }
+    return 0;
+}
+
+static LogWritesFile *log_writes_file_get(const char *path, bool append, GError **errp)
 {
     LogWritesFile *lf;
     uint8_t head[LOG_WRITES_HEADER_SIZE];
-    int fd;
+    int fd, ret;
 
     if (!log_writes_files) {
         log_writes_files = g_hash_table_new(g_str_hash, g_str_equal);
     }
     lf = g_hash_table_lookup(log_writes_files, path);
     if (lf) {
+        if (lf->append != append) {
+            qblk_error_set(errp, "Log '%s' is already open with append=%s", path,
+                           lf->append ? "on" : "off");
+            return NULL;
+        }
         lf->users++;
         return lf;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(path, append ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC
+                           : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         qblk_error_set(errp, "Could not open log '%s': %s", path, g_strerror(errno));
         return NULL;
@@ -121,11 +242,23 @@ static LogWritesFile *log_writes_file_get(const char *path, GError **errp)
     lf->path = g_strdup(path);
     lf->fd = fd;
     lf->users = 1;
-    memcpy(head, LOG_WRITES_MAGIC, 8);
-    qblk_st_le32(head + 8, LOG_WRITES_VERSION);
-    qblk_st_le32(head + 12, (uint32_t)crc32(0, head, 12));
-    if (log_writes_append(lf, head, sizeof(head)) < 0) {
-        qblk_error_set(errp, "Could not write log '%s': %s", path, g_strerror(-lf->error));
+    lf->append = append;
+    if (append) {
+        ret = log_writes_lock(fd, LOCK_EX);
+        if (ret < 0) {
+            qblk_error_set(errp, "Could not lock log '%s': %s", path, g_strerror(-ret));
+        } else {
+            ret = log_writes_join(lf, errp);
+            log_writes_lock(fd, LOCK_UN);
+        }
+    } else {
+        log_writes_fill_header(head, LOG_WRITES_VERSION);
+        ret = log_writes_append(lf, head, sizeof(head));
+        if (ret < 0) {
+            qblk_error_set(errp, "Could not write log '%s': %s", path, g_strerror(-ret));
+        }
+    }
+    if (ret < 0) {
         close(fd);
         g_free(lf->path);
         g_free(lf);
@@ -153,6 +286,7 @@ static int log_writes_open(BlockDriverState *bs, QblkOpts *options, int flags, G
     g_autofree char *path = qblk_opts_take(options, "log");
     g_autofree char *ident = NULL;
     size_t ident_len;
+    bool append;
 
     if (!bs->file) {
         qblk_error_set(errp, "log-writes needs a node to filter (file.filename)");
@@ -162,7 +296,10 @@ static int log_writes_open(BlockDriverState *bs, QblkOpts *options, int flags, G
         qblk_error_set(errp, "Parameter 'log' is missing");
         return -EINVAL;
     }
-    s->log = log_writes_file_get(path, errp);
+    if (!qblk_opts_take_bool(options, "append", false, &append, errp)) {
+        return -EINVAL;
+    }
+    s->log = log_writes_file_get(path, append, errp);
     if (!s->log) {
         return -EIO;
     }
@@ -277,10 +414,15 @@ static int coroutine_fn log_writes_co_pdiscard(BlockDriverState *bs, int64_t off
 static int coroutine_fn log_writes_co_flush(BlockDriverState *bs)
 {
     LogWritesState *s = bs->opaque;
-    uint64_t covers = s->log->nrecords;
+    uint64_t covers;
     uint64_t seq = s->log->next_seq++;
-    int ret = bdrv_co_flush(bs->file);
+    int ret = log_writes_end(s->log, &covers);
 
+    if (ret < 0) {
+        s->log->error = ret;
+        return ret;
+    }
+    ret = bdrv_co_flush(bs->file);
     return log_writes_done(ret, log_writes_record(s, LOG_WRITES_FLUSH, 0, ret, seq, 0, 0,
                                                      covers, NULL, NULL, 0));
 }

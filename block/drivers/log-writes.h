@@ -1,7 +1,7 @@
 /* The on-disk layout of a log-writes log (block/drivers/log-writes.c), for
  * the driver and for readers in C; tests/crash/logfmt.py reads the same.
  *
- *   header  16 bytes: "QBLKLOGW", u32 version (1), u32 crc32 of bytes 0..11
+ *   header  16 bytes: "QBLKLOGW", u32 version (1 or 2), u32 crc32 of bytes 0..11
  *   records one after another, each a 48-byte head and data_len bytes:
  *
  *     0  u32 crc32 of bytes 4..47 of the head and of the data
@@ -12,17 +12,25 @@
  *        and its completion record share it)
  *    24  u64 offset (TRUNCATE: the new length)
  *    32  u64 length
- *    40  u64 aux: FLUSH: the number of records in the log when the flush
- *        started (those are durable once this record is reached);
+ *    40  u64 aux: FLUSH: where the log ended when the flush started (those
+ *        records are durable once this record is reached): in version 1
+ *        the number of records, in version 2 the byte offset;
  *        START: the op that started
  *
  * All numbers little-endian. Records are appended when a request completes
- * (START when it starts), so their order is the order of completion. */
+ * (START when it starts), so their order is the order of completion.
+ *
+ * Version 2 is a log that several processes append to (the driver's
+ * append=on, tests/crash/logfmt.py's LogAppender): each record is one
+ * write(2) under flock(LOCK_EX) on an O_APPEND descriptor, stream ids are
+ * unique across the processes, and a FLUSH's aux is a byte offset since no
+ * process knows how many records the others wrote. */
 #ifndef QBLK_BLOCK_LOG_WRITES_H
 #define QBLK_BLOCK_LOG_WRITES_H
 
 #define LOG_WRITES_MAGIC "QBLKLOGW"
 #define LOG_WRITES_VERSION 1
+#define LOG_WRITES_VERSION_APPEND 2
 #define LOG_WRITES_HEADER_SIZE 16
 #define LOG_WRITES_RECORD_HEAD 48
 

@@ -1,13 +1,20 @@
-"""Reads the log of the log-writes driver (layout: block/drivers/log-writes.h).
+"""Reads the log of the log-writes driver (layout: block/drivers/log-writes.h),
+and appends to a shared one (LogAppender: an NBD client's guest stream).
 
 A truncated or corrupt log raises LogError naming the record and byte where
-reading stopped; nothing past that point is trusted."""
+reading stopped; nothing past that point is trusted. Version 1 and 2 logs
+are read alike: a version 2 FLUSH names a byte offset, which read_log turns
+into the record count version 1 stores."""
+import bisect
+import fcntl
+import os
 import struct
 import zlib
 from collections import namedtuple
 
 MAGIC = b"QBLKLOGW"
 VERSION = 1
+VERSION_APPEND = 2      # shared by processes (append=on); FLUSH aux is a byte offset
 HEADER = 16
 HEAD = 48
 
@@ -34,8 +41,9 @@ def read_log(path):
     version, crc = struct.unpack_from("<II", buf, 8)
     if zlib.crc32(buf[:12]) != crc:
         raise LogError(f"log {path}: header at byte 0 is corrupt")
-    if version != VERSION:
-        raise LogError(f"log {path}: version {version} is not supported (expected {VERSION})")
+    if version not in (VERSION, VERSION_APPEND):
+        raise LogError(f"log {path}: version {version} is not supported "
+                       f"(expected {VERSION} or {VERSION_APPEND})")
     records = []
     pos = HEADER
     view = memoryview(buf)
@@ -55,6 +63,15 @@ def read_log(path):
         records.append(Record(n, pos, op, stream, flags, ret, seq, offset, length, aux,
                               bytes(view[pos + HEAD:pos + HEAD + dlen])))
         pos += HEAD + dlen
+    if version == VERSION_APPEND:
+        starts = [r.pos for r in records]
+        at_start = set(starts) | {HEADER}
+        for i, r in enumerate(records):
+            if r.op == FLUSH:
+                if r.aux > r.pos or r.aux not in at_start:
+                    raise LogError(f"log {path}: record {r.idx} at byte {r.pos} is corrupt "
+                                   f"(a flush covering up to byte {r.aux}, not a record's start)")
+                records[i] = r._replace(aux=bisect.bisect_left(starts, r.aux))
     return records
 
 
@@ -66,6 +83,76 @@ def streams(records):
             drv, _, name = r.data.partition(b"\0")
             out[r.stream] = (drv.decode(), name.decode())
     return out
+
+
+class LogAppender:
+    """One stream of a version 2 log that other processes append to too
+    (log-writes append=on): each record is one write on an O_APPEND
+    descriptor under flock, as the driver writes them, so a record appended
+    after a reply follows all the server appended before replying."""
+
+    def __init__(self, path, driver, name):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self.seq = 0
+        with self._locked():
+            size = os.fstat(self.fd).st_size
+            if size == 0:
+                head = MAGIC + struct.pack("<I", VERSION_APPEND)
+                os.write(self.fd, head + struct.pack("<I", zlib.crc32(head)))
+                used = []
+            else:
+                # Read up to here: another process may be appending.
+                used = [r.stream for r in read_log(path) if r.op == STREAM]
+                with open(path, "rb") as f:
+                    if struct.unpack_from("<I", f.read(12), 8)[0] != VERSION_APPEND:
+                        raise LogError(f"log {path}: not a version {VERSION_APPEND} log")
+            self.stream = max(used, default=-1) + 1
+            self._write(STREAM, 0, 0, 0, 0, 0, 0, driver.encode() + b"\0" + name.encode())
+
+    def _locked(self):
+        fd = self.fd
+
+        class Lock:
+            def __enter__(self):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+
+            def __exit__(self, *exc):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        return Lock()
+
+    def _write(self, op, flags, ret, seq, offset, length, aux, data=b""):
+        head = struct.pack("<BBHIiQQQQ", op, self.stream, flags, len(data), ret, seq,
+                           offset, length, aux)
+        rec = struct.pack("<I", zlib.crc32(head + data)) + head + data
+        done = 0
+        while done < len(rec):
+            done += os.write(self.fd, rec[done:])
+
+    def append(self, *args, **kw):
+        with self._locked():
+            self._write(*args, **kw)
+
+    def start(self, op, offset, length, flags=0):
+        """A request begins (before it is sent): its seq."""
+        seq, self.seq = self.seq, self.seq + 1
+        self.append(START, flags, 0, seq, offset, length, op)
+        return seq
+
+    def done(self, op, seq, offset, length, flags=0, ret=0, data=b""):
+        """A request's reply arrived."""
+        self.append(op, flags, ret, seq, offset, length, 0, data if op == WRITE else b"")
+
+    def flush_start(self):
+        """(seq, the log's end in bytes) as a flush is sent: what it covers."""
+        seq, self.seq = self.seq, self.seq + 1
+        with self._locked():
+            return seq, os.lseek(self.fd, 0, os.SEEK_END)
+
+    def flush_done(self, seq, covers, ret=0):
+        self.append(FLUSH, 0, ret, seq, 0, 0, covers)
+
+    def close(self):
+        os.close(self.fd)
 
 
 if __name__ == "__main__":

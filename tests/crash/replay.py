@@ -33,13 +33,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from logfmt import (WRITE, ZERO, DISCARD, TRUNCATE, FLUSH, START, LogError,  # noqa: E402
-                    read_log, streams)
+from logfmt import (WRITE, ZERO, DISCARD, TRUNCATE, FLUSH, START, REQ_FUA,  # noqa: E402
+                    LogError, read_log, streams)
 
 SECTOR = 512
 TOOL_TIMEOUT = int(os.environ.get("QBLK_TOOL_TIMEOUT", "120"))
 ZERO_SECTOR = bytes(SECTOR)
 ANY = None      # a sector whose content is not checked (an unaligned guest request)
+UNSET = object()    # a sector no guest request named
 
 
 def run(cmd, **kw):
@@ -241,7 +242,8 @@ class Replayer:
         if self.guest is None:
             return k == len(self.bounds) - 1
         gcov = self.guest_covers(k)
-        return gcov, sum(1 for _, start in self.g_ops if start < end)
+        return (gcov, sum(1 for _, start in self.g_ops if start < end),
+                sum(1 for r, _ in self.g_ops if self._fua(r) and r.idx < end))
 
     def expectations(self, k):
         """(durable {sector: set}, pending {sector: set}) for boundary k."""
@@ -258,13 +260,22 @@ class Replayer:
         relied on flushes up to the boundary's, whose writes the state holds."""
         return max([c for i, c in self.g_flushes if i < self.ends[k]], default=0)
 
+    @staticmethod
+    def _fua(r):
+        """A guest request acknowledged with FUA: durable from its own
+        completion record on, flush or not. Sound where its completion is
+        recorded after the disk flush that made it durable (a log-writes
+        node above the format, the core's FUA flush below it; an NBD
+        client, the server's flush before its reply)."""
+        return r.ret == 0 and r.flags & REQ_FUA
+
     def _expectations(self, k):
         end = self.ends[k]
         gcov = self.guest_covers(k)
         durable, pending = {}, {}
         for r, start in self.g_ops:
             vals = self._op_values(r)
-            if r.idx < gcov and r.ret == 0:
+            if r.ret == 0 and (r.idx < gcov or (self._fua(r) and r.idx < end)):
                 for s, v in vals.items():
                     if v is ANY or durable.get(s, 0) is ANY:
                         durable[s] = ANY
@@ -296,10 +307,14 @@ class Replayer:
             return self._check_before_after(k, got)
         durable, pending = self.expectations(k)
         for s, v in enumerate(got):
-            d = durable.get(s)
-            p = pending.get(s)
+            # (ANY is None: a sector absent from a map must not read as ANY,
+            # or every sector without a pending value went unchecked.)
+            d = durable.get(s, UNSET)
+            p = pending.get(s, UNSET)
             if d is ANY or p is ANY:
                 continue
+            d = None if d is UNSET else d
+            p = None if p is UNSET else p
             allowed = (d if d is not None else {self._initial(s)}) | (p or set())
             if v not in allowed:
                 return self._describe(s, v, d, p)
