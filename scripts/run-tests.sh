@@ -140,6 +140,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$ASAN_BUILD tests/nbd/load --server qblk-daemon" \
              "$BUILD tests/nbdclient/run" "$ASAN_BUILD tests/nbdclient/run" \
              "$BUILD tests/faults/sweep $BUILD --sample" \
+             "$BUILD tests/faults/close-errors $BUILD" "$ASAN_BUILD tests/faults/close-errors $ASAN_BUILD" \
              "$BUILD tests/crash/run --sample" \
              "$BUILD tests/rbd/run" "$ASAN_BUILD tests/rbd/run" \
              "$BUILD tests/compat/amend-random" "$ASAN_BUILD tests/compat/amend-random 8" \
