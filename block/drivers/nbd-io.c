@@ -107,6 +107,9 @@ static int coroutine_fn nbd_co_request_extents(NbdState *s, const NbdReq *req, N
         if (!nbd_conn_is_ready(c) && nbd_conn_co_reconnect(c) < 0) {
             return -EIO;
         }
+        if (req->op == NBD_OP_WRITE || req->op == NBD_OP_ZERO || req->op == NBD_OP_TRIM) {
+            s->unflushed = true;
+        }
         memset(cmd, 0, sizeof(*cmd));
         cmd->co = qco_self();
         cmd->extents = extents;
@@ -291,11 +294,17 @@ int coroutine_fn nbd_co_flush(BlockDriverState *bs)
     NbdState *s = bs->opaque;
     NbdCmd cmd;
     NbdReq req = { .op = NBD_OP_FLUSH };
+    int ret;
 
-    if (!s->can_flush) {
+    if (!s->can_flush || !s->unflushed) {
         return 0;
     }
-    return nbd_co_request(s, &req, &cmd);
+    s->unflushed = false;
+    ret = nbd_co_request(s, &req, &cmd);
+    if (ret < 0) {
+        s->unflushed = true;
+    }
+    return ret;
 }
 
 int coroutine_fn nbd_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,

@@ -63,6 +63,10 @@ struct NbdState {
     /* What the server offered at the first connection. */
     bool can_flush, can_fua, can_trim, can_zero, can_fast_zero;
     bool has_base_allocation;
+    /* A write, zero write or trim was sent since the last flush began:
+     * a flush without one has nothing to make durable, and would wait
+     * for reconnect-delay when the server is gone. */
+    bool unflushed;
     /* The last data range block status reported: reads inside it go
      * straight to the server (convert asks for status, then reads). */
     int64_t data_start, data_end;
