@@ -203,11 +203,13 @@ int coroutine_fn qed_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int6
                                          bs->backing && (flags & BDRV_REQ_WRITE_UNCHANGED));
             }
         } else if (state == QED_DATA) {
-            ret = qed_meta_check_data(bs, pos, host, (n + cs - 1) & ~(cs - 1));
-        }
-        if (ret == 0 && state == QED_DATA) {
-            ret = bdrv_co_pwrite_zeroes(bs->file, host, (n + cs - 1) & ~(cs - 1),
-                                        flags & (BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));
+            uint64_t clusters = (n + cs - 1) & ~(cs - 1);
+
+            ret = qed_meta_check_data(bs, pos, host, clusters);
+            if (ret == 0) {
+                ret = bdrv_co_pwrite_zeroes(bs->file, host, clusters,
+                                            flags & (BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));
+            }
         }
         done += n;
     }

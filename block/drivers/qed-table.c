@@ -146,7 +146,6 @@ int coroutine_fn qed_co_find_run(BlockDriverState *bs, uint64_t pos, uint64_t le
     *host = 0;
     *state = QED_UNALLOC;
     if (!l1) {
-        *state = QED_UNALLOC;
         *n = max;
         return 0;
     }
