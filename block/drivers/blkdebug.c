@@ -24,7 +24,8 @@
  * opened with discard=unmap; flush rules fire before the core flushes the
  * child. A failed truncate says so in its error message (QEMU's blkdebug
  * has no truncate I/O type: this event is qblk's, so fault sweeps reach
- * resize, shrink and the growth paths of the formats). The filename form "blkdebug:CONFIG:IMAGE" is split by
+ * resize and shrink; qcow2 and QED grow their files by writing, not by
+ * truncating). The filename form "blkdebug:CONFIG:IMAGE" is split by
  * blkdebug_parse_filename, which the core calls for that prefix.
  *
  * As in QEMU, the limits the core enforces on this node can be set, to
