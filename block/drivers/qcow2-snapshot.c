@@ -18,14 +18,24 @@ void qcow2_snapshot_clear(Qcow2Snapshot *sn)
     memset(sn, 0, sizeof(*sn));
 }
 
-/* Sets or clears the COPIED flag of an entry from its cluster's refcount;
- * true when that changed the entry. */
-static int coroutine_fn fix_copied(BlockDriverState *bs, uint64_t *entry, uint64_t host)
+/* How update_refcounts sets the COPIED flags of the tables it walks. */
+typedef enum {
+    COPIED_BY_REFCOUNT,     /* set where the refcount is 1, cleared elsewhere */
+    COPIED_OFF,             /* cleared everywhere: the clusters are about to be shared */
+} CopiedFlags;
+
+/* Sets or clears the COPIED flag of an entry as mode says; 1 when that
+ * changed the entry. */
+static int coroutine_fn fix_copied(BlockDriverState *bs, uint64_t *entry, uint64_t host,
+                                   CopiedFlags mode)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t rc, want;
-    int ret = qcow2_co_get_refcount(bs, host >> s->cluster_bits, &rc);
+    uint64_t rc = 2, want;
+    int ret = 0;
 
+    if (mode == COPIED_BY_REFCOUNT) {
+        ret = qcow2_co_get_refcount(bs, host >> s->cluster_bits, &rc);
+    }
     if (ret < 0) {
         return ret;
     }
@@ -39,10 +49,10 @@ static int coroutine_fn fix_copied(BlockDriverState *bs, uint64_t *entry, uint64
 
 /* Adds addend (+1, -1, or 0 for the flags alone) to the refcount of every
  * L2 table and data cluster the L1 table l1 (host order) reaches, and sets
- * COPIED in those tables where a refcount is now 1. l1 is updated in
- * memory; the caller writes it when *l1_changed. Lock held. */
+ * their COPIED flags as copied says. l1 is updated in memory; the caller
+ * writes it when *l1_changed. Lock held. */
 static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_size,
-                                         int addend, bool *l1_changed)
+                                         int addend, CopiedFlags copied, bool *l1_changed)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -81,7 +91,7 @@ static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uin
                     ret = qcow2_co_update_refcount(bs, host, 1, addend);
                 }
                 if (ret >= 0) {
-                    ret = fix_copied(bs, &e, host);
+                    ret = fix_copied(bs, &e, host, copied);
                 }
                 if (ret > 0) {
                     qblk_st_be64(table + 8 * j, e);
@@ -105,7 +115,7 @@ static int coroutine_fn update_refcounts(BlockDriverState *bs, uint64_t *l1, uin
                 return ret;
             }
         }
-        ret = fix_copied(bs, &l1[i], l2);
+        ret = fix_copied(bs, &l1[i], l2, copied);
         if (ret < 0) {
             return ret;
         }
@@ -324,10 +334,16 @@ int coroutine_fn qcow2_co_snapshot_create(BlockDriverState *bs, const char *name
         }
     }
     /* Everything the active tables reach is shared with the snapshot now:
-     * refcounts up, COPIED off. */
-    ret = update_refcounts(bs, s->l1_table, s->l1_size, 1, &l1_changed);
+     * COPIED off first, on disk, then the refcounts up. A crash between
+     * the two leaves clusters of refcount 1 without COPIED, which a write
+     * copies instead of writing in place; the other order would leave
+     * COPIED on clusters of refcount 2, an error qemu-img check reports. */
+    ret = update_refcounts(bs, s->l1_table, s->l1_size, 0, COPIED_OFF, &l1_changed);
     if (ret == 0) {
         ret = write_active_l1(bs);
+    }
+    if (ret == 0) {
+        ret = update_refcounts(bs, s->l1_table, s->l1_size, 1, COPIED_OFF, &l1_changed);
     }
     if (ret < 0) {
         goto out;
@@ -390,7 +406,7 @@ int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_
     }
     /* The snapshot's clusters gain the active image's reference first, so
      * nothing shared between the two drops to zero on the way. */
-    ret = update_refcounts(bs, sn_l1, s->l1_size, 1, &changed);
+    ret = update_refcounts(bs, sn_l1, s->l1_size, 1, COPIED_BY_REFCOUNT, &changed);
     if (ret < 0) {
         goto out;
     }
@@ -404,10 +420,10 @@ int coroutine_fn qcow2_co_snapshot_goto(BlockDriverState *bs, const char *id_or_
     }
     map_l2_tables(s, sn_l1, s->l1_size, QCOW2_META_L2, 1);
     map_l2_tables(s, old_l1, old_size, QCOW2_META_L2, -1);
-    ret = update_refcounts(bs, old_l1, old_size, -1, &changed);
+    ret = update_refcounts(bs, old_l1, old_size, -1, COPIED_BY_REFCOUNT, &changed);
     if (ret == 0) {
         /* Now only the active tables' flags: what is theirs alone. */
-        ret = update_refcounts(bs, s->l1_table, s->l1_size, 0, &changed);
+        ret = update_refcounts(bs, s->l1_table, s->l1_size, 0, COPIED_BY_REFCOUNT, &changed);
     }
     if (ret == 0) {
         ret = write_active_l1(bs);
@@ -456,12 +472,12 @@ int coroutine_fn qcow2_co_snapshot_delete(BlockDriverState *bs, const char *name
     }
     map_l2_tables(s, l1, sn.l1_size, QCOW2_META_INACTIVE_L2, -1);
     qcow2_meta_remove(s, sn.l1_table_offset, (uint64_t)sn.l1_size * 8, QCOW2_META_INACTIVE_L1);
-    ret = update_refcounts(bs, l1, sn.l1_size, -1, &changed);
+    ret = update_refcounts(bs, l1, sn.l1_size, -1, COPIED_BY_REFCOUNT, &changed);
     if (ret == 0 && sn.l1_size) {
         ret = qcow2_co_update_refcount(bs, sn.l1_table_offset, (uint64_t)sn.l1_size * 8, -1);
     }
     if (ret == 0) {
-        ret = update_refcounts(bs, s->l1_table, s->l1_size, 0, &changed);
+        ret = update_refcounts(bs, s->l1_table, s->l1_size, 0, COPIED_BY_REFCOUNT, &changed);
     }
     if (ret == 0) {
         ret = write_active_l1(bs);
