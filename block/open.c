@@ -587,15 +587,20 @@ int bdrv_get_refcnt(BlockDriverState *bs)
     return bs->refcnt;
 }
 
-void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
+/* Closes bs once its last reference is gone: the flush of a writable
+ * node (its driver's caches, then its file's, down the chain), the
+ * driver's close, then its children in turn (each flushed again, which
+ * makes what the driver wrote while closing stable). Returns the first
+ * error of those flushes; the drivers' close callbacks return none, so
+ * an error they meet stays theirs to report. */
+static int coroutine_fn close_node(BlockDriverState *bs)
 {
-    if (!bs || --bs->refcnt > 0) {
-        return;
-    }
+    int ret = 0, child_ret;
+
     trace_bdrv_close(bs);
     bdrv_co_drain(bs);
     if (!bs->read_only) {
-        bdrv_co_flush(bs);
+        ret = bdrv_co_flush(bs);
     }
     if (bs->drv->co_close) {
         bs->drv->co_close(bs);
@@ -604,9 +609,25 @@ void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
     }
     all_nodes = g_list_remove(all_nodes, bs);
     bdrv_graph_unlink_children(bs);
-    bdrv_co_unref(bs->backing);
-    bdrv_co_unref(bs->file);
+    child_ret = bdrv_co_unref_flush(bs->backing);
+    ret = ret < 0 ? ret : child_ret;
+    child_ret = bdrv_co_unref_flush(bs->file);
+    ret = ret < 0 ? ret : child_ret;
     node_free(bs);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_unref_flush(BlockDriverState *bs)
+{
+    if (!bs || --bs->refcnt > 0) {
+        return 0;
+    }
+    return close_node(bs);
+}
+
+void coroutine_fn bdrv_co_unref(BlockDriverState *bs)
+{
+    bdrv_co_unref_flush(bs);
 }
 
 const char *bdrv_format_name(BlockDriverState *bs)

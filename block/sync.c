@@ -134,7 +134,7 @@ static void coroutine_fn call_entry(void *opaque)
         c->opened = bdrv_co_open(c->name, c->opts, c->open_flags, c->probed_raw, c->errp);
         break;
     case CALL_UNREF:
-        bdrv_co_unref(c->bs);
+        c->ret = bdrv_co_unref_flush(c->bs);
         break;
     case CALL_CREATE:
         c->ret = bdrv_co_create(c->name, c->name2, c->opts, c->errp);
@@ -315,6 +315,19 @@ void bdrv_unref(BlockDriverState *bs)
         return;
     }
     run_call((Call) { .kind = CALL_UNREF, .bs = bs });
+}
+
+int bdrv_unref_flush(BlockDriverState *bs)
+{
+    g_assert(!qco_in_coroutine());
+    if (!bs) {
+        return 0;
+    }
+    if (bs->refcnt > 1) {
+        bs->refcnt--;
+        return 0;
+    }
+    return run_call((Call) { .kind = CALL_UNREF, .bs = bs });
 }
 
 int bdrv_create(const char *fmt, const char *filename, QblkOpts *options, GError **errp)

@@ -126,6 +126,15 @@ int bdrv_get_refcnt(BlockDriverState *bs);
  * every run, not only in the one that closes. */
 void coroutine_fn bdrv_co_unref(BlockDriverState *bs);
 void bdrv_unref(BlockDriverState *bs);
+/* bdrv_unref for a writer that must know its writes reached the image:
+ * when the reference is the last, the close's flushes (every writable
+ * node of the graph, top-down, before and after its driver's close) are
+ * checked and the first error comes back as -errno. 0 when nothing
+ * failed, when bs is NULL or read-only (nothing flushed), and when
+ * another reference keeps bs open (nothing closed, so nothing to say:
+ * its last holder learns it). */
+int coroutine_fn bdrv_co_unref_flush(BlockDriverState *bs);
+int bdrv_unref_flush(BlockDriverState *bs);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlockDriverState, bdrv_unref)
 
 /* Creates an image of format fmt (options, not consumed, include "size"
