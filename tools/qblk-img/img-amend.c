@@ -96,6 +96,8 @@ int img_amend(int argc, char **argv)
     ret = 0;
 out:
     qblk_opts_free(opts);
-    bdrv_unref(bs);
+    if (!img_close(bs, argv[optind])) {
+        return 1;
+    }
     return ret;
 }

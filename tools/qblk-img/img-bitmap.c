@@ -152,6 +152,9 @@ int img_bitmap(int argc, char **argv)
     ok = run_actions(bs, actions, argv[optind + 1],
                      granularity && !(uint32_t)granularity ? 1 : (uint32_t)granularity,
                      src_file, src_fmt);
-    bdrv_unref(bs);
+    /* The bitmaps are stored in this close: its failure fails the command. */
+    if (!img_close(bs, argv[optind])) {
+        return 1;
+    }
     return ok ? 0 : 1;
 }

@@ -162,7 +162,7 @@ int img_check(int argc, char **argv)
     }
     if (ret < 0) {
         error_report("Check failed: %s", strerror(-ret));
-        bdrv_unref(bs);
+        img_close(bs, argv[optind]);
         return CHECK_FAILED;
     }
     if (!quiet) {
@@ -172,7 +172,11 @@ int img_check(int argc, char **argv)
             print_human(&res);
         }
     }
-    bdrv_unref(bs);
+    /* A repair not flushed to the image repaired nothing (qemu-img says
+     * nothing and exits as the check found). */
+    if (!img_close(bs, argv[optind])) {
+        return CHECK_FAILED;
+    }
     status = res.check_errors ? CHECK_FAILED : res.corruptions ? CHECK_CORRUPT :
              res.leaks ? CHECK_LEAKS : CHECK_OK;
     return status;

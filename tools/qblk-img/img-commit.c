@@ -73,7 +73,7 @@ int img_commit(int argc, char **argv)
     BlockDriverState *top, *base;
     GError *err = NULL;
     CommitProgress progress = { 0 };
-    int c, ret = 1;
+    int c;
 
     while ((c = getopt_long(argc, argv, ":f:t:b:r:dpqh", long_options, NULL)) != -1) {
         switch (c) {
@@ -136,13 +136,18 @@ int img_commit(int argc, char **argv)
             goto out;
         }
     }
-    ret = 0;
     img_progress_print(&progress.line, 100);
     img_progress_end(&progress.line);
+    /* Closed before the message: the base's and the top's caches reach
+     * their files in this close, and a failure there is no success. */
+    if (!img_close(top, argv[optind])) {
+        return 1;
+    }
     if (!quiet) {
         printf("Image committed.\n");
     }
+    return 0;
 out:
-    bdrv_unref(top);
-    return ret;
+    img_close(top, argv[optind]);
+    return 1;
 }

@@ -498,8 +498,9 @@ int img_convert(int argc, char **argv)
     }
 out:
     img_progress_end(&c.progress);
-    if (c.dst) {
-        bdrv_unref(c.dst);
+    /* What the target's driver writes while closing is checked too. */
+    if (c.dst && !img_close(c.dst, out)) {
+        ret = 1;
     }
     if (c.backing) {
         bdrv_unref(c.backing);

@@ -132,8 +132,8 @@ int img_dd(int argc, char **argv)
     }
     ret = 0;
 out:
-    if (out) {
-        bdrv_unref(out);
+    if (out && !img_close(out, dd.out)) {
+        ret = 1;
     }
     bdrv_unref(in);
     return ret;

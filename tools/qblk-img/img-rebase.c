@@ -199,7 +199,7 @@ int img_rebase(int argc, char **argv)
     bool quiet = false, unsafe = false, show_progress = false, image_opts = false;
     Rebase r = { 0 };
     BlockDriverInfo bdi;
-    int c, ret = 1, flush_ret, flags = BDRV_O_RDWR;
+    int c, ret = 1, flags = BDRV_O_RDWR;
     GError *gerr = NULL;
     bool writethrough;
 
@@ -284,20 +284,20 @@ int img_rebase(int argc, char **argv)
         error_report_err(gerr);
         goto out;
     }
-    /* The close would drop this error (qemu-img does: exit 0). */
-    flush_ret = bdrv_flush(r.bs);
-    if (flush_ret < 0) {
-        error_report("error while flushing %s: %s", filename, strerror(-flush_ret));
-        goto out;
-    }
-    img_progress_print(&r.progress, 100);
-    img_progress_print(&r.progress, 100);
     ret = 0;
 out:
-    img_progress_end(&r.progress);
     if (r.new_chain) {
         bdrv_unref(r.new_chain);
     }
-    bdrv_unref(r.bs);
+    /* The new link is written out in this close (qemu-img drops its
+     * error and exits 0). */
+    if (!img_close(r.bs, filename)) {
+        ret = 1;
+    }
+    if (ret == 0) {
+        img_progress_print(&r.progress, 100);
+        img_progress_print(&r.progress, 100);
+    }
+    img_progress_end(&r.progress);
     return ret;
 }

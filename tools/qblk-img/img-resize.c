@@ -106,16 +106,16 @@ int img_resize(int argc, char **argv)
     } else if (bdrv_truncate(bs, total, false, prealloc, &err) < 0) {
         error_report_err(err);
         ret = 1;
-    } else if ((ret = bdrv_flush(bs)) < 0) {
-        /* The close would drop this error (qemu-img does: exit 0). */
-        error_report("error while flushing %s: %s", argv[optind], strerror(-ret));
-        ret = 1;
     } else {
-        if (!quiet) {
-            printf("Image resized.\n");
-        }
         ret = 0;
     }
-    bdrv_unref(bs);
+    /* qemu-img prints qcow2's close errors and exits 0 (with "Image
+     * resized."); the new size may not be in the image then. */
+    if (!img_close(bs, argv[optind])) {
+        ret = 1;
+    }
+    if (ret == 0 && !quiet) {
+        printf("Image resized.\n");
+    }
     return ret;
 }

@@ -111,6 +111,8 @@ int img_snapshot(int argc, char **argv)
         break;
     }
     error_report_err(err);
-    bdrv_unref(bs);
+    if (!img_close(bs, argv[optind])) {
+        return 1;
+    }
     return ret < 0 ? 1 : 0;
 }

@@ -205,6 +205,20 @@ BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool imag
     return bs;
 }
 
+/* qemu-img drops the error of the close's flush (it prints what qcow2
+ * says at best and exits 0) although the command's writes may not be in
+ * the image then: every writer closes through here and fails instead. */
+bool img_close(BlockDriverState *bs, const char *name)
+{
+    int ret = bdrv_unref_flush(bs);
+
+    if (ret < 0) {
+        error_report("error while flushing %s: %s", name, strerror(-ret));
+        return false;
+    }
+    return true;
+}
+
 BlockDriverState *img_find_in_chain(BlockDriverState *chain, const char *file)
 {
     struct stat want, have;

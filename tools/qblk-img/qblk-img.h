@@ -51,6 +51,10 @@ BlockDriverState *img_open(const char *filename, const char *fmt, bool image_opt
 /* img_open with more open options (taken; may be NULL), e.g. "file.aio". */
 BlockDriverState *img_open_opts(const char *filename, const char *fmt, bool image_opts,
                                 int flags, QblkOpts *extra);
+/* Drops the command's reference to an image it opened; when that closes
+ * it, a failed flush (the drivers' caches, the files') is reported as
+ * "error while flushing NAME: ..." and gives false. */
+bool img_close(BlockDriverState *bs, const char *name);
 /* The layer of chain (chain itself, then its backing files) that is the
  * same file as `file` (same device and inode), or NULL. */
 BlockDriverState *img_find_in_chain(BlockDriverState *chain, const char *file);

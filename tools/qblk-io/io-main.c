@@ -65,18 +65,16 @@ bool io_parse_discard(const char *mode, int *flags)
  * 1, since writes it acknowledged may not be in the image. */
 int io_close_image(void)
 {
-    int ret = 0;
+    int ret;
 
+    /* Requests still in flight hold references: the close must be ours. */
     bdrv_drain(io_bs);
-    if (!bdrv_is_read_only(io_bs)) {
-        ret = bdrv_flush(io_bs);
-        if (ret < 0) {
-            error_report("Failed to flush the image before closing it: %s", strerror(-ret));
-        }
-    }
     io_user = NULL;
-    bdrv_unref(io_bs);
+    ret = bdrv_unref_flush(io_bs);
     io_bs = NULL;
+    if (ret < 0) {
+        error_report("Failed to flush the image before closing it: %s", strerror(-ret));
+    }
     return ret;
 }
 
