@@ -286,6 +286,9 @@ int img_bench(int argc, char **argv)
         printf("Run completed in %3.3f seconds.\n", (g_get_monotonic_time() - start) / 1e6);
     }
     free_slots(&b);
-    bdrv_unref(b.bs);
+    /* -w: the writes reach the image in this close (read-only: nothing). */
+    if (!img_close(b.bs, argv[optind])) {
+        return 1;
+    }
     return b.ret < 0;
 }
