@@ -303,28 +303,20 @@ BlockDriverState *bdrv_open(const char *filename, QblkOpts *options, int flags,
 
 void bdrv_unref(BlockDriverState *bs)
 {
+    bdrv_unref_flush(bs);
+}
+
+int bdrv_unref_flush(BlockDriverState *bs)
+{
     /* Checked even when no coroutine is needed, so a coroutine that drops
      * references with bdrv_unref fails in every run, not only in the one
      * where its reference happens to be the last. */
     g_assert(!qco_in_coroutine());
     if (!bs) {
-        return;
-    }
-    if (bs->refcnt > 1) {
-        bs->refcnt--;           /* not the last: no coroutine needed */
-        return;
-    }
-    run_call((Call) { .kind = CALL_UNREF, .bs = bs });
-}
-
-int bdrv_unref_flush(BlockDriverState *bs)
-{
-    g_assert(!qco_in_coroutine());
-    if (!bs) {
         return 0;
     }
     if (bs->refcnt > 1) {
-        bs->refcnt--;
+        bs->refcnt--;           /* not the last: no coroutine needed */
         return 0;
     }
     return run_call((Call) { .kind = CALL_UNREF, .bs = bs });
