@@ -591,8 +591,8 @@ int bdrv_get_refcnt(BlockDriverState *bs)
  * node (its driver's caches, then its file's, down the chain), the
  * driver's close, then its children in turn (each flushed again, which
  * makes what the driver wrote while closing stable). Returns the first
- * error of those flushes; the drivers' close callbacks return none, so
- * an error they meet stays theirs to report. */
+ * error of those flushes and of the driver's co_close (what a format
+ * writes on the way out). */
 static int coroutine_fn close_node(BlockDriverState *bs)
 {
     int ret = 0, child_ret;
@@ -603,7 +603,8 @@ static int coroutine_fn close_node(BlockDriverState *bs)
         ret = bdrv_co_flush(bs);
     }
     if (bs->drv->co_close) {
-        bs->drv->co_close(bs);
+        child_ret = bs->drv->co_close(bs);
+        ret = ret < 0 ? ret : child_ret;
     } else if (bs->drv->close) {
         bs->drv->close(bs);
     }

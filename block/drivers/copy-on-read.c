@@ -55,11 +55,11 @@ done:
     return 0;
 }
 
-static void coroutine_fn cor_co_close(BlockDriverState *bs)
+static int coroutine_fn cor_co_close(BlockDriverState *bs)
 {
     CorState *s = bs->opaque;
 
-    bdrv_co_unref(s->bottom);
+    return bdrv_co_unref_flush(s->bottom);
 }
 
 /* With a bottom: splits the read by where its data lives. Allocated in

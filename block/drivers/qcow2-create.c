@@ -147,7 +147,7 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
     uint8_t entry[8], refs[24] = { 0 };   /* 3 refcounts of up to 64 bits */
     uint64_t off, cs;
     int64_t size;
-    int ret;
+    int ret, close_ret;
 
     if (!qblk_opts_take_size(options, "size", 0, &size, errp) ||
         !parse_params(options, &p, backing, backing_fmt, errp)) {
@@ -232,7 +232,11 @@ int coroutine_fn qcow2_co_create(const char *filename, QblkOpts *options, GError
         return -EIO;
     }
     ret = bdrv_co_truncate(img, size, false, p.prealloc, errp);
-    bdrv_co_unref(img);
+    close_ret = bdrv_co_unref_flush(img);
+    if (ret == 0 && close_ret < 0) {
+        qblk_error_set_errno(errp, -close_ret, "Could not close the new image");
+        ret = close_ret;
+    }
     return ret;
 }
 

@@ -598,17 +598,22 @@ static int coroutine_fn qcow2_co_open(BlockDriverState *bs, QblkOpts *options, i
     return 0;
 }
 
-static void coroutine_fn qcow2_co_close(BlockDriverState *bs)
+/* The bitmaps are stored (their tables and the header extension written)
+ * and the caches written once more; the core flushes the file after. */
+static int coroutine_fn qcow2_co_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
+    int ret = 0, flush_ret;
 
     if (!bs->read_only) {
         qco_mutex_lock(&s->lock);
-        qcow2_co_bitmaps_store(bs);
-        qcow2_co_flush_caches(bs);
+        ret = qcow2_co_bitmaps_store(bs);
+        flush_ret = qcow2_co_flush_caches(bs);
+        ret = ret < 0 ? ret : flush_ret;
         qco_mutex_unlock(&s->lock);
     }
     qcow2_free_state(s);
+    return ret;
 }
 
 static int coroutine_fn qcow2_co_flush(BlockDriverState *bs)

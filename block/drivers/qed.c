@@ -442,9 +442,10 @@ static int coroutine_fn qed_co_reopen_prepare(BlockDriverState *bs, int flags, G
     return ret;
 }
 
-static void coroutine_fn qed_co_close(BlockDriverState *bs)
+static int coroutine_fn qed_co_close(BlockDriverState *bs)
 {
     BDRVQEDState *s = bs->opaque;
+    int ret = 0;
 
     if (s->idle_timer) {
         g_source_remove(s->idle_timer);
@@ -460,10 +461,14 @@ static void coroutine_fn qed_co_close(BlockDriverState *bs)
         qco_queue_wait(&s->background_done, NULL);
     }
     /* A clean close: the image is consistent again. */
-    if (!bs->read_only && qed_co_commit_tables(bs) == 0) {
-        qed_co_clear_need_check(bs);
+    if (!bs->read_only) {
+        ret = qed_co_commit_tables(bs);
+        if (ret == 0) {
+            ret = qed_co_clear_need_check(bs);
+        }
     }
     qed_free_state(s);
+    return ret;
 }
 
 /* Writes the entries waiting in memory; the core flushes the file next. */

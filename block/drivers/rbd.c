@@ -416,7 +416,7 @@ out:
     return ret;
 }
 
-static void coroutine_fn rbd_co_close(BlockDriverState *bs)
+static int coroutine_fn rbd_co_close(BlockDriverState *bs)
 {
     RbdState *s = bs->opaque;
 
@@ -426,6 +426,7 @@ static void coroutine_fn rbd_co_close(BlockDriverState *bs)
     g_free(s->namespace);
     g_free(s->image_name);
     g_free(s->snapshot);
+    return 0;
 }
 
 typedef struct RbdCreateJob {

@@ -140,9 +140,12 @@ struct BlockDriver {
                                 GError **errp);
     /* At most one of close and co_close; called in coroutine context once
      * the node is drained and (if writable) flushed; children are still
-     * open. co_close may yield; close must not, nor run the loop. */
+     * open. co_close may yield; close must not, nor run the loop. co_close
+     * returns the first error of what it writes on the way out (a format's
+     * last tables, flags, bitmaps), -errno, which bdrv_unref_flush passes
+     * on; the node is closed either way. */
     void (*close)(BlockDriverState *bs);
-    void coroutine_fn (*co_close)(BlockDriverState *bs);
+    int coroutine_fn (*co_close)(BlockDriverState *bs);
     /* The node's cumulative permissions changed (perm: BLK_PERM_* held by
      * any parent or user; shared: those every one of them shares). Called by
      * the graph after open and whenever a user or parent comes, goes or
