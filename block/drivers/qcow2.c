@@ -697,8 +697,9 @@ static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
 
 /* The header area is rebuilt as QEMU lays it out: the backing format
  * extension first, the other extensions as they were, the end marker,
- * then the name. It is written in one request covering every byte the old
- * layout used, so no stale name or extension bytes remain. */
+ * then the name. It covers every byte the old layout used, so no stale
+ * name or extension bytes remain; qcow2_co_commit_header writes it so that
+ * a power cut leaves the old name or the new one, never a mix. */
 static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const char *file,
                                                      const char *fmt)
 {
@@ -749,7 +750,7 @@ static int coroutine_fn qcow2_co_change_backing_file(BlockDriverState *bs, const
     qblk_st_be64(buf + QCOW2_HDR_OFF(backing_file_offset), file ? pos : 0);
     qblk_st_be32(buf + QCOW2_HDR_OFF(backing_file_size), (uint32_t)name_len);
     pos += name_len;
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
+    ret = qcow2_co_commit_header(bs, old, buf, MAX(pos, MIN(used_end, cs)));
     if (ret == 0) {
         s->header.backing_file_offset = file ? pos - name_len : 0;
         s->header.backing_file_size = (uint32_t)name_len;

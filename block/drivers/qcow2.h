@@ -310,6 +310,13 @@ void qcow2_set_refcount_width(BDRVQcow2State *s, uint32_t bits);
 int coroutine_fn qcow2_co_read_table(BlockDriverState *bs, uint64_t offset, uint32_t n,
                                      uint64_t **out);
 
+/* qcow2-header.c */
+/* header_co_commit for cluster 0: [0, len) becomes new, old being the
+ * whole cluster as the file holds it; flushed when it took several
+ * writes. */
+int coroutine_fn qcow2_co_commit_header(BlockDriverState *bs, const uint8_t *old,
+                                        const uint8_t *new, uint64_t len);
+
 /* qcow2-meta.c */
 void qcow2_meta_init(BDRVQcow2State *s);
 void qcow2_meta_destroy(BDRVQcow2State *s);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include "block/drivers/header-commit.h"
 #include "block/drivers/qed.h"
 #include "util/main-loop.h"
 
@@ -531,16 +532,49 @@ static int coroutine_fn qed_co_truncate(BlockDriverState *bs, int64_t offset, bo
     return ret;
 }
 
-/* The name goes right after the header, as QEMU writes it; both go to disk
- * in one request. Old name bytes past the new end are left as they are
- * (QEMU does the same): nothing reads past backing_filename_size. */
+/* For header_co_commit: a QED header reads its 64 bytes and its name. */
+static HeaderReads qed_header_reads(const uint8_t *buf, uint64_t area)
+{
+    uint64_t off = MIN(qblk_ld_le32(buf + offsetof(QedDiskHeader, backing_filename_offset)),
+                       area);
+    uint64_t len = qblk_ld_le32(buf + offsetof(QedDiskHeader, backing_filename_size));
+
+    return (HeaderReads) {
+        .fixed_end = QED_HEADER_SIZE, .name_off = off, .name_len = MIN(len, area - off),
+    };
+}
+
+static void qed_header_set_name_offset(uint8_t *buf, uint64_t off)
+{
+    qblk_st_le32(buf + offsetof(QedDiskHeader, backing_filename_offset), (uint32_t)off);
+}
+
+static int coroutine_fn qed_header_co_write(BlockDriverState *bs, uint64_t off, uint64_t len,
+                                            const uint8_t *buf)
+{
+    return bdrv_co_pwrite(bs->file, off, len, buf, 0);
+}
+
+static const HeaderCommitOps qed_header_ops = {
+    .reads = qed_header_reads,
+    .set_name_offset = qed_header_set_name_offset,
+    .write = qed_header_co_write,
+};
+
+/* The name goes right after the header, as QEMU writes it. Old name bytes
+ * past the new end are left as they are (QEMU does the same): nothing
+ * reads past backing_filename_size. A name longer than 448 bytes crosses
+ * sector 0, so header_co_commit writes it in steps a power cut cannot
+ * leave as a mix of both names. */
 static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const char *file,
                                                    const char *fmt)
 {
     BDRVQEDState *s = bs->opaque;
     QedHeader h = s->header;
     size_t name_len = file ? strlen(file) : 0;
-    g_autofree uint8_t *buf = NULL;
+    uint64_t hdr_area = (uint64_t)h.header_size * h.cluster_size, area, old_end;
+    g_autofree uint8_t *old = NULL, *buf = NULL;
+    int64_t flen = bdrv_getlength(bs->file);
     int ret;
 
     /* An unknown compatible feature may keep data after the header. */
@@ -550,8 +584,11 @@ static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const c
     if (name_len > QED_BACKING_NAME_MAX) {
         return -EINVAL;
     }
-    if (QED_HEADER_SIZE + name_len > (uint64_t)h.header_size * h.cluster_size) {
+    if (QED_HEADER_SIZE + name_len > hdr_area) {
         return -ENOSPC;
+    }
+    if (flen < 0) {
+        return (int)flen;
     }
     h.features &= ~(QED_F_BACKING_FILE | QED_F_BACKING_FORMAT_NO_PROBE);
     if (file) {
@@ -562,13 +599,20 @@ static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const c
     }
     h.backing_filename_offset = QED_HEADER_SIZE;
     h.backing_filename_size = (uint32_t)name_len;
+    /* Room for the old name, the new one and a second slot for the new. */
+    old_end = (uint64_t)s->header.backing_filename_offset + s->header.backing_filename_size;
+    area = MIN(hdr_area, (MAX(old_end, QED_HEADER_SIZE + name_len) + name_len + 511) / 512 * 512);
+    old = g_malloc0(area);
     buf = g_malloc0(QED_HEADER_SIZE + name_len);
     qco_mutex_lock(&s->alloc_lock);
-    /* need-check may have changed while we waited; keep it as it is now. */
-    h.features = (h.features & ~QED_F_NEED_CHECK) | (s->header.features & QED_F_NEED_CHECK);
-    qed_header_encode(&h, buf);
-    memcpy(buf + QED_HEADER_SIZE, file ? file : "", name_len);
-    ret = bdrv_co_pwrite(bs->file, 0, QED_HEADER_SIZE + name_len, buf, 0);
+    ret = bdrv_co_pread(bs->file, 0, MIN(area, (uint64_t)flen), old, 0);
+    if (ret == 0) {
+        /* need-check may have changed while we waited; keep it as it is now. */
+        h.features = (h.features & ~QED_F_NEED_CHECK) | (s->header.features & QED_F_NEED_CHECK);
+        qed_header_encode(&h, buf);
+        memcpy(buf + QED_HEADER_SIZE, file ? file : "", name_len);
+        ret = header_co_commit(bs, &qed_header_ops, old, buf, QED_HEADER_SIZE + name_len, area);
+    }
     if (ret == 0) {
         s->header = h;
     }
