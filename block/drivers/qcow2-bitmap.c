@@ -484,7 +484,10 @@ static int coroutine_fn write_header_ext(BlockDriverState *bs, const uint8_t *ex
         qblk_st_be64(buf + QCOW2_HDR_OFF(backing_file_offset), pos);
     }
     pos += name_len;
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, MAX(pos, MIN(used_end, cs)), buf);
+    /* Torn-safe where only bytes the old header does not read change past
+     * sector 0 (an extension added after the others, or in sector 0);
+     * an update in place of an extension past byte 512 is one write. */
+    ret = qcow2_co_commit_header(bs, old, buf, MAX(pos, MIN(used_end, cs)));
     if (ret == 0) {
         if (s->header.backing_file_offset) {
             s->header.backing_file_offset = pos - name_len;

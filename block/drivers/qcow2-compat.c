@@ -77,7 +77,10 @@ static int coroutine_fn rewrite_header(BlockDriverState *bs, Qcow2Header *nh)
         nh->backing_file_offset = pos;
     }
     qcow2_header_encode(nh, buf);
-    ret = qcow2_co_pwrite_meta(bs, QCOW2_META_HEADER, 0, cs, buf);
+    /* Torn-safe when the extensions change only past what the old header
+     * reads (an upgrade) or the new one fits in sector 0 (a downgrade with
+     * a short name); else one write (see qcow2_co_commit_header). */
+    ret = qcow2_co_commit_header(bs, old, buf, cs);
     if (ret == 0) {
         ret = bdrv_co_flush(bs->file);
     }
