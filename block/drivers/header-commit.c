@@ -108,6 +108,35 @@ static int coroutine_fn run_commit(BlockDriverState *bs, const HeaderCommitOps *
     return ret;
 }
 
+/* A copy of hdr whose name (hdr_reads') is also at slot, and read there. */
+static uint8_t *name_moved(const HeaderCommitOps *ops, const uint8_t *hdr,
+                           const HeaderReads *hdr_reads, uint64_t slot, uint64_t area)
+{
+    uint8_t *copy = g_memdup2(hdr, area);
+
+    memcpy(copy + slot, hdr + hdr_reads->name_off, hdr_reads->name_len);
+    ops->set_name_offset(copy, slot);
+    return copy;
+}
+
+/* Plans commits of targets[0..n) in turn from old (stages[i] for each),
+ * true when every one is torn-safe. */
+static bool plan_steps(const HeaderCommitOps *ops, const uint8_t *old, uint8_t **targets,
+                       uint8_t **stages, int n, uint64_t span, uint64_t area)
+{
+    g_autofree uint8_t *cur = g_memdup2(old, area);
+
+    for (int i = 0; i < n; i++) {
+        if (!plan_commit(ops, cur, targets[i], span, area, stages[i])) {
+            return false;
+        }
+        /* What the file holds after commit i. */
+        memcpy(cur + HDR_SECTOR, stages[i] + HDR_SECTOR, span - HDR_SECTOR);
+        memcpy(cur, targets[i], HDR_SECTOR);
+    }
+    return true;
+}
+
 /*
  * A rewrite of the header area used to be one write of [0, len). A power
  * cut may keep only its first sectors: sector 0 (the fields, with the new
@@ -123,78 +152,83 @@ static int coroutine_fn run_commit(BlockDriverState *bs, const HeaderCommitOps *
  *
  * When the new header reads no byte past sector 0 that changes (a backing
  * file removed), sector 0 goes first and step 1 is left to the end.
- *
- * When the new name would overwrite the old one (the usual case: the same
- * extensions, so the same offset), one commit cannot do it: the name goes
- * first to a slot past both the old and the new layout (a commit pointing
- * there), then to its final place (a second commit). Last, the bytes no
- * header reads any more get what the single write would have left (for
- * qcow2 zeroes where the old name was), then a flush: the file ends byte
- * for byte as before, so it keeps QEMU's layout.
+ * When one commit cannot do it, names move to slots past everything the
+ * old and the new header read, each move a commit of its own: the new
+ * name first (it would overwrite the old one: the usual rebase, same
+ * extensions, same offset), or the old name first (the new extensions
+ * would overwrite it: a v2 -> v3 upgrade with a long name), or both.
+ * Last, the bytes no header reads any more get what the single write would
+ * have left (for qcow2 zeroes where the old name was), then a flush: the
+ * file ends byte for byte as before, so it keeps QEMU's layout.
  *
  * Falls back to the single write (torn-unsafe, as QEMU's) when a byte past
- * sector 0 that the old header reads must change (qcow2: an extension
- * added, removed or resized before others; a version change), or the
- * area has no room for the second slot. A header that fits in sector 0
- * (and a qcow2 image of 512-byte clusters) is one write, which is atomic.
+ * sector 0 that the old header reads must change in place (qcow2: an
+ * extension past byte 512 updated, removed or shifted), or the area has no
+ * room for the slots. A header that fits in sector 0 (and a qcow2 image of
+ * 512-byte clusters) is one write, which is atomic.
  */
 int coroutine_fn header_co_commit(BlockDriverState *bs, const HeaderCommitOps *ops,
                                   const uint8_t *old, const uint8_t *new, uint64_t len,
                                   uint64_t area)
 {
     HeaderReads ro = ops->reads(old, area), rn;
-    uint64_t span, slot;
+    uint64_t span, slot, slot2;
     g_autofree uint8_t *final = g_memdup2(old, area), *cur = g_memdup2(old, area);
-    g_autofree uint8_t *stage = g_malloc(area), *mid = NULL, *mid_stage = NULL;
+    g_autofree uint8_t *old_moved = NULL, *new_moved = NULL, *new_moved2 = NULL;
+    uint8_t *stages[3] = { NULL }, **plan = NULL;
+    int steps = 0, ret = 0;
     bool wrote;
-    int ret;
 
     memcpy(final, new, len);
     rn = ops->reads(final, area);
+    /* The slots: past what either header reads, the old name's first. */
     slot = MAX(reads_end(&ro), reads_end(&rn));
-    span = MIN(sector_round_up(MAX(len, slot)), area);
+    slot2 = slot + ro.name_len;
+    span = MIN(sector_round_up(MAX(len, slot2 + rn.name_len)), area);
     if (span <= HDR_SECTOR) {
-        goto single;
+        return ops->write(bs, 0, len, new);
     }
-    if (plan_commit(ops, cur, final, span, area, stage)) {
-        /* One commit does it. */
-    } else if (flips_first(ops, cur, final, span, area)) {
-        /* Sector 0 first: the new header reads nothing else that changes. */
-        memcpy(stage + HDR_SECTOR, cur + HDR_SECTOR, span - HDR_SECTOR);
-    } else {
-        /* Through a second slot for the name, past everything both read. */
-        if (!rn.name_len || slot + rn.name_len > area) {
-            goto single;
+    if (rn.name_len && slot2 + rn.name_len <= area) {
+        new_moved = name_moved(ops, final, &rn, slot, area);
+        new_moved2 = name_moved(ops, final, &rn, slot2, area);
+    }
+    if (ro.name_len && rn.name_len && slot2 + rn.name_len <= area) {
+        old_moved = name_moved(ops, old, &ro, slot, area);
+    }
+    uint8_t *plans[][4] = {
+        { final }, { new_moved, final }, { old_moved, final },
+        { old_moved, new_moved2, final },
+    };
+    for (int i = 0; i < 3; i++) {
+        stages[i] = g_malloc(area);
+    }
+    for (size_t p = 0; p < G_N_ELEMENTS(plans) && !steps; p++) {
+        int n = 0;
+
+        while (n < 3 && plans[p][n]) {
+            n++;
         }
-        span = MIN(sector_round_up(MAX(span, slot + rn.name_len)), area);
-        mid = g_memdup2(final, area);
-        mid_stage = g_malloc(area);
-        memcpy(mid + slot, final + rn.name_off, rn.name_len);
-        ops->set_name_offset(mid, slot);
-        if (!plan_commit(ops, cur, mid, span, area, mid_stage)) {
-            goto single;
-        }
-        /* What the file holds after the first commit, to plan the second. */
-        memcpy(cur + HDR_SECTOR, mid_stage + HDR_SECTOR, span - HDR_SECTOR);
-        memcpy(cur, mid, HDR_SECTOR);
-        if (!plan_commit(ops, cur, final, span, area, stage)) {
-            goto single;
-        }
-        memcpy(cur, old, area);
-        ret = run_commit(bs, ops, cur, mid, mid_stage, span);
-        if (ret < 0) {
-            return ret;
+        if (n && plans[p][n - 1] == final && plan_steps(ops, old, plans[p], stages, n, span, area)) {
+            plan = plans[p];
+            steps = n;
+        } else if (p == 0 && flips_first(ops, old, final, span, area)) {
+            /* Sector 0 first: the new header reads nothing else that changes. */
+            memcpy(stages[0] + HDR_SECTOR, old + HDR_SECTOR, span - HDR_SECTOR);
+            plan = plans[0];
+            steps = 1;
         }
     }
-    ret = run_commit(bs, ops, cur, final, stage, span);
-    if (ret == 0) {
+    for (int i = 0; i < steps && ret == 0; i++) {
+        ret = run_commit(bs, ops, cur, plan[i], stages[i], span);
+    }
+    if (ret == 0 && steps) {
         ret = write_changed(bs, ops, cur, final, HDR_SECTOR, span, &wrote);
         if (ret == 0 && wrote) {
             ret = bdrv_co_flush(bs->file);
         }
     }
-    return ret;
-
-single:
-    return ops->write(bs, 0, len, new);
+    for (int i = 0; i < 3; i++) {
+        g_free(stages[i]);
+    }
+    return steps ? ret : ops->write(bs, 0, len, new);
 }

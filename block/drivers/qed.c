@@ -599,9 +599,11 @@ static int coroutine_fn qed_co_change_backing_file(BlockDriverState *bs, const c
     }
     h.backing_filename_offset = QED_HEADER_SIZE;
     h.backing_filename_size = (uint32_t)name_len;
-    /* Room for the old name, the new one and a second slot for the new. */
+    /* Room for both names and the slots header_co_commit may move them to
+     * (past both, the old name's first). */
     old_end = (uint64_t)s->header.backing_filename_offset + s->header.backing_filename_size;
-    area = MIN(hdr_area, (MAX(old_end, QED_HEADER_SIZE + name_len) + name_len + 511) / 512 * 512);
+    area = MAX(old_end, QED_HEADER_SIZE + name_len) + s->header.backing_filename_size + name_len;
+    area = MIN(hdr_area, (area + 511) / 512 * 512);
     old = g_malloc0(area);
     buf = g_malloc0(QED_HEADER_SIZE + name_len);
     qco_mutex_lock(&s->alloc_lock);
