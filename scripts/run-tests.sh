@@ -142,6 +142,7 @@ for suite in "$BUILD tests/iotests/check -raw" "$BUILD tests/iotests/check -qed"
              "$BUILD tests/faults/sweep $BUILD --sample" \
              "$BUILD tests/faults/close-errors $BUILD" "$ASAN_BUILD tests/faults/close-errors $ASAN_BUILD" \
              "$BUILD tests/crash/run --sample" \
+             "$BUILD tests/crash/torn-header" "$ASAN_BUILD tests/crash/torn-header" \
              "$BUILD tests/rbd/run" "$ASAN_BUILD tests/rbd/run" \
              "$BUILD tests/compat/amend-random" "$ASAN_BUILD tests/compat/amend-random 8" \
              "$BUILD tests/install/run"; do
