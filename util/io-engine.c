@@ -59,6 +59,21 @@ static QblkAioMode default_mode = QBLK_AIO_AUTO;
 static bool default_named;
 static UringState *uring;
 static bool uring_failed;
+/* QBLK_AIO=inline (the fuzz targets, whose files are on tmpfs): the
+ * default is THREADS, and every request for the thread pool runs in the
+ * loop thread instead, then goes once through the loop as if it had been
+ * in flight. On tmpfs io_uring hands every request to a kernel worker, so
+ * either engine cost two context switches per request. 0: QBLK_AIO not
+ * read yet; 1: inline; -1: not. */
+static int threads_inline;
+
+static bool pool_is_inline(void)
+{
+    if (!threads_inline) {
+        threads_inline = g_strcmp0(g_getenv("QBLK_AIO"), "inline") == 0 ? 1 : -1;
+    }
+    return threads_inline > 0;
+}
 
 /* ----- io_uring ----- */
 
@@ -234,6 +249,11 @@ static int thread_io(void *opaque)
     return ret < 0 ? -errno : (int)ret;
 }
 
+static void inline_done_bh(void *opaque)
+{
+    qco_enter(opaque);
+}
+
 /* ----- common ----- */
 
 static int coroutine_fn engine_co_submit(QblkAioMode engine, int fd, QblkIoOp op,
@@ -244,11 +264,19 @@ static int coroutine_fn engine_co_submit(QblkAioMode engine, int fd, QblkIoOp op
         .fd = fd, .op = op, .offset = offset, .len = len,
         .iov = iov, .niov = niov, .mode = mode,
     };
+    int ret;
 
     if (engine == QBLK_AIO_IO_URING && uring->op_ok[op]) {
         return uring_co_submit(fd, op, offset, len, iov, niov, mode);
     }
-    return qblk_co_run_in_thread(thread_io, &r);
+    if (!pool_is_inline()) {
+        return qblk_co_run_in_thread(thread_io, &r);
+    }
+    ret = thread_io(&r);
+    /* Other coroutines run meanwhile, as they would during the request. */
+    qblk_bh_schedule(inline_done_bh, qco_self());
+    qco_yield();
+    return ret;
 }
 
 /* Turns transient failures into another attempt; returns true to retry. */
@@ -369,7 +397,7 @@ static QblkAioMode default_engine(void)
         return default_mode;
     }
     env = g_getenv("QBLK_AIO");
-    if (env && !strcmp(env, "threads")) {
+    if (env && (!strcmp(env, "threads") || pool_is_inline())) {
         default_mode = QBLK_AIO_THREADS;
         default_named = true;
         return default_mode;
@@ -428,4 +456,5 @@ void qblk_io_engine_reset(void)
     uring_failed = false;
     default_mode = QBLK_AIO_AUTO;
     default_named = false;
+    threads_inline = 0;
 }

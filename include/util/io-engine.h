@@ -1,6 +1,7 @@
 /* Host I/O for the posix file driver, engine chosen per node: io_uring when
  * the kernel allows it, else a thread pool. QBLK_AIO=io_uring|threads sets
- * what nodes that name no engine get. */
+ * what nodes that name no engine get (QBLK_AIO=inline, for the fuzz targets:
+ * threads, whose requests then run in the loop thread). */
 #ifndef QBLK_UTIL_IO_ENGINE_H
 #define QBLK_UTIL_IO_ENGINE_H
 

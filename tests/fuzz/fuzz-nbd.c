@@ -643,6 +643,20 @@ static void require_sound(BlockDriverState *bs, uint8_t setup)
     }
 }
 
+/* The library's file I/O in the loop thread (QBLK_AIO=inline, unless
+ * QBLK_AIO says otherwise): the images are on tmpfs, where io_uring hands
+ * every request to a kernel worker and the pool to a thread, and those two
+ * context switches per request took most of an execution's time. */
+static void use_inline_io(void)
+{
+    static bool done;
+
+    if (!done) {
+        g_setenv("QBLK_AIO", "inline", FALSE);
+        done = true;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t setup = size ? data[0] : 0;
@@ -662,6 +676,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     BlockDriverState *bs, *exported;
     NbdServer *srv;
 
+    use_inline_io();
     qblk_loop_init();
     dir = node_dir();
     bs = make_node(dir, setup);
