@@ -627,9 +627,11 @@ static void test_drain_nested(void)
                                          "backing.read-zeroes=on,backing.latency-ns=5000000",
                                          img);
     g_autofree char *created = unit_create(tmpdir, "qcow2", "nested.qcow2", "size=1M");
-    BlockDriverState *bs = open_ok(o, BDRV_O_RDWR);
+    BlockDriverState *bs;
     char one[512] = { 1 };
 
+    g_assert_nonnull(created);
+    bs = open_ok(o, BDRV_O_RDWR);
     /* The middle cluster is allocated, so the read copies two runs and asks
      * for the allocation after the first (whose backing read yields). */
     g_assert_cmpint(bdrv_pwrite(bs, 64 * 1024, sizeof(one), one, 0), ==, 0);

@@ -552,6 +552,40 @@ static void test_env(void)
                               "automatically\n");
 }
 
+/* QBLK_AIO=inline (the fuzz targets): the default is the threads engine,
+ * and its requests run in the calling thread, so no pool worker starts. */
+static void test_inline(void)
+{
+    g_autofree char *dir = NULL, *path = NULL;
+    uint8_t w[8192], r[8192];
+    int fd;
+
+    if (!g_test_subprocess()) {
+        /* A fresh process: no pool thread started by earlier tests. */
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+        g_test_trap_assert_passed();
+        return;
+    }
+    qblk_io_engine_reset();
+    g_setenv("QBLK_AIO", "inline", TRUE);
+    g_assert_cmpint(qblk_io_engine_init(QBLK_AIO_AUTO), ==, QBLK_AIO_THREADS);
+    dir = g_dir_make_tmp("qblk-io-XXXXXX", NULL);
+    path = g_build_filename(dir, "img", NULL);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    fill_pattern(w, sizeof(w), 5);
+    test_engine = QBLK_AIO_THREADS;
+    g_assert_cmpint(do_buf(fd, QBLK_IO_WRITE, 4096, w, sizeof(w)), ==, 0);
+    g_assert_cmpint(do_buf(fd, QBLK_IO_READ, 4096, r, sizeof(r)), ==, 0);
+    g_assert_cmpmem(r, sizeof(r), w, sizeof(w));
+    g_assert_cmpint(unit_pool_threads(), ==, 0);
+    close(fd);
+    g_unlink(path);
+    g_rmdir(dir);
+    g_unsetenv("QBLK_AIO");
+    qblk_io_engine_reset();
+}
+
 static void add_both(const char *name,
                      void (*fn)(Fixture *f, gconstpointer data))
 {
@@ -590,5 +624,6 @@ int main(int argc, char **argv)
     add_both("run-in-thread", test_run_in_thread);
     g_test_add_func("/io-engine/env", test_env);
     g_test_add_func("/io-engine/both-engines", test_both_engines);
+    g_test_add_func("/io-engine/inline", test_inline);
     return g_test_run();
 }
