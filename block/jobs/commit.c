@@ -33,12 +33,15 @@ static BlockDriverState *coroutine_fn commit_co_acquire_writable_base(BlockDrive
     return base;
 }
 
-/* Back to read-only, which also writes the base out and leaves it clean. */
-static void coroutine_fn commit_co_release_writable_base(BlockDriverState *base,
-                                                         BlockDriverState *rw)
+/* Back to read-only, which also writes the base out and leaves it clean
+ * (QED clears its need-check flag there): a failure is the commit's. */
+static int coroutine_fn commit_co_release_writable_base(BlockDriverState *base,
+                                                        BlockDriverState *rw, GError **errp)
 {
-    bdrv_co_reopen(base, rw->open_flags & ~BDRV_O_RDWR, NULL);
+    int ret = bdrv_co_reopen(base, rw->open_flags & ~BDRV_O_RDWR, errp);
+
     bdrv_co_unref(rw);
+    return ret;
 }
 
 /* Copies one chunk [off, off+n) that is allocated above base; on failure
@@ -134,7 +137,7 @@ int coroutine_fn bdrv_co_commit(BlockDriverState *top, BlockDriverState *base,
     static const BdrvCommitOptions no_opts;
     int64_t len = bdrv_getlength(top);
     BlockDriverState *dst;
-    int ret, flush_ret;
+    int ret, flush_ret, release_ret;
 
     opts = opts ? opts : &no_opts;
     if (len < 0) {
@@ -165,6 +168,10 @@ int coroutine_fn bdrv_co_commit(BlockDriverState *top, BlockDriverState *base,
             }
         }
     }
-    commit_co_release_writable_base(base, dst);
+    /* The first error is the one reported. */
+    release_ret = commit_co_release_writable_base(base, dst, ret < 0 ? NULL : errp);
+    if (ret >= 0 && release_ret < 0) {
+        ret = release_ret;
+    }
     return ret < 0 ? ret : 0;
 }
