@@ -30,16 +30,18 @@ static int coroutine_fn fix_copied(BlockDriverState *bs, uint64_t *entry, uint64
                                    CopiedFlags mode)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t rc = 2, want;
-    int ret = 0;
+    bool copied = false;
+    uint64_t rc, want;
 
     if (mode == COPIED_BY_REFCOUNT) {
-        ret = qcow2_co_get_refcount(bs, host >> s->cluster_bits, &rc);
+        int ret = qcow2_co_get_refcount(bs, host >> s->cluster_bits, &rc);
+
+        if (ret < 0) {
+            return ret;
+        }
+        copied = rc == 1;
     }
-    if (ret < 0) {
-        return ret;
-    }
-    want = rc == 1 ? (*entry | QCOW2_OFLAG_COPIED) : (*entry & ~QCOW2_OFLAG_COPIED);
+    want = copied ? (*entry | QCOW2_OFLAG_COPIED) : (*entry & ~QCOW2_OFLAG_COPIED);
     if (want == *entry) {
         return 0;
     }
